@@ -1,0 +1,126 @@
+"""VibeApp: prompts that become a generated app and its sandboxed preview.
+
+The app is the result of applying the prompts one by one; appending a prompt asks for the next
+revision. Each revision's files are stored in object storage and served by a gVisor preview.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import Field
+
+from vibeplane.api.common import Conditions, Duration, KubeModel
+from vibeplane.api.meta import AGE_COLUMN, KindInfo, PrinterColumn
+
+Phase = Literal[
+    "Pending", "Generating", "Deploying", "Running", "Hibernated", "Failed", "BudgetExceeded"
+]
+
+
+class Preview(KubeModel):
+    """The app's live preview."""
+
+    enabled: bool = True
+    """Run a preview of the current revision."""
+    idle_timeout: Duration = "30m"
+    """Hibernate (scale to zero) after this long without traffic, e.g. "30m"."""
+
+
+class AutoFix(KubeModel):
+    """A bounded loop that sends a failing revision's error back to the model."""
+
+    attempts: int = Field(default=0, ge=0, le=5)
+    """How many charged fix-up generations to try when a revision fails validation (0-5)."""
+
+
+class VibeAppSpec(KubeModel):
+    """The desired state of one generated app."""
+
+    prompts: list[str] = Field(
+        min_length=1,
+        max_length=500,
+        json_schema_extra={"items": {"type": "string", "minLength": 1, "maxLength": 20000}},
+    )
+    """The prompts, in order: the app is the result of applying them one by one, and
+    appending a prompt asks for the next revision."""
+    model: str | None = Field(default=None, max_length=253)
+    """The ModelDeployment to generate with; defaults to the workspace's default model."""
+    stack: Literal["static", "python", "node"] = "static"
+    """What the generated app is written in and how the preview serves it."""
+    preview: Preview | None = None
+    """Preview settings."""
+    pinned_revision: int | None = Field(default=None, ge=1)
+    """Serve this revision instead of the latest (rollback); remove to return to the latest."""
+    auto_fix: AutoFix | None = None
+    """Fix-up generations for revisions that fail validation."""
+
+
+class Revision(KubeModel):
+    """One generated revision of the app."""
+
+    number: int = Field(ge=1)
+    """The revision number, from 1."""
+    prompt_digest: str | None = None
+    """sha256 of the prompt that produced it."""
+    model: str | None = None
+    """The ModelDeployment that generated it."""
+    route_reason: str | None = None
+    """Why the router chose that model."""
+    tokens_in: int | None = None
+    """Input tokens charged."""
+    tokens_out: int | None = None
+    """Output tokens charged."""
+    cost: str | None = None
+    """What the generation cost, as a decimal string."""
+    artifact_uri: str | None = None
+    """The bundle in object storage, e.g. s3://bucket/workspaces/ws/apps/app/<sha256>.tar.gz."""
+    sha256: str | None = None
+    """sha256 of the bundle."""
+    validation: Literal["Pending", "Passed", "Failed"] | None = None
+    """Whether the preview of this revision became ready."""
+    time: datetime | None = None
+    """When the revision was generated."""
+
+
+class VibeAppStatus(KubeModel):
+    """The observed state of one generated app."""
+
+    phase: Phase | None = None
+    """Pending, Generating, Deploying, Running, Hibernated, Failed or BudgetExceeded."""
+    revision: int | None = None
+    """The revision served now."""
+    revisions: list[Revision] = Field(default_factory=list)
+    """The last revisions, newest last (older ones are in the revision index in storage)."""
+    url: str | None = None
+    """Where the preview answers."""
+    total_cost: str | None = None
+    """What all of the app's generations cost, as a decimal string."""
+    last_activity: datetime | None = None
+    """The last prompt or preview request."""
+    conditions: Conditions = Field(default_factory=list)
+    """Generated, PreviewReady, BudgetOK, Ready."""
+    observed_generation: int | None = None
+    """The metadata.generation the status was computed from."""
+
+
+INFO = KindInfo(
+    kind="VibeApp",
+    plural="vibeapps",
+    short_names=("va",),
+    scope="Namespaced",
+    spec=VibeAppSpec,
+    status=VibeAppStatus,
+    description=(
+        "A VibeApp is an app generated from prompts, stored per revision in object storage "
+        "and served as a gVisor-sandboxed preview."
+    ),
+    printer_columns=(
+        PrinterColumn("Phase", ".status.phase"),
+        PrinterColumn("Rev", ".status.revision", type="integer"),
+        PrinterColumn("URL", ".status.url"),
+        PrinterColumn("Cost", ".status.totalCost"),
+        AGE_COLUMN,
+    ),
+)
