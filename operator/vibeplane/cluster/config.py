@@ -1,0 +1,92 @@
+"""Where the local control plane keeps its files and which loopback ports it uses."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+KUBERNETES_VERSION = "v1.35.4"
+KSERVE_MODULE = "github.com/kserve/kserve"
+KSERVE_VERSION = "v0.20.0"
+KSERVE_CRDS = (
+    "config/crd/full/serving.kserve.io_inferenceservices.yaml",
+    "config/crd/full/serving.kserve.io_servingruntimes.yaml",
+    "config/crd/full/serving.kserve.io_clusterservingruntimes.yaml",
+)
+TOOLS = {
+    # name: (go package, version); installed with `go install`, cached like the control plane.
+    "kwok": ("sigs.k8s.io/kwok/cmd/kwok", "v0.7.0"),
+    "helm": ("helm.sh/helm/v3/cmd/helm", "v3.21.4"),
+}
+
+
+def repository_root() -> Path:
+    """The source checkout vibeplane runs from (it holds the Go sources and the CRDs)."""
+    override = os.environ.get("VIBEPLANE_SOURCE_DIR")
+    root = Path(override) if override else Path(__file__).resolve().parents[3]
+    if not (root / "tests" / "controlplane" / "go.mod").is_file():
+        raise RuntimeError(
+            f"{root} is not a vibeplane checkout (tests/controlplane/go.mod is missing); "
+            "run from a checkout installed with `pip install -e .` or set VIBEPLANE_SOURCE_DIR"
+        )
+    return root
+
+
+def _port(name: str, default: int) -> int:
+    return int(os.environ.get(name, default))
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    """Paths and ports of one local cluster; every process binds to 127.0.0.1."""
+
+    home: Path
+    cache: Path
+    apiserver_port: int
+    etcd_client_port: int
+    etcd_peer_port: int
+
+    @classmethod
+    def from_env(cls) -> ClusterConfig:
+        """VIBEPLANE_HOME (default ~/.vibeplane) holds state; the build cache is shared."""
+        home = Path(os.environ.get("VIBEPLANE_HOME", Path.home() / ".vibeplane"))
+        cache_root = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+        return cls(
+            home=home / "cluster",
+            cache=Path(os.environ.get("VIBEPLANE_CACHE", cache_root / "vibeplane")),
+            apiserver_port=_port("VIBEPLANE_APISERVER_PORT", 16443),
+            etcd_client_port=_port("VIBEPLANE_ETCD_PORT", 23790),
+            etcd_peer_port=_port("VIBEPLANE_ETCD_PEER_PORT", 23800),
+        )
+
+    @property
+    def pki(self) -> Path:
+        return self.home / "pki"
+
+    @property
+    def logs(self) -> Path:
+        return self.home / "logs"
+
+    @property
+    def run(self) -> Path:
+        return self.home / "run"
+
+    @property
+    def etcd_data(self) -> Path:
+        return self.home / "etcd"
+
+    @property
+    def admin_kubeconfig(self) -> Path:
+        return self.home / "admin.kubeconfig"
+
+    @property
+    def audit_log(self) -> Path:
+        return self.logs / "audit.log"
+
+    @property
+    def server(self) -> str:
+        return f"https://127.0.0.1:{self.apiserver_port}"
+
+    def kubeconfig(self, identity: str) -> Path:
+        return self.home / f"{identity}.kubeconfig"
