@@ -1,0 +1,1 @@
+"""The ModelDeployment controller: how each model is served, priced and reached."""

@@ -1,0 +1,55 @@
+"""The operator's settings, from the environment (the Helm chart sets them on the Deployment)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+FINALIZER = "vibeplane.io/finalizer"
+ANNOTATION_PREFIX = "vibeplane.io"
+LABEL_WORKSPACE = "vibeplane.io/workspace"
+LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+MANAGER_NAME = "vibeplane"
+
+
+def field_manager(controller: str) -> str:
+    """The server-side apply field manager of one controller, e.g. vibeplane-workspace."""
+    return f"{MANAGER_NAME}-{controller}"
+
+
+@dataclass(frozen=True)
+class OperatorSettings:
+    """Operator-wide choices; each has an environment variable of the same name."""
+
+    platform_namespace: str = "vibeplane-system"
+    """Where shared ModelDeployments live."""
+    default_model: str = "builtin"
+    """The platform's default ModelDeployment (in platform_namespace)."""
+    gateway_namespace: str = "vibeplane-gateway"
+    """The only namespace allowed to reach previews."""
+    runtime_class: str = "gvisor"
+    """The RuntimeClass of preview pods."""
+    bind_address: str = "127.0.0.1"
+    """Where the metrics and liveness servers listen (the chart sets 0.0.0.0 in a pod)."""
+    metrics_port: int = 9090
+    """Where Prometheus metrics are served."""
+    liveness_port: int = 8080
+    """Where /healthz answers."""
+    resync_seconds: float = 300.0
+    """How often every object is reconciled even without events (drift repair)."""
+
+    @classmethod
+    def from_env(cls) -> OperatorSettings:
+        def env(name: str, default: str) -> str:
+            return os.environ.get(f"VIBEPLANE_{name.upper()}", default)
+
+        return cls(
+            platform_namespace=env("platform_namespace", cls.platform_namespace),
+            default_model=env("default_model", cls.default_model),
+            gateway_namespace=env("gateway_namespace", cls.gateway_namespace),
+            runtime_class=env("runtime_class", cls.runtime_class),
+            bind_address=env("bind_address", cls.bind_address),
+            metrics_port=int(env("metrics_port", str(cls.metrics_port))),
+            liveness_port=int(env("liveness_port", str(cls.liveness_port))),
+            resync_seconds=float(env("resync_seconds", str(cls.resync_seconds))),
+        )

@@ -1,0 +1,1 @@
+"""The VibeApp controller: prompts to revisions to sandboxed previews."""

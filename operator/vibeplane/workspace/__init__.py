@@ -1,0 +1,1 @@
+"""The Workspace controller: a tenant's namespace and everything that isolates it."""
