@@ -1,0 +1,56 @@
+"""Helpers for integration tests: waiting, and counting requests from the API server's side."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+def wait_for(check: Callable[[], T | None], timeout: float = 30, what: str = "condition") -> T:
+    """Poll `check` until it returns something truthy; fail with `what` after timeout."""
+    deadline = time.monotonic() + timeout
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+@dataclass
+class AuditLog:
+    """The API server's audit log (writes only, see vibeplane.cluster.local.AUDIT_POLICY)."""
+
+    path: Path
+
+    def mark(self) -> int:
+        """A position: events after it are what `events_since` returns."""
+        return self.path.stat().st_size if self.path.exists() else 0
+
+    def events_since(self, mark: int) -> Iterator[dict[str, Any]]:
+        with open(self.path, "rb") as log:
+            log.seek(mark)
+            for line in log:
+                if line.strip():
+                    yield json.loads(line)
+
+    def writes(self, mark: int, user: str, namespace: str | None = None) -> list[dict[str, Any]]:
+        """Write requests by `user` after `mark`, optionally only in one namespace."""
+        found = []
+        for event in self.events_since(mark):
+            if event.get("stage") != "ResponseComplete":
+                continue
+            if event.get("user", {}).get("username") != user:
+                continue
+            ref = event.get("objectRef") or {}
+            if namespace is not None and namespace not in (ref.get("namespace"), ref.get("name")):
+                continue
+            found.append(event)
+        return found
