@@ -26,8 +26,9 @@ down: venv
 status: venv
 	$(BIN)/vibeplane status
 
+# Generated from the code: crds/, charts/vibeplane/crds/, the workspace ClusterRoles.
 crds: venv
-	$(BIN)/vibeplane crds crds charts/vibeplane/crds
+	$(BIN)/vibeplane manifests
 
 lint: venv
 	$(BIN)/ruff check .

@@ -117,10 +117,13 @@ def _operator(args: argparse.Namespace) -> int:
     return 0
 
 
-def _crds(args: argparse.Namespace) -> int:
-    from vibeplane.api import crdgen
+def _manifests(args: argparse.Namespace) -> int:
+    from pathlib import Path
 
-    crdgen.main([str(directory) for directory in args.directories])
+    from vibeplane import manifests
+
+    for path in manifests.write(Path(args.root)):
+        print(path)
     return 0
 
 
@@ -186,9 +189,11 @@ def parser() -> argparse.ArgumentParser:
     operator.add_argument("--verbose", action="store_true", help="debug logging")
     operator.set_defaults(run=_operator)
 
-    crds = commands.add_parser("crds", help="write the generated CRDs into directories")
-    crds.add_argument("directories", nargs="+")
-    crds.set_defaults(run=_crds)
+    generated = commands.add_parser(
+        "manifests", help="write the CRDs and ClusterRoles generated from the code"
+    )
+    generated.add_argument("--root", default=".", help="the repository root (default: .)")
+    generated.set_defaults(run=_manifests)
     return root
 
 

@@ -1,8 +1,9 @@
-"""The operator process: Kopf configured for vibeplane, plus metrics and liveness endpoints.
+"""The operator process: Kopf configured for vibeplane, the controllers, metrics and liveness.
 
 Kopf's defaults are tuned for a generic operator; the choices here are vibeplane's:
-- its own finalizer and annotation prefix (vibeplane.io/...), so nothing reads as another
-  operator's state;
+- Kopf only watches: reconciles run in vibeplane's work queues (see `vibeplane.kube.reconcile`),
+  so Kopf writes no annotations and adds no finalizers of its own; the finalizer and annotation
+  prefix are still set to vibeplane's (vibeplane.io/...) so nothing reads as another operator's;
 - Kubernetes Events only for warnings and errors: an info Event per reconcile would double the
   write load on the API server for no reader;
 - watches the server ends every 5 minutes (with a client-side margin), so a silently dead
@@ -18,8 +19,17 @@ from typing import Any
 import kopf
 from prometheus_client import start_http_server
 
+from vibeplane.kube import client
+from vibeplane.kube.cache import ObjectCache
+from vibeplane.kube.reconcile import Controller, ObjectKey, Resyncer
 from vibeplane.modeldeployment import handlers as modeldeployment
-from vibeplane.settings import ANNOTATION_PREFIX, FINALIZER, OperatorSettings
+from vibeplane.settings import (
+    ANNOTATION_PREFIX,
+    FINALIZER,
+    LABEL_WORKSPACE,
+    OperatorSettings,
+    field_manager,
+)
 from vibeplane.vibeapp import handlers as vibeapp
 from vibeplane.workspace import handlers as workspace
 
@@ -42,16 +52,67 @@ def configure_kopf(kopf_settings: kopf.OperatorSettings) -> None:
     kopf_settings.networking.connect_timeout = 10
 
 
-def setup(settings: OperatorSettings) -> None:
-    """Register every controller's handlers."""
+def ensure_platform_namespace(settings: OperatorSettings) -> None:
+    """Shared models and budget ledgers live in the platform namespace."""
+    client.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {"name": settings.platform_namespace},
+        },
+        field_manager("platform"),
+    )
+
+
+class Operator:
+    """The controllers and what feeds them."""
+
+    def __init__(self, settings: OperatorSettings) -> None:
+        self.settings = settings
+        self.cache = ObjectCache(on_change=self._child_changed)
+        self.vibeapps = vibeapp.setup(settings)
+        self.workspaces = workspace.setup(settings, self.cache, self.vibeapps.count)
+        self.models = modeldeployment.setup(settings)
+        self.controllers: list[Controller] = [self.workspaces, self.models, self.vibeapps]
+        self.vibeapps.subscribe(self._app_appeared_or_went)
+        self.resyncer = Resyncer(self.controllers, settings.resync_seconds)
+
+    def _child_changed(self, body: dict[str, Any]) -> None:
+        owner = workspace.workspace_of(body)
+        if owner is not None:
+            self.workspaces.enqueue(owner)
+
+    def _app_appeared_or_went(self, _: str, body: dict[str, Any]) -> None:
+        namespace = self.cache.lookup("Namespace", body["metadata"].get("namespace", ""))
+        owner = workspace.workspace_of(namespace) if namespace else None
+        if owner is not None:
+            self.workspaces.enqueue(owner)
+
+    def start(self) -> None:
+        ensure_platform_namespace(self.settings)
+        self.cache.prime()
+        self.resyncer.start()
+
+    def stop(self) -> None:
+        self.resyncer.stop()
+        for controller in self.controllers:
+            controller.queue.shutdown()
+
+
+def setup(settings: OperatorSettings) -> Operator:
+    """Build the controllers and register Kopf's startup and cleanup."""
+    operator = Operator(settings)
 
     @kopf.on.startup()
     def _startup(settings: kopf.OperatorSettings, **_: Any) -> None:
         configure_kopf(settings)
+        operator.start()
 
-    workspace.setup(settings)
-    modeldeployment.setup(settings)
-    vibeapp.setup(settings)
+    @kopf.on.cleanup()
+    def _cleanup(**_: Any) -> None:
+        operator.stop()
+
+    return operator
 
 
 def run(settings: OperatorSettings | None = None, verbose: bool = False) -> None:
@@ -65,3 +126,6 @@ def run(settings: OperatorSettings | None = None, verbose: bool = False) -> None
         standalone=True,
         liveness_endpoint=f"http://{settings.bind_address}:{settings.liveness_port}/healthz",
     )
+
+
+__all__ = ["LABEL_WORKSPACE", "ObjectKey", "Operator", "run", "setup"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 RECONCILES = Counter(
     "vibeplane_reconciles_total",
@@ -19,4 +19,16 @@ WRITES = Counter(
     "vibeplane_writes_total",
     "Writes the operator sent to the API server, by kind of the owner and what was written.",
     ["kind", "target"],
+)
+
+WORKSPACE_SPEND = Gauge(
+    "vibeplane_workspace_spend",
+    "Settled usage of the current budget period, by workspace and resource "
+    "(tokens, money, gpu_hours).",
+    ["workspace", "resource"],
+)
+WORKSPACE_REMAINING = Gauge(
+    "vibeplane_workspace_budget_remaining",
+    "What is left of the current period's budget, by workspace and resource (only limits set).",
+    ["workspace", "resource"],
 )

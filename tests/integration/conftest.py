@@ -10,7 +10,6 @@ import sys
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import kubernetes
@@ -29,6 +28,8 @@ def cluster() -> Iterator[LocalCluster]:
     cluster = LocalCluster()
     was_running = cluster.running()
     cluster.up()
+    # Code under test that builds its own client (the budget store) finds the cluster here.
+    os.environ["KUBECONFIG"] = str(cluster.config.admin_kubeconfig)
     yield cluster
     if not was_running and not os.environ.get("VIBEPLANE_KEEP_CLUSTER"):
         cluster.down()
@@ -70,11 +71,60 @@ def _free_port() -> int:
         return port
 
 
-@dataclass
 class OperatorProcess:
-    process: subprocess.Popen[bytes]
-    log: Path
-    metrics_url: str
+    """`vibeplane operator` as a real process under its own identity; restartable."""
+
+    def __init__(self, cluster: LocalCluster, log: Path) -> None:
+        self.log = log
+        self.metrics_port, self.liveness_port = _free_port(), _free_port()
+        self.metrics_url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        self.env = dict(
+            os.environ,
+            KUBECONFIG=str(cluster.config.kubeconfig("operator")),
+            VIBEPLANE_METRICS_PORT=str(self.metrics_port),
+            VIBEPLANE_LIVENESS_PORT=str(self.liveness_port),
+            VIBEPLANE_RESYNC_SECONDS="3",
+        )
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with open(self.log, "ab") as output:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "vibeplane", "operator"],
+                env=self.env,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+            )
+        wait_for(self._healthy, timeout=60, what="operator /healthz")
+
+    def _healthy(self) -> bool:
+        assert self.process is not None
+        if self.process.poll() is not None:
+            raise AssertionError(f"operator exited: {self.log.read_text()[-3000:]}")
+        try:
+            url = f"http://127.0.0.1:{self.liveness_port}/healthz"
+            with urllib.request.urlopen(url, timeout=2):
+                return True
+        except OSError:
+            return False
+
+    def stop(self, kill: bool = False) -> None:
+        if self.process is None:
+            return
+        if kill:
+            self.process.kill()
+        else:
+            self.process.terminate()
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.process = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
 
     def metrics(self) -> str:
         with urllib.request.urlopen(self.metrics_url, timeout=5) as response:
@@ -86,39 +136,10 @@ class OperatorProcess:
 def operator(
     cluster: LocalCluster, artifacts: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[OperatorProcess]:
-    """`vibeplane operator` as a real process, under its own identity, resyncing every 3 s."""
+    """The operator, resyncing every 3 s, for the whole session."""
     log = tmp_path_factory.mktemp("operator") / "operator.log"
-    metrics_port, liveness_port = _free_port(), _free_port()
-    env = dict(
-        os.environ,
-        KUBECONFIG=str(cluster.config.kubeconfig("operator")),
-        VIBEPLANE_METRICS_PORT=str(metrics_port),
-        VIBEPLANE_LIVENESS_PORT=str(liveness_port),
-        VIBEPLANE_RESYNC_SECONDS="3",
-    )
-    with open(log, "wb") as output:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "vibeplane", "operator"],
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-
-    def healthy() -> bool:
-        if process.poll() is not None:
-            raise AssertionError(f"operator exited: {log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{liveness_port}/healthz", timeout=2):
-                return True
-        except OSError:
-            return False
-
-    wait_for(healthy, timeout=60, what="operator /healthz")
-    yield OperatorProcess(process, log, f"http://127.0.0.1:{metrics_port}/metrics")
-    process.terminate()
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+    process = OperatorProcess(cluster, log)
+    process.start()
+    yield process
+    process.stop()
     shutil.copyfile(log, artifacts / "operator.log")

@@ -24,6 +24,18 @@ def wait_for(check: Callable[[], T | None], timeout: float = 30, what: str = "co
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
 
 
+def or_none(read: Callable[..., T], *args: Any) -> T | None:
+    """`read(*args)`, or None when the object does not exist (404)."""
+    from kubernetes.client.exceptions import ApiException
+
+    try:
+        return read(*args)
+    except ApiException as error:
+        if error.status == 404:
+            return None
+        raise
+
+
 @dataclass
 class AuditLog:
     """The API server's audit log (writes only, see vibeplane.cluster.local.AUDIT_POLICY)."""

@@ -107,10 +107,20 @@ def _convert(node: Schema, defs: dict[str, Schema], path: str) -> Schema:
     return out
 
 
+def _without_defaults(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {key: _without_defaults(value) for key, value in node.items() if key != "default"}
+    if isinstance(node, list):
+        return [_without_defaults(item) for item in node]
+    return node
+
+
 def crd(info: KindInfo) -> Schema:
     """The CustomResourceDefinition of one kind."""
     spec = structural_schema(info.spec)
-    status = structural_schema(info.status)
+    # The API server defaults status too: a default there would differ from what the
+    # operator writes, and every reconcile would "fix" it again.
+    status = _without_defaults(structural_schema(info.status))
     spec["description"] = " ".join((info.spec.__doc__ or "").split())
     status["description"] = " ".join((info.status.__doc__ or "").split())
     root: Schema = {

@@ -49,6 +49,8 @@ class Quota(KubeModel):
     """Total storage requested by persistent volume claims."""
     previews: int | None = Field(default=None, ge=0)
     """Maximum number of previews running at once."""
+    apps: int | None = Field(default=None, ge=0)
+    """Maximum number of VibeApps (and so of preview Services)."""
 
 
 class ContainerLimits(KubeModel):
@@ -191,7 +193,9 @@ class WorkspaceStatus(KubeModel):
     period: BudgetPeriod | None = None
     """The current budget period."""
     usage: Usage | None = None
-    """What was spent in the current period (settled plus reserved)."""
+    """What was spent (settled) in the current period."""
+    reserved: Usage | None = None
+    """What generations in flight hold now (settled when they finish)."""
     remaining: Usage | None = None
     """What is left in the current period, for each limit that is set."""
     used_percent: int | None = None
@@ -200,6 +204,8 @@ class WorkspaceStatus(KubeModel):
     """Number of VibeApps in the workspace."""
     previews_running: int | None = None
     """Number of previews running now."""
+    default_model: str | None = None
+    """The ModelDeployment generations use when an app names none."""
     conditions: Conditions = Field(default_factory=list)
     """Ready, BudgetWarning, BudgetExceeded, Suspended."""
     observed_generation: int | None = None

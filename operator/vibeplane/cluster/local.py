@@ -118,7 +118,7 @@ class LocalCluster:
         root = repository_root()
         binary = self.build(progress)
         if self.running():
-            self._install_crds(binary, root, progress)
+            self._install_manifests(binary, root, progress)
             return self.config.admin_kubeconfig
         for directory in (self.config.home, self.config.logs, self.config.run):
             directory.mkdir(parents=True, exist_ok=True)
@@ -133,7 +133,7 @@ class LocalCluster:
         self._start_once("scheduler", self._scheduler_args(binary), progress)
         progress("waiting for the default ServiceAccount (controller-manager is working)")
         self._wait(self._default_service_account_exists, "controller-manager", 120)
-        self._install_crds(binary, root, progress)
+        self._install_manifests(binary, root, progress)
         return self.config.admin_kubeconfig
 
     def _start_once(self, name: str, argv: Sequence[str], progress: Progress) -> None:
@@ -298,20 +298,29 @@ class LocalCluster:
             check=False,
         )
 
-    def _install_crds(self, binary: Path, root: Path, progress: Progress) -> None:
-        files = sorted((root / "crds").glob("*.yaml")) + kserve_crds(self.config.cache)
+    def _install_manifests(self, binary: Path, root: Path, progress: Progress) -> None:
+        files = [
+            *sorted((root / "crds").glob("*.yaml")),
+            root / "charts" / "vibeplane" / "templates" / "workspace-clusterroles.yaml",
+            *kserve_crds(self.config.cache),
+        ]
         digest = hashlib.sha256(b"".join(path.read_bytes() for path in files)).hexdigest()
         stamp = self.config.run / "crds.sha256"
         if stamp.is_file() and stamp.read_text() == digest:
             return
-        progress(f"installing {len(files)} CRDs (vibeplane and KServe)")
+        progress("installing CRDs (vibeplane and KServe) and the workspace ClusterRoles")
         args = ["apply", "--server-side", "--force-conflicts", "--field-manager=vibeplane-cluster"]
         for path in files:
             args += ["-f", str(path)]
         result = self.kubectl(*args, binary=binary)
         if result.returncode != 0:
             raise ClusterError(f"installing CRDs failed:\n{result.stderr}")
-        names = [f"crd/{yaml.safe_load(path.read_text())['metadata']['name']}" for path in files]
+        names = [
+            f"crd/{document['metadata']['name']}"
+            for path in files
+            for document in yaml.safe_load_all(path.read_text())
+            if document and document["kind"] == "CustomResourceDefinition"
+        ]
         result = self.kubectl(
             "wait", "--for=condition=Established", "--timeout=60s", *names, binary=binary
         )

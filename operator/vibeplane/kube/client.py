@@ -13,12 +13,14 @@ import os
 import re
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, cast
 
 import kubernetes
 from kubernetes.client import ApiClient
 from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import NotFoundError
+
+from vibeplane.api.meta import KindInfo
 
 Manifest = dict[str, Any]
 
@@ -29,7 +31,10 @@ def api_client() -> ApiClient:
     if os.environ.get("KUBERNETES_SERVICE_HOST") and not os.environ.get("KUBECONFIG"):
         kubernetes.config.load_incluster_config()  # type: ignore[no-untyped-call]
     else:
-        kubernetes.config.load_kube_config()  # type: ignore[no-untyped-call]
+        # Read KUBECONFIG now: the library reads it once, at import time.
+        kubernetes.config.load_kube_config(  # type: ignore[no-untyped-call]
+            config_file=os.environ.get("KUBECONFIG")
+        )
     return ApiClient()
 
 
@@ -53,26 +58,96 @@ def get(api_version: str, kind: str, name: str, namespace: str | None = None) ->
     return result
 
 
-def apply(desired: Manifest, field_manager: str, live: Manifest | None = None) -> bool:
-    """Server-side apply `desired` unless the live object already matches. True if written.
+def apply(
+    desired: Manifest,
+    field_manager: str,
+    live: Manifest | None = None,
+    exact: tuple[str, ...] = (),
+    lookup: bool = True,
+) -> Manifest | None:
+    """Server-side apply `desired` unless the live object already matches.
 
-    `live` may be passed when the caller has it already (from a watch or index) to save a GET.
+    Returns the object as the API server stored it, or None when nothing was sent. Top-level
+    keys in `exact` (e.g. "spec") must match entirely, so a field dropped from `desired` is
+    removed; elsewhere the live object may hold more than we set (server defaults, others'
+    labels). Pass `live` when the caller has it (from a watch cache); with `lookup=False` a
+    missing `live` means the object does not exist.
     """
     metadata = desired["metadata"]
-    if live is None:
+    if live is None and lookup:
         live = get(
             desired["apiVersion"], desired["kind"], metadata["name"], metadata.get("namespace")
         )
-    if live is not None and contains(live, desired):
-        return False
-    _resource(desired["apiVersion"], desired["kind"]).server_side_apply(
+    if live is not None and matches(live, desired, exact):
+        return None
+    result = _resource(desired["apiVersion"], desired["kind"]).server_side_apply(
         body=desired,
         name=metadata["name"],
         namespace=metadata.get("namespace"),
         field_manager=field_manager,
         force_conflicts=True,
     )
+    stored: Manifest = result.to_dict()
+    return stored
+
+
+def matches(
+    live: Mapping[str, Any], desired: Mapping[str, Any], exact: tuple[str, ...] = ()
+) -> bool:
+    """Whether `live` already is what `desired` asks for (see `apply`)."""
+    for key, value in desired.items():
+        if key in exact:
+            if not equivalent(live.get(key), value):
+                return False
+        elif key not in live or not contains(live[key], value):
+            return False
     return True
+
+
+def patch_status(
+    info: KindInfo, name: str, namespace: str | None, patch: Mapping[str, Any]
+) -> Manifest:
+    """Merge-patch the status subresource of one of our objects; return the updated object."""
+    custom = kubernetes.client.CustomObjectsApi(api_client())
+    body = {"status": dict(patch)}
+    if namespace is None:
+        result = custom.patch_cluster_custom_object_status(
+            info.group,
+            info.version,
+            info.plural,
+            name,
+            body,
+            _content_type="application/merge-patch+json",
+        )
+    else:
+        result = custom.patch_namespaced_custom_object_status(
+            info.group,
+            info.version,
+            namespace,
+            info.plural,
+            name,
+            body,
+            _content_type="application/merge-patch+json",
+        )
+    return cast(Manifest, result)
+
+
+def delete(api_version: str, kind: str, name: str, namespace: str | None = None) -> bool:
+    """Delete an object if it exists. True if a delete was sent and accepted."""
+    try:
+        _resource(api_version, kind).delete(name=name, namespace=namespace)
+    except NotFoundError:
+        return False
+    return True
+
+
+def list_objects(
+    api_version: str, kind: str, namespace: str | None = None, label_selector: str | None = None
+) -> list[Manifest]:
+    """Objects of a kind as plain dicts."""
+    result = _resource(api_version, kind).get(namespace=namespace, label_selector=label_selector)
+    items: list[Manifest] = result.to_dict().get("items", [])
+    return items
 
 
 _QUANTITY = re.compile(r"^([+-]?[0-9.]+)([numkMGTPE]i?|[eE][+-]?[0-9]+)?$")
@@ -124,6 +199,23 @@ def same_value(live: object, desired: object) -> bool:
         return True
     live_quantity, desired_quantity = _quantity_value(live), _quantity_value(desired)
     return live_quantity is not None and live_quantity == desired_quantity
+
+
+def equivalent(live: object, desired: object) -> bool:
+    """Equal in structure and value, quantities compared by value."""
+    if isinstance(desired, Mapping):
+        return (
+            isinstance(live, Mapping)
+            and set(live) == set(desired)
+            and all(equivalent(live[key], value) for key, value in desired.items())
+        )
+    if isinstance(desired, list):
+        return (
+            isinstance(live, list)
+            and len(live) == len(desired)
+            and all(equivalent(a, b) for a, b in zip(live, desired, strict=True))
+        )
+    return same_value(live, desired)
 
 
 def contains(live: object, desired: object) -> bool:

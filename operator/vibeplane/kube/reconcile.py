@@ -1,16 +1,25 @@
-"""One level-based reconcile per kind, wired into Kopf.
+"""One level-based reconcile per kind: Kopf watches feed a work queue, workers reconcile.
 
-A kind provides a pure-ish `reconcile(context) -> Outcome`; this module registers it for resume
-(operator start), create, update and a periodic resync, serializes runs per object (a resync
-timer and an update must not race), validates the spec through the pydantic model (a spec the
-API server accepted but the operator refuses becomes Ready=False/InvalidSpec, not a crash
-loop), and writes status only when it differs from what is stored.
+Why not Kopf's create/update/timer handlers: they persist state on the objects themselves
+(a last-handled-configuration annotation on every change, and a finalizer on every object
+that has a timer), so a GitOps tool sees drift and deletion waits for the operator. Here Kopf
+only watches (`on.event`), and:
+
+- the latest body of every object is kept from its watch, so a reconcile reads nothing it
+  already has;
+- events that change nothing a reconcile looks at (our own status writes) are dropped;
+- every object is re-queued every `resync_seconds` (drift repair, period rollover);
+- watches on children or other inputs re-queue their owner by name (`Controller.enqueue`);
+- the spec is re-validated through the pydantic model: a spec the API server accepted but the
+  operator refuses becomes Ready=False/InvalidSpec, never a crash loop;
+- status is written (a merge patch on the status subresource) only when it differs.
 """
 
 from __future__ import annotations
 
+import copy
+import logging
 import threading
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,9 +29,27 @@ from kubernetes.client.exceptions import ApiException
 from pydantic import BaseModel, ValidationError
 
 from vibeplane.api.meta import KindInfo
+from vibeplane.kube import client
 from vibeplane.kube.conditions import ConditionSpec, merge_conditions, now_rfc3339, status_patch
-from vibeplane.metrics import RECONCILE_SECONDS, RECONCILES
+from vibeplane.kube.workqueue import WorkQueue
+from vibeplane.metrics import RECONCILE_SECONDS, RECONCILES, WRITES
 from vibeplane.settings import OperatorSettings
+
+Body = dict[str, Any]
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, order=True)
+class ObjectKey:
+    """Namespace (None for cluster-scoped kinds) and name."""
+
+    namespace: str | None
+    name: str
+
+    @classmethod
+    def of(cls, body: Mapping[str, Any]) -> ObjectKey:
+        metadata = body.get("metadata") or {}
+        return cls(metadata.get("namespace"), metadata["name"])
 
 
 @dataclass(frozen=True)
@@ -37,7 +64,6 @@ class Context:
     status: Mapping[str, Any]
     body: Mapping[str, Any]
     settings: OperatorSettings
-    logger: Any
 
 
 @dataclass
@@ -46,13 +72,15 @@ class Outcome:
 
     conditions: list[ConditionSpec]
     fields: dict[str, Any] = field(default_factory=dict)
+    requeue_after: float | None = None
+    """Reconcile again after this many seconds even without events (e.g. a probe retry)."""
 
 
 Reconciler = Callable[[Context], Outcome]
 
 
 def validation_message(error: ValidationError) -> str:
-    """One line per problem, naming the field as users write it (camelCase path)."""
+    """One line per problem, naming the field as users write it."""
     lines = []
     for problem in error.errors():
         location = ".".join(str(part) for part in problem["loc"]) or "spec"
@@ -60,83 +88,182 @@ def validation_message(error: ValidationError) -> str:
     return "; ".join(lines)
 
 
-def _object_lock(memo: Any) -> threading.Lock:
-    # Kopf's per-object memo lives as long as the object is watched.
-    lock = getattr(memo, "reconcile_lock", None)
-    if lock is None:
-        lock = memo.reconcile_lock = threading.Lock()
-    return lock
-
-
-def register(info: KindInfo, reconcile: Reconciler, settings: OperatorSettings) -> None:
-    """Register `reconcile` for one kind with Kopf."""
-    resource = (info.group, info.version, info.plural)
-
-    def handle(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, logger: Any, **_: Any) -> None:
-        with _object_lock(memo), RECONCILE_SECONDS.labels(info.kind).time():
-            _reconcile_once(info, reconcile, settings, body, patch, logger)
-
-    # Sync handlers run on Kopf's thread pool: the kubernetes client blocks.
-    kopf.on.resume(*resource, id="reconcile")(handle)
-    kopf.on.create(*resource, id="reconcile")(handle)
-    kopf.on.update(*resource, id="reconcile")(handle)
-    kopf.timer(
-        *resource,
-        id="resync",
-        interval=settings.resync_seconds,
-        initial_delay=settings.resync_seconds,
-        idle=None,
-    )(handle)
-
-
-def _reconcile_once(
-    info: KindInfo,
-    reconcile: Reconciler,
-    settings: OperatorSettings,
-    body: kopf.Body,
-    patch: kopf.Patch,
-    logger: Any,
-) -> None:
-    meta = body.get("metadata", {})
-    status: Mapping[str, Any] = body.get("status") or {}
-    generation = meta.get("generation")
-    spec_model: type[BaseModel] = info.spec
-    try:
-        spec = spec_model.model_validate(body.get("spec") or {})
-    except ValidationError as error:
-        RECONCILES.labels(info.kind, "invalid").inc()
-        outcome = Outcome(
-            [ConditionSpec("Ready", "False", "InvalidSpec", validation_message(error))]
-        )
-    else:
-        context = Context(
-            name=meta["name"],
-            namespace=meta.get("namespace"),
-            uid=meta["uid"],
-            generation=generation,
-            spec=spec,
-            status=status,
-            body=body,
-            settings=settings,
-            logger=logger,
-        )
-        started = time.monotonic()
-        try:
-            outcome = reconcile(context)
-        except ApiException as error:
-            RECONCILES.labels(info.kind, "error").inc()
-            # The reason is enough to act on; the body may quote objects we should not echo.
-            raise kopf.TemporaryError(
-                f"API error {error.status} {error.reason} while reconciling", delay=5
-            ) from error
-        RECONCILES.labels(info.kind, "ok").inc()
-        logger.debug(f"reconciled in {time.monotonic() - started:.3f}s")
-
-    desired = dict(outcome.fields)
-    desired["observedGeneration"] = generation
-    desired["conditions"] = merge_conditions(
-        status.get("conditions"), outcome.conditions, generation, now_rfc3339()
+def _essence(body: Mapping[str, Any]) -> tuple[Any, ...]:
+    metadata = body.get("metadata") or {}
+    return (
+        body.get("spec"),
+        metadata.get("generation"),
+        metadata.get("labels"),
+        metadata.get("annotations"),
+        metadata.get("deletionTimestamp"),
     )
-    changes = status_patch(status, desired)
-    if changes:
-        patch.status.update(changes)
+
+
+class Controller:
+    """The reconcile loop of one kind."""
+
+    def __init__(
+        self, info: KindInfo, reconcile: Reconciler, settings: OperatorSettings, workers: int = 4
+    ) -> None:
+        self.info = info
+        self.settings = settings
+        self._reconcile = reconcile
+        self._bodies: dict[ObjectKey, Body] = {}
+        self._lock = threading.Lock()
+        self._listeners: list[Callable[[str, Body], None]] = []
+        self.queue: WorkQueue[ObjectKey] = WorkQueue(info.kind, self._process, workers=workers)
+
+    # ---- inputs ----------------------------------------------------------------------------
+
+    def register(self) -> None:
+        """Watch the kind through Kopf."""
+        kopf.on.event(self.info.group, self.info.version, self.info.plural, id=f"{self.info.kind}")(
+            self._on_event
+        )
+
+    def _on_event(self, event: Mapping[str, Any], **_: Any) -> None:
+        body = event.get("object") or {}
+        if not body.get("metadata", {}).get("name"):
+            return
+        key = ObjectKey.of(body)
+        event_type = str(event.get("type") or "")
+        with self._lock:
+            previous = self._bodies.get(key)
+            if event_type == "DELETED":
+                self._bodies.pop(key, None)
+            else:
+                self._bodies[key] = copy.deepcopy(dict(body))
+        if previous is None or event_type == "DELETED":
+            for listener in self._listeners:
+                listener(event_type, dict(body))
+        if event_type == "DELETED":
+            return
+        reconciled = (body.get("status") or {}).get("observedGeneration") == body.get(
+            "metadata", {}
+        ).get("generation")
+        if previous is None or not reconciled or _essence(previous) != _essence(body):
+            self.queue.add(key)
+
+    def subscribe(self, listener: Callable[[str, Body], None]) -> None:
+        """Call `listener(event_type, body)` when an object appears or is deleted."""
+        self._listeners.append(listener)
+
+    def count(self, namespace: str) -> int:
+        """How many objects of the kind are known in `namespace`."""
+        with self._lock:
+            return sum(1 for key in self._bodies if key.namespace == namespace)
+
+    def enqueue(self, key: ObjectKey) -> None:
+        """Reconcile this object soon (a child or an input of it changed)."""
+        self.queue.add(key)
+
+    def resync(self) -> None:
+        """Queue every known object."""
+        with self._lock:
+            keys = list(self._bodies)
+        for key in keys:
+            self.queue.add(key)
+
+    def body(self, key: ObjectKey) -> Body | None:
+        """The latest body seen for key, from its watch."""
+        with self._lock:
+            body = self._bodies.get(key)
+            return copy.deepcopy(body) if body is not None else None
+
+    def keys(self) -> list[ObjectKey]:
+        with self._lock:
+            return list(self._bodies)
+
+    # ---- processing ------------------------------------------------------------------------
+
+    def _process(self, key: ObjectKey) -> None:
+        body = self.body(key)
+        if body is None:
+            return
+        with RECONCILE_SECONDS.labels(self.info.kind).time():
+            self._reconcile_body(key, body)
+
+    def _reconcile_body(self, key: ObjectKey, body: Body) -> None:
+        metadata = body["metadata"]
+        status: Mapping[str, Any] = body.get("status") or {}
+        generation = metadata.get("generation")
+        spec_model: type[BaseModel] = self.info.spec
+        outcome: Outcome
+        try:
+            spec = spec_model.model_validate(body.get("spec") or {})
+        except ValidationError as error:
+            RECONCILES.labels(self.info.kind, "invalid").inc()
+            outcome = Outcome(
+                [ConditionSpec("Ready", "False", "InvalidSpec", validation_message(error))]
+            )
+        else:
+            context = Context(
+                name=key.name,
+                namespace=key.namespace,
+                uid=metadata["uid"],
+                generation=generation,
+                spec=spec,
+                status=status,
+                body=body,
+                settings=self.settings,
+            )
+            try:
+                outcome = self._reconcile(context)
+            except ApiException as error:
+                RECONCILES.labels(self.info.kind, "error").inc()
+                if error.status == 404:
+                    return  # the object or its namespace is going away
+                raise
+            RECONCILES.labels(self.info.kind, "ok").inc()
+        self._write_status(key, status, generation, outcome)
+        if outcome.requeue_after is not None:
+            self.queue.add_after(key, outcome.requeue_after)
+
+    def _write_status(
+        self,
+        key: ObjectKey,
+        status: Mapping[str, Any],
+        generation: int | None,
+        outcome: Outcome,
+    ) -> None:
+        desired = dict(outcome.fields)
+        desired["observedGeneration"] = generation
+        desired["conditions"] = merge_conditions(
+            status.get("conditions"), outcome.conditions, generation, now_rfc3339()
+        )
+        changes = status_patch(status, desired)
+        if not changes:
+            return
+        log.info("%s %s: status changes %s", self.info.kind, key.name, sorted(changes))
+        try:
+            updated = client.patch_status(self.info, key.name, key.namespace, changes)
+        except ApiException as error:
+            if error.status == 404:
+                return
+            raise
+        WRITES.labels(self.info.kind, f"{self.info.kind}/status").inc()
+        with self._lock:
+            # Keep what we wrote, so a resync before the watch catches up sends nothing again.
+            if key in self._bodies:
+                self._bodies[key] = updated
+
+
+class Resyncer:
+    """Re-queues every object of every controller periodically, on its own thread."""
+
+    def __init__(self, controllers: list[Controller], interval: float) -> None:
+        self._controllers = controllers
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="resync", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            for controller in self._controllers:
+                controller.resync()

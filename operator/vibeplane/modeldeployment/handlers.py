@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from vibeplane.api import modeldeployment as api
 from vibeplane.kube.conditions import ConditionSpec
-from vibeplane.kube.reconcile import Context, Outcome, register
+from vibeplane.kube.reconcile import Context, Controller, Outcome
 from vibeplane.settings import OperatorSettings
 
 
@@ -37,5 +37,7 @@ def reconcile(context: Context) -> Outcome:
     )
 
 
-def setup(settings: OperatorSettings) -> None:
-    register(api.INFO, reconcile, settings)
+def setup(settings: OperatorSettings) -> Controller:
+    controller = Controller(api.INFO, reconcile, settings)
+    controller.register()
+    return controller

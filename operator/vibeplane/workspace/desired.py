@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from vibeplane.api.common import API_VERSION
 from vibeplane.api.workspace import WorkspaceSpec
-from vibeplane.settings import LABEL_MANAGED_BY, LABEL_WORKSPACE, MANAGER_NAME
+from vibeplane.budget.ledger import Ledger, Limits
+from vibeplane.kube.conditions import ConditionSpec
+from vibeplane.settings import LABEL_MANAGED_BY, LABEL_WORKSPACE, MANAGER_NAME, OperatorSettings
 
 Manifest = dict[str, Any]
 
@@ -53,6 +57,19 @@ def namespace(workspace: str, uid: str, spec: WorkspaceSpec) -> Manifest:
     }
 
 
+SYSTEM_NAMESPACES = frozenset({"default", "kube-system", "kube-public", "kube-node-lease"})
+
+
+def reserved_namespace(name: str, settings: OperatorSettings) -> str | None:
+    """Why a namespace may never belong to a tenant, or None."""
+    if name in SYSTEM_NAMESPACES or name in (
+        settings.platform_namespace,
+        settings.gateway_namespace,
+    ):
+        return f"namespace {name} is reserved for the cluster or the platform"
+    return None
+
+
 def namespace_conflict(live: Mapping[str, Any] | None, workspace: str) -> str | None:
     """Why an existing namespace cannot be taken over, or None when it is free or ours."""
     if live is None:
@@ -65,3 +82,370 @@ def namespace_conflict(live: Mapping[str, Any] | None, workspace: str) -> str | 
     if owner:
         return f"namespace {name} belongs to workspace {owner}"
     return f"namespace {name} already exists and is not managed by a workspace"
+
+
+# ---- RBAC ----------------------------------------------------------------------------------
+
+READ = ["get", "list", "watch"]
+WRITE = ["create", "update", "patch", "delete"]
+ROLES = ("admin", "editor", "viewer")
+
+
+def cluster_role_name(role: str) -> str:
+    return f"vibeplane-workspace-{role}"
+
+
+def _rule(group: str, resources: list[str], verbs: list[str]) -> Manifest:
+    return {"apiGroups": [group], "resources": resources, "verbs": verbs}
+
+
+def _role_rules(role: str) -> list[Manifest]:
+    """Least privilege, verb by verb. No role may change the quota, limits, network
+    policies, role bindings or the Workspace; viewers read no Secrets."""
+    rules = [
+        _rule(
+            "",
+            [
+                "pods",
+                "pods/log",
+                "services",
+                "endpoints",
+                "configmaps",
+                "events",
+                "persistentvolumeclaims",
+                "resourcequotas",
+                "limitranges",
+            ],
+            READ,
+        ),
+        _rule("apps", ["deployments", "replicasets"], READ),
+        _rule("events.k8s.io", ["events"], READ),
+        _rule("networking.k8s.io", ["networkpolicies"], READ),
+        _rule("rbac.authorization.k8s.io", ["rolebindings"], READ),
+    ]
+    if role == "viewer":
+        return [*rules, _rule("vibeplane.io", ["vibeapps", "modeldeployments"], READ)]
+    rules += [
+        _rule("vibeplane.io", ["vibeapps"], READ + WRITE),
+    ]
+    if role == "editor":
+        return [*rules, _rule("vibeplane.io", ["modeldeployments"], READ)]
+    return [
+        *rules,
+        _rule("vibeplane.io", ["modeldeployments"], READ + WRITE),
+        # Admins keep API keys of external models in Secrets, and may restart a preview.
+        _rule("", ["secrets"], READ + WRITE),
+        _rule("", ["pods"], ["delete"]),
+    ]
+
+
+def cluster_roles() -> list[Manifest]:
+    """The ClusterRoles the project ships; RoleBindings in each workspace refer to them."""
+    return [
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRole",
+            "metadata": {
+                "name": cluster_role_name(role),
+                "labels": {"app.kubernetes.io/part-of": "vibeplane"},
+            },
+            "rules": _role_rules(role),
+        }
+        for role in ROLES
+    ]
+
+
+def role_bindings(workspace: str, uid: str, spec: WorkspaceSpec) -> dict[str, Manifest | None]:
+    """One RoleBinding per role with members; None for a role without (it is removed)."""
+    result: dict[str, Manifest | None] = {}
+    for role in ROLES:
+        name = f"vibeplane-{role}"
+        subjects = [
+            {"apiGroup": "rbac.authorization.k8s.io", "kind": member.kind, "name": member.name}
+            for member in spec.members
+            if member.role == role
+        ]
+        result[name] = (
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "RoleBinding",
+                "metadata": _child_metadata(name, workspace, uid, spec),
+                "roleRef": {
+                    "apiGroup": "rbac.authorization.k8s.io",
+                    "kind": "ClusterRole",
+                    "name": cluster_role_name(role),
+                },
+                "subjects": subjects,
+            }
+            if subjects
+            else None
+        )
+    return result
+
+
+def _child_metadata(name: str, workspace: str, uid: str, spec: WorkspaceSpec) -> Manifest:
+    return {
+        "name": name,
+        "namespace": namespace_name(workspace, spec),
+        "labels": workspace_labels(workspace),
+        "ownerReferences": [owner_reference(workspace, uid)],
+    }
+
+
+# ---- quota and limits ----------------------------------------------------------------------
+
+
+def resource_quota(workspace: str, uid: str, spec: WorkspaceSpec) -> Manifest | None:
+    """Hard limits of the namespace; None when the workspace sets no quota."""
+    quota = spec.quota
+    if quota is None:
+        return None
+    hard: dict[str, str] = {}
+    if quota.cpu is not None:
+        hard["requests.cpu"] = hard["limits.cpu"] = str(quota.cpu)
+    if quota.memory is not None:
+        hard["requests.memory"] = hard["limits.memory"] = str(quota.memory)
+    if quota.gpu is not None:
+        hard["requests.nvidia.com/gpu"] = str(quota.gpu)
+    if quota.pods is not None:
+        hard["pods"] = str(quota.pods)
+    if quota.storage is not None:
+        hard["requests.storage"] = str(quota.storage)
+    if quota.apps is not None:
+        # Every app has one preview Service; counting both keeps a runaway loop in check.
+        hard["count/vibeapps.vibeplane.io"] = str(quota.apps)
+        hard["services"] = str(quota.apps)
+    if not hard:
+        return None
+    return {
+        "apiVersion": "v1",
+        "kind": "ResourceQuota",
+        "metadata": _child_metadata("vibeplane-quota", workspace, uid, spec),
+        "spec": {"hard": hard},
+    }
+
+
+DEFAULT_CPU = "500m"
+DEFAULT_MEMORY = "512Mi"
+
+
+def limit_range(workspace: str, uid: str, spec: WorkspaceSpec) -> Manifest:
+    """Defaults for containers without requests or limits, so that they count against the
+    quota (a quota on requests.cpu refuses pods that set none) and stay bounded."""
+    limits = spec.limits
+    cpu = str(limits.default_cpu) if limits and limits.default_cpu is not None else DEFAULT_CPU
+    memory = (
+        str(limits.default_memory)
+        if limits and limits.default_memory is not None
+        else DEFAULT_MEMORY
+    )
+    return {
+        "apiVersion": "v1",
+        "kind": "LimitRange",
+        "metadata": _child_metadata("vibeplane-limits", workspace, uid, spec),
+        "spec": {
+            "limits": [
+                {
+                    "type": "Container",
+                    "default": {"cpu": cpu, "memory": memory},
+                    "defaultRequest": {"cpu": cpu, "memory": memory},
+                }
+            ]
+        },
+    }
+
+
+# ---- network -------------------------------------------------------------------------------
+
+PREVIEW_SELECTOR = {"app.kubernetes.io/component": "preview"}
+# Internet egress means the internet: never the cluster's own ranges or cloud metadata.
+PRIVATE_RANGES = [
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "169.254.0.0/16",
+    "100.64.0.0/10",
+]
+
+
+def _policy(name: str, workspace: str, uid: str, spec: WorkspaceSpec, body: Manifest) -> Manifest:
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": _child_metadata(name, workspace, uid, spec),
+        "spec": body,
+    }
+
+
+def network_policies(
+    workspace: str, uid: str, spec: WorkspaceSpec, gateway_namespace: str
+) -> dict[str, Manifest | None]:
+    """Default deny both ways, then allowances; None marks a policy to remove."""
+    network = spec.network
+    internet = network is not None and network.allow_internet_egress
+    cidrs = list(network.allowed_egress_cidrs) if network else []
+    namespace_of = "kubernetes.io/metadata.name"
+    return {
+        "vibeplane-default-deny": _policy(
+            "vibeplane-default-deny",
+            workspace,
+            uid,
+            spec,
+            {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]},
+        ),
+        "vibeplane-allow-dns": _policy(
+            "vibeplane-allow-dns",
+            workspace,
+            uid,
+            spec,
+            {
+                "podSelector": {},
+                "policyTypes": ["Egress"],
+                "egress": [
+                    {
+                        "to": [
+                            {
+                                "namespaceSelector": {"matchLabels": {namespace_of: "kube-system"}},
+                                "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+                            }
+                        ],
+                        "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
+                    }
+                ],
+            },
+        ),
+        "vibeplane-allow-gateway": _policy(
+            "vibeplane-allow-gateway",
+            workspace,
+            uid,
+            spec,
+            {
+                "podSelector": {"matchLabels": PREVIEW_SELECTOR},
+                "policyTypes": ["Ingress"],
+                "ingress": [
+                    {
+                        "from": [
+                            {
+                                "namespaceSelector": {
+                                    "matchLabels": {namespace_of: gateway_namespace}
+                                }
+                            }
+                        ]
+                    }
+                ],
+            },
+        ),
+        "vibeplane-allow-internet": _policy(
+            "vibeplane-allow-internet",
+            workspace,
+            uid,
+            spec,
+            {
+                "podSelector": {},
+                "policyTypes": ["Egress"],
+                "egress": [{"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": PRIVATE_RANGES}}]}],
+            },
+        )
+        if internet
+        else None,
+        "vibeplane-allow-egress-cidrs": _policy(
+            "vibeplane-allow-egress-cidrs",
+            workspace,
+            uid,
+            spec,
+            {
+                "podSelector": {},
+                "policyTypes": ["Egress"],
+                "egress": [{"to": [{"ipBlock": {"cidr": cidr}} for cidr in cidrs]}],
+            },
+        )
+        if cidrs
+        else None,
+    }
+
+
+# ---- budget --------------------------------------------------------------------------------
+
+
+def budget_limits(spec: WorkspaceSpec) -> Limits:
+    """The hard limits of the workspace's budget (unlimited without one)."""
+    budget = spec.budget
+    if budget is None:
+        return Limits()
+    return Limits(
+        tokens=budget.tokens,
+        money=Decimal(budget.money) if budget.money is not None else None,
+        gpu_hours=Decimal(budget.gpu_hours) if budget.gpu_hours is not None else None,
+        soft_percent=budget.soft_limit_percent,
+    )
+
+
+def budget_status(
+    spec: WorkspaceSpec, state: Ledger, now: datetime
+) -> tuple[dict[str, Any], list[ConditionSpec]]:
+    """Status fields and the BudgetWarning/BudgetExceeded conditions, from the ledger."""
+    limits = budget_limits(spec)
+    settled = state.settled
+    used = limits.used_percent(settled)
+    fields: dict[str, Any] = {
+        "period": {
+            "name": state.period.name,
+            "start": _rfc3339(state.period.start),
+            "end": _rfc3339(state.period.end),
+        },
+        "usage": settled.to_json(),
+        "reserved": state.reserved(now).to_json(),
+        "remaining": limits.remaining(settled) or None,
+        "usedPercent": used,
+    }
+    if spec.budget is None:
+        return fields, [
+            ConditionSpec("BudgetWarning", "False", "NoBudget", "no budget is set"),
+            ConditionSpec("BudgetExceeded", "False", "NoBudget", "no budget is set"),
+        ]
+    at_limit = [
+        name
+        for name, spent, limit in (
+            ("tokens", Decimal(settled.tokens), limits.tokens),
+            ("money", settled.money, limits.money),
+            ("gpuHours", settled.gpu_hours, limits.gpu_hours),
+        )
+        if limit is not None and spent >= limit
+    ]
+    soft = limits.soft_percent
+    warning = (
+        ConditionSpec(
+            "BudgetWarning",
+            "True",
+            "SoftLimitReached",
+            f"{used}% of the {state.period.name} budget is used (soft limit {soft}%)"
+            + (
+                "; generations use a cheaper model"
+                if spec.budget.on_exceeded == "Downgrade"
+                else ""
+            ),
+        )
+        if used is not None and used >= soft
+        else ConditionSpec(
+            "BudgetWarning",
+            "False",
+            "WithinBudget",
+            f"{used or 0}% of the {state.period.name} budget is used (soft limit {soft}%)",
+        )
+    )
+    exceeded = (
+        ConditionSpec(
+            "BudgetExceeded",
+            "True",
+            "HardLimitReached",
+            f"the {state.period.name} budget is spent ({', '.join(at_limit)}): new generations "
+            "are refused until the period ends or the budget is raised",
+        )
+        if at_limit
+        else ConditionSpec("BudgetExceeded", "False", "WithinBudget", "generations are allowed")
+    )
+    return fields, [warning, exceeded]
+
+
+def _rfc3339(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,0 +1,1 @@
+"""Workspace budgets: calendar periods, the ledger, and where it is stored."""

@@ -1,0 +1,118 @@
+"""A watch-fed cache of the objects the operator owns, so reconciles read from memory.
+
+At startup each watched kind is listed once (`prime`); from then on Kopf's watch events keep
+the cache current, and the cache is authoritative for that kind: an object absent from it does
+not exist (with the label selector the kind was registered with). Every change is also handed
+to `on_change`, which re-queues the owner: that is how a deleted or edited child is repaired.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import kopf
+
+from vibeplane.kube import client
+
+Body = dict[str, Any]
+CacheKey = tuple[str, str | None, str]  # kind, namespace, name
+
+
+@dataclass(frozen=True)
+class WatchedKind:
+    group: str
+    version: str
+    plural: str
+    kind: str
+    labels: Mapping[str, str]
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    @property
+    def selector(self) -> str:
+        return ",".join(f"{key}={value}" for key, value in self.labels.items())
+
+
+class ObjectCache:
+    """Latest bodies of watched kinds, authoritative once primed."""
+
+    def __init__(self, on_change: Callable[[Body], None]) -> None:
+        self._on_change = on_change
+        self._kinds: dict[str, WatchedKind] = {}
+        self._primed: set[str] = set()
+        self._bodies: dict[CacheKey, Body] = {}
+        self._lock = threading.Lock()
+
+    def watch(self, kind: WatchedKind) -> None:
+        """Register a Kopf watch for `kind` (call before the operator starts)."""
+        self._kinds[kind.kind] = kind
+        labels = dict(kind.labels)
+        kopf.on.event(
+            kind.group, kind.version, kind.plural, labels=labels, id=f"cache-{kind.kind}"
+        )(self._on_event)
+
+    def prime(self) -> None:
+        """List every watched kind once, so absence in the cache means absence."""
+        for kind in self._kinds.values():
+            items = client.list_objects(kind.api_version, kind.kind, label_selector=kind.selector)
+            with self._lock:
+                for item in items:
+                    item.setdefault("kind", kind.kind)
+                    self._bodies.setdefault(self._key_of(kind.kind, item), item)
+                self._primed.add(kind.kind)
+
+    @staticmethod
+    def _key_of(kind: str, body: Mapping[str, Any]) -> CacheKey:
+        metadata = body.get("metadata") or {}
+        return (kind, metadata.get("namespace"), metadata.get("name", ""))
+
+    def _on_event(self, event: Mapping[str, Any], **_: Any) -> None:
+        body = dict(event.get("object") or {})
+        kind = body.get("kind")
+        if kind not in self._kinds:
+            return
+        key = self._key_of(kind, body)
+        with self._lock:
+            if event.get("type") == "DELETED":
+                self._bodies.pop(key, None)
+            else:
+                self._bodies[key] = copy.deepcopy(body)
+        self._on_change(body)
+
+    def lookup(self, kind: str, name: str, namespace: str | None = None) -> Body | None:
+        """The object, from memory when its kind is primed, else from the API server."""
+        with self._lock:
+            body = self._bodies.get((kind, namespace, name))
+            if body is not None:
+                return copy.deepcopy(body)
+            if kind in self._primed:
+                return None
+        watched = self._kinds.get(kind)
+        api_version = watched.api_version if watched else "v1"
+        return client.get(api_version, kind, name, namespace)
+
+    def remember(self, body: Body) -> None:
+        """Record what we just wrote, so the next reconcile does not write it again."""
+        kind = body.get("kind")
+        if kind in self._kinds:
+            with self._lock:
+                self._bodies[self._key_of(kind, body)] = copy.deepcopy(body)
+
+    def forget(self, kind: str, name: str, namespace: str | None) -> None:
+        with self._lock:
+            self._bodies.pop((kind, namespace, name), None)
+
+    def items(self, kind: str, namespace: str | None = None) -> list[Body]:
+        """Cached objects of one kind (in one namespace)."""
+        with self._lock:
+            return [
+                copy.deepcopy(body)
+                for (cached_kind, cached_namespace, _), body in self._bodies.items()
+                if cached_kind == kind and (namespace is None or cached_namespace == namespace)
+            ]

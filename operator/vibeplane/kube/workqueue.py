@@ -1,0 +1,127 @@
+"""A work queue with client-go's semantics, for reconciles that run off the event loop.
+
+- A key is queued at most once: events that arrive while it waits coalesce into one run.
+- A key is never processed by two workers at once; one added while it is being processed
+  runs again right after, so no event is lost.
+- Failed keys come back after an exponential, per-key backoff.
+
+Kopf's watch handlers only add keys, so the event loop never waits on a reconcile, and any
+number of watches (the kind itself, its children, the budget ledger) can ask for the same
+object to be reconciled without piling up work.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable, Hashable
+from typing import Generic, TypeVar
+
+Key = TypeVar("Key", bound=Hashable)
+
+log = logging.getLogger(__name__)
+
+
+class WorkQueue(Generic[Key]):
+    """Deduplicating, rate-limited queue processed by a fixed pool of threads."""
+
+    def __init__(
+        self,
+        name: str,
+        process: Callable[[Key], None],
+        workers: int = 4,
+        base_delay: float = 0.5,
+        max_delay: float = 60.0,
+    ) -> None:
+        self.name = name
+        self._process = process
+        self._base_delay = base_delay
+        self._max_delay = max_delay
+        self._queue: deque[Key] = deque()
+        self._dirty: set[Key] = set()
+        self._processing: set[Key] = set()
+        self._failures: dict[Key, int] = {}
+        self._timers: dict[Key, threading.Timer] = {}
+        self._condition = threading.Condition()
+        self._stopping = False
+        self._threads = [
+            threading.Thread(target=self._work, name=f"{name}-{index}", daemon=True)
+            for index in range(workers)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def add(self, key: Key) -> None:
+        """Queue `key` unless it is already waiting."""
+        with self._condition:
+            if self._stopping or key in self._dirty:
+                return
+            self._dirty.add(key)
+            if key not in self._processing:
+                self._queue.append(key)
+                self._condition.notify()
+
+    def add_after(self, key: Key, delay: float) -> None:
+        """Queue `key` after `delay` seconds (a later call replaces an earlier timer)."""
+        with self._condition:
+            if self._stopping:
+                return
+            previous = self._timers.pop(key, None)
+            if previous is not None:
+                previous.cancel()
+            timer = threading.Timer(delay, self._fire, args=(key,))
+            timer.daemon = True
+            self._timers[key] = timer
+            timer.start()
+
+    def _fire(self, key: Key) -> None:
+        with self._condition:
+            self._timers.pop(key, None)
+        self.add(key)
+
+    def __len__(self) -> int:
+        with self._condition:
+            return len(self._queue)
+
+    def idle(self) -> bool:
+        """Nothing waiting and nothing being processed (timers aside)."""
+        with self._condition:
+            return not self._queue and not self._processing
+
+    def shutdown(self) -> None:
+        with self._condition:
+            self._stopping = True
+            for timer in self._timers.values():
+                timer.cancel()
+            self._condition.notify_all()
+
+    def _work(self) -> None:
+        while True:
+            with self._condition:
+                while not self._queue and not self._stopping:
+                    self._condition.wait()
+                if self._stopping:
+                    return
+                key = self._queue.popleft()
+                self._dirty.discard(key)
+                self._processing.add(key)
+            failed = False
+            try:
+                self._process(key)
+            except Exception:
+                failed = True
+                log.exception("%s: processing %r failed", self.name, key)
+            with self._condition:
+                self._processing.discard(key)
+                if key in self._dirty:
+                    self._queue.append(key)
+                    self._condition.notify()
+                if failed:
+                    attempts = self._failures.get(key, 0) + 1
+                    self._failures[key] = attempts
+                else:
+                    self._failures.pop(key, None)
+            if failed:
+                delay = min(self._max_delay, self._base_delay * 2 ** (attempts - 1))
+                self.add_after(key, delay)
