@@ -1,0 +1,149 @@
+"""The Workspace's pure builders, against golden files (UPDATE_GOLDEN=1 rewrites them)."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from vibeplane.api.workspace import WorkspaceSpec
+from vibeplane.budget.ledger import Amount, Ledger
+from vibeplane.budget.periods import period_of
+from vibeplane.settings import OperatorSettings
+from vibeplane.workspace import desired
+
+GOLDEN = Path(__file__).parent / "golden"
+UID = "1b2c3d4e-0000-4000-8000-000000000001"
+FULL = WorkspaceSpec.model_validate(
+    {
+        "displayName": "Team A",
+        "members": [
+            {"kind": "User", "name": "alice@example.com", "role": "admin"},
+            {"kind": "Group", "name": "devs", "role": "editor"},
+            {"kind": "User", "name": "bob@example.com", "role": "editor"},
+        ],
+        "quota": {
+            "cpu": "8",
+            "memory": "16Gi",
+            "gpu": 1,
+            "pods": 40,
+            "storage": "20Gi",
+            "apps": 25,
+        },
+        "limits": {"defaultCpu": "250m", "defaultMemory": "256Mi"},
+        "network": {"allowInternetEgress": True, "allowedEgressCIDRs": ["203.0.113.0/24"]},
+        "budget": {
+            "tokens": 1000000,
+            "money": "100",
+            "softLimitPercent": 75,
+            "onExceeded": "Downgrade",
+        },
+    }
+)
+MINIMAL = WorkspaceSpec.model_validate({})
+
+
+def _check(name: str, documents: Any) -> None:
+    path = GOLDEN / f"{name}.yaml"
+    text = yaml.safe_dump_all(
+        documents if isinstance(documents, list) else [documents], sort_keys=False
+    )
+    if os.environ.get("UPDATE_GOLDEN"):
+        path.write_text(text)
+    assert path.read_text() == text, f"{path} differs; UPDATE_GOLDEN=1 to accept"
+
+
+@pytest.mark.parametrize(("case", "spec"), [("full", FULL), ("minimal", MINIMAL)])
+def test_children_match_golden(case: str, spec: WorkspaceSpec) -> None:
+    children = [desired.namespace("team-a", UID, spec)]
+    children += [b for b in desired.role_bindings("team-a", UID, spec).values() if b]
+    quota = desired.resource_quota("team-a", UID, spec)
+    children += [quota] if quota else []
+    children.append(desired.limit_range("team-a", UID, spec))
+    policies = desired.network_policies("team-a", UID, spec, "vibeplane-gateway")
+    children += [p for p in policies.values() if p]
+    _check(f"children-{case}", children)
+
+
+def test_cluster_roles_match_golden() -> None:
+    _check("cluster-roles", desired.cluster_roles())
+
+
+def test_roles_never_grant_what_tenants_must_not_change() -> None:
+    forbidden = {
+        "resourcequotas",
+        "limitranges",
+        "networkpolicies",
+        "rolebindings",
+        "roles",
+        "workspaces",
+        "clusterroles",
+        "clusterrolebindings",
+        "namespaces",
+    }
+    for role in desired.cluster_roles():
+        name = role["metadata"]["name"]
+        for rule in role["rules"]:
+            assert "*" not in rule["verbs"], name
+            assert "*" not in rule["resources"], name
+            writes = set(rule["verbs"]) & {
+                "create",
+                "update",
+                "patch",
+                "delete",
+                "deletecollection",
+                "escalate",
+                "bind",
+            }
+            if writes:
+                assert not forbidden & set(rule["resources"]), (name, rule)
+            if name.endswith("viewer"):
+                assert "secrets" not in rule["resources"]
+
+
+def test_role_without_members_is_removed() -> None:
+    bindings = desired.role_bindings("w", UID, FULL)
+    assert bindings["vibeplane-viewer"] is None
+    assert [s["name"] for s in bindings["vibeplane-editor"]["subjects"]] == [  # type: ignore[index]
+        "devs",
+        "bob@example.com",
+    ]
+
+
+def test_namespace_conflicts() -> None:
+    ours = {"metadata": {"name": "ws-a", "labels": {"vibeplane.io/workspace": "a"}}}
+    theirs = {"metadata": {"name": "ws-a", "labels": {"vibeplane.io/workspace": "b"}}}
+    bare = {"metadata": {"name": "ws-a"}}
+    assert desired.namespace_conflict(None, "a") is None
+    assert desired.namespace_conflict(ours, "a") is None
+    assert desired.namespace_conflict(theirs, "a") == "namespace ws-a belongs to workspace b"
+    assert "not managed by a workspace" in str(desired.namespace_conflict(bare, "a"))
+    settings = OperatorSettings()
+    assert desired.reserved_namespace("kube-system", settings)
+    assert desired.reserved_namespace(settings.platform_namespace, settings)
+    assert desired.reserved_namespace("ws-a", settings) is None
+
+
+def test_budget_status_and_conditions() -> None:
+    now = datetime(2026, 11, 24, tzinfo=UTC)
+    ledger = Ledger("w", period_of("Monthly", now), settled=Amount(800_000, Decimal("20")))
+    fields, conditions = desired.budget_status(FULL, ledger, now)
+    assert fields["usedPercent"] == 80
+    assert fields["remaining"] == {"tokens": 200_000, "money": "80"}
+    by_type = {c.type: c for c in conditions}
+    assert by_type["BudgetWarning"].status == "True"
+    assert "cheaper model" in by_type["BudgetWarning"].message
+    assert by_type["BudgetExceeded"].status == "False"
+    spent = Ledger("w", ledger.period, settled=Amount(1_000_000))
+    _, conditions = desired.budget_status(FULL, spent, now)
+    assert {c.type: c.status for c in conditions}["BudgetExceeded"] == "True"
+    _, conditions = desired.budget_status(MINIMAL, spent, now)
+    assert {c.type: c.reason for c in conditions} == {
+        "BudgetWarning": "NoBudget",
+        "BudgetExceeded": "NoBudget",
+    }
