@@ -1,0 +1,137 @@
+"""Shared pieces of the benchmarks: the cluster, an operator process, the audit log."""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import kubernetes
+
+from vibeplane.cluster.local import OPERATOR_USER, LocalCluster
+
+
+def cluster() -> LocalCluster:
+    """The local control plane, started if needed; KUBECONFIG points at it afterwards."""
+    local = LocalCluster()
+    local.up()
+    os.environ["KUBECONFIG"] = str(local.config.admin_kubeconfig)
+    return local
+
+
+def api(local: LocalCluster) -> kubernetes.client.ApiClient:
+    return kubernetes.config.new_client_from_config(config_file=str(local.config.admin_kubeconfig))
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@dataclass
+class Operator:
+    process: subprocess.Popen[bytes]
+    metrics_port: int
+
+    @classmethod
+    def start(cls, local: LocalCluster, log: Path, **env: str) -> Operator:
+        metrics, liveness = free_port(), free_port()
+        environment = dict(
+            os.environ,
+            KUBECONFIG=str(local.config.kubeconfig("operator")),
+            VIBEPLANE_METRICS_PORT=str(metrics),
+            VIBEPLANE_LIVENESS_PORT=str(liveness),
+            **env,
+        )
+        with open(log, "wb") as output:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "vibeplane", "operator"],
+                env=environment,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+            )
+        wait(lambda: _get(f"http://127.0.0.1:{liveness}/healthz"), 60, "operator healthz")
+        return cls(process, metrics)
+
+    def metric(self, name: str) -> float:
+        """A metric of the operator process (summed over labels)."""
+        total = 0.0
+        for line in (_get(f"http://127.0.0.1:{self.metrics_port}/metrics") or "").splitlines():
+            if line.startswith(name) and not line.startswith("#"):
+                total += float(line.rsplit(" ", 1)[1])
+        return total
+
+    def peak_rss_mb(self) -> float:
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        peak = next(line for line in status.splitlines() if line.startswith("VmHWM:"))
+        return int(peak.split()[1]) / 1024
+
+    def cpu_seconds(self) -> float:
+        stat = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks = os.sysconf("SC_CLK_TCK")
+        return (int(stat[11]) + int(stat[12])) / ticks
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=30)
+
+
+def _get(url: str) -> str | None:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            text: str = response.read().decode()
+            return text
+    except OSError:
+        return None
+
+
+def wait(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.25) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(interval)
+    raise TimeoutError(f"{what} not reached in {timeout:.0f}s")
+
+
+class Audit:
+    """Write requests counted from the API server's audit log."""
+
+    def __init__(self, local: LocalCluster) -> None:
+        self.path = local.config.audit_log
+
+    def mark(self) -> int:
+        return self.path.stat().st_size
+
+    def writes(self, mark: int, user: str = OPERATOR_USER) -> Counter[str]:
+        """verb -> count of write requests by `user` after `mark`."""
+        counts: Counter[str] = Counter()
+        with open(self.path, "rb") as log:
+            log.seek(mark)
+            for line in log:
+                event = json.loads(line)
+                if event.get("stage") == "ResponseComplete" and (
+                    event.get("user", {}).get("username") == user
+                ):
+                    resource_name = (event.get("objectRef") or {}).get("resource", "?")
+                    subresource = (event.get("objectRef") or {}).get("subresource")
+                    suffix = f"/{subresource}" if subresource else ""
+                    counts[f"{event['verb']} {resource_name}{suffix}"] += 1
+        return counts
+
+
+def self_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
