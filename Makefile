@@ -6,15 +6,18 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: up down status test lint unit integration crds tools cluster-build cluster-up cluster-down venv clean
+.PHONY: test-hf up down status test lint unit integration crds tools cluster-build cluster-up cluster-down venv clean
 
 venv: $(STAMP)
 
-# Reinstall when the package's metadata changes.
-$(STAMP): pyproject.toml
+# Reinstall when a package's metadata changes. The runtime packages are installed in the
+# same command so that their `vibeplane` dependency resolves to this checkout, never an index.
+# The model server brings kserve (+260 MB); its huggingface extra (torch, +5.5 GB of CUDA
+# wheels) is left to `make test-hf`.
+$(STAMP): pyproject.toml runtime/modelserver/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev]' -e runtime/modelserver
 	touch $(STAMP)
 
 up: venv
@@ -57,6 +60,12 @@ integration: cluster-build
 
 test: lint cluster-build
 	$(BIN)/pytest tests
+
+# Opt-in: the Hugging Face backend on a tiny model, in its own venv (about 6 GB, 3 minutes).
+test-hf:
+	test -x .venv-hf/bin/python || $(PYTHON) -m venv .venv-hf
+	.venv-hf/bin/pip install --quiet -e '.[dev]' -e 'runtime/modelserver[huggingface]'
+	.venv-hf/bin/pytest tests/runtime/modelserver/test_modelserver_huggingface.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -19,6 +19,7 @@ from typing import Any
 import kopf
 from prometheus_client import start_http_server
 
+from vibeplane.budget.store import LedgerStore
 from vibeplane.kube import client
 from vibeplane.kube.cache import ObjectCache
 from vibeplane.kube.reconcile import Controller, ObjectKey, Resyncer
@@ -30,7 +31,10 @@ from vibeplane.settings import (
     OperatorSettings,
     field_manager,
 )
+from vibeplane.storage.s3 import ObjectStore, S3Settings
 from vibeplane.vibeapp import handlers as vibeapp
+from vibeplane.vibeapp.desired import LABEL_APP
+from vibeplane.vibeapp.models import ModelResolver
 from vibeplane.workspace import handlers as workspace
 
 
@@ -70,14 +74,32 @@ class Operator:
     def __init__(self, settings: OperatorSettings) -> None:
         self.settings = settings
         self.cache = ObjectCache(on_change=self._child_changed)
-        self.vibeapps = vibeapp.setup(settings)
-        self.workspaces = workspace.setup(settings, self.cache, self.vibeapps.count)
+        self.store = ObjectStore(S3Settings.from_env())
+        ledgers = LedgerStore(settings.platform_namespace)
+        self.workspaces = workspace.setup(settings, self.cache, lambda ns: self.vibeapps.count(ns))
         self.models = modeldeployment.setup(settings)
+        self.vibeapps = vibeapp.setup(
+            settings,
+            self.cache,
+            workspace_body=lambda name: self.workspaces.body(ObjectKey(None, name)),
+            resolve_models=ModelResolver(settings, self._model_bodies),
+            store=self.store,
+            ledgers=ledgers,
+        )
         self.controllers: list[Controller] = [self.workspaces, self.models, self.vibeapps]
         self.vibeapps.subscribe(self._app_appeared_or_went)
         self.resyncer = Resyncer(self.controllers, settings.resync_seconds)
 
+    def _model_bodies(self) -> list[dict[str, Any]]:
+        bodies = (self.models.body(key) for key in self.models.known_keys())
+        return [body for body in bodies if body is not None]
+
     def _child_changed(self, body: dict[str, Any]) -> None:
+        metadata = body.get("metadata") or {}
+        app = (metadata.get("labels") or {}).get(LABEL_APP)
+        if app is not None:
+            self.vibeapps.enqueue(ObjectKey(metadata.get("namespace"), app))
+            return
         owner = workspace.workspace_of(body)
         if owner is not None:
             self.workspaces.enqueue(owner)

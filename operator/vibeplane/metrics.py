@@ -32,3 +32,24 @@ WORKSPACE_REMAINING = Gauge(
     "What is left of the current period's budget, by workspace and resource (only limits set).",
     ["workspace", "resource"],
 )
+
+GENERATIONS = Counter(
+    "vibeplane_generations_total",
+    "Generation attempts by outcome (succeeded, failed, refused) and model.",
+    ["outcome", "model"],
+)
+GENERATION_TOKENS = Counter(
+    "vibeplane_generation_tokens_total",
+    "Tokens charged for generations, by direction (input, output) and model.",
+    ["direction", "model"],
+)
+GENERATION_COST = Counter(
+    "vibeplane_generation_cost_total",
+    "Money charged for generations, by model.",
+    ["model"],
+)
+PROMPT_TO_READY = Histogram(
+    "vibeplane_prompt_to_ready_seconds",
+    "Time from a revision's generation start to its preview answering.",
+    buckets=(1, 2, 5, 10, 20, 30, 60, 120, 300),
+)

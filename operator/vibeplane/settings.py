@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 
@@ -37,6 +38,23 @@ class OperatorSettings:
     """Where /healthz answers."""
     resync_seconds: float = 300.0
     """How often every object is reconciled even without events (drift repair)."""
+    preview_image: str = "vibeplane/preview-runtime:0.1.0"
+    """The image preview pods run (the preview runtime, runtime/sandbox)."""
+    preview_command: tuple[str, ...] = ("python3", "-m", "vibeplane_sandbox.preview")
+    """The preview container's command (JSON list in the environment)."""
+    preview_local_node: bool = False
+    """Schedule previews on the local preview node (vibeplane up), not on kubelets."""
+    preview_domain: str = ""
+    """Previews answer at http://<app>-<namespace>.<domain>/ through the gateway; empty: the
+    Service's cluster address (or, on the local node, its loopback port)."""
+    preview_ready_timeout: float = 180.0
+    """Seconds a new revision's preview has to become ready before it counts as failed."""
+    generation_workers: int = 4
+    """Generations running at once in this operator."""
+    workspace_concurrency: int = 2
+    """Generations running at once per workspace."""
+    model_timeout: float = 120.0
+    """Seconds one model call may take."""
 
     @classmethod
     def from_env(cls) -> OperatorSettings:
@@ -52,4 +70,16 @@ class OperatorSettings:
             metrics_port=int(env("metrics_port", str(cls.metrics_port))),
             liveness_port=int(env("liveness_port", str(cls.liveness_port))),
             resync_seconds=float(env("resync_seconds", str(cls.resync_seconds))),
+            preview_image=env("preview_image", cls.preview_image),
+            preview_command=tuple(
+                json.loads(env("preview_command", json.dumps(list(cls.preview_command))))
+            ),
+            preview_local_node=env("preview_local_node", "false") == "true",
+            preview_domain=env("preview_domain", cls.preview_domain),
+            preview_ready_timeout=float(
+                env("preview_ready_timeout", str(cls.preview_ready_timeout))
+            ),
+            generation_workers=int(env("generation_workers", str(cls.generation_workers))),
+            workspace_concurrency=int(env("workspace_concurrency", str(cls.workspace_concurrency))),
+            model_timeout=float(env("model_timeout", str(cls.model_timeout))),
         )

@@ -82,6 +82,27 @@ class Revision(KubeModel):
     """Whether the preview of this revision became ready."""
     time: datetime | None = None
     """When the revision was generated."""
+    deployed_at: datetime | None = None
+    """When its preview was first deployed (the readiness deadline counts from here)."""
+
+
+class GenerationInFlight(KubeModel):
+    """The generation attempt under way; a restarted operator resumes it."""
+
+    revision: int
+    """The revision being generated."""
+    attempt: int = 0
+    """The attempt (0 first; fix-ups and retries after a restart count up)."""
+    key: str
+    """The idempotency key: app uid, revision and attempt."""
+    started: datetime | None = None
+    """When the attempt began."""
+    not_before: datetime | None = None
+    """The attempt waits until then (a refused budget, a model or store that failed)."""
+    reason: str | None = None
+    """Why it waits, e.g. BudgetExceeded, NoModelAvailable."""
+    message: str | None = None
+    """Why it waits, for people."""
 
 
 class VibeAppStatus(KubeModel):
@@ -95,6 +116,8 @@ class VibeAppStatus(KubeModel):
     """The last revisions, newest last (older ones are in the revision index in storage)."""
     url: str | None = None
     """Where the preview answers."""
+    generation: GenerationInFlight | None = None
+    """The generation under way, if any."""
     total_cost: str | None = None
     """What all of the app's generations cost, as a decimal string."""
     last_activity: datetime | None = None

@@ -18,6 +18,8 @@ TOOLS = {
     # name: (go package, version); installed with `go install`, cached like the control plane.
     "kwok": ("sigs.k8s.io/kwok/cmd/kwok", "v0.7.0"),
     "helm": ("helm.sh/helm/v3/cmd/helm", "v3.21.4"),
+    # MinIO publishes no tagged module versions any more: this pins its source by commit.
+    "minio": ("github.com/minio/minio", "v0.0.0-20260212201848-7aac2a2c5b7c"),
 }
 
 
@@ -46,6 +48,7 @@ class ClusterConfig:
     apiserver_port: int
     etcd_client_port: int
     etcd_peer_port: int
+    s3_port: int
 
     @classmethod
     def from_env(cls) -> ClusterConfig:
@@ -58,6 +61,7 @@ class ClusterConfig:
             apiserver_port=_port("VIBEPLANE_APISERVER_PORT", 16443),
             etcd_client_port=_port("VIBEPLANE_ETCD_PORT", 23790),
             etcd_peer_port=_port("VIBEPLANE_ETCD_PEER_PORT", 23800),
+            s3_port=_port("VIBEPLANE_S3_PORT", 19000),
         )
 
     @property

@@ -106,11 +106,13 @@ class LocalCluster:
     # ---- up ------------------------------------------------------------------------------
 
     def build(self, progress: Progress = _noop) -> Path:
-        """Build (or find cached) the control-plane binary and fetch KServe's CRDs."""
+        """Build (or find cached) the control-plane binary, fetch KServe's CRDs and build
+        MinIO, the embedded object store."""
         binary = ensure_binary(
             repository_root() / "tests" / "controlplane", self.config.cache, progress
         )
         kserve_crds(self.config.cache)
+        ensure_tool("minio", self.config.cache, progress)
         return binary
 
     def up(self, progress: Progress = _noop) -> Path:

@@ -132,6 +132,34 @@ def patch_status(
     return cast(Manifest, result)
 
 
+def patch_metadata(
+    info: KindInfo, name: str, namespace: str | None, metadata: Mapping[str, Any]
+) -> Manifest:
+    """Merge-patch metadata (finalizers, annotations) of one of our objects."""
+    custom = kubernetes.client.CustomObjectsApi(api_client())
+    body = {"metadata": dict(metadata)}
+    if namespace is None:
+        result = custom.patch_cluster_custom_object(
+            info.group,
+            info.version,
+            info.plural,
+            name,
+            body,
+            _content_type="application/merge-patch+json",
+        )
+    else:
+        result = custom.patch_namespaced_custom_object(
+            info.group,
+            info.version,
+            namespace,
+            info.plural,
+            name,
+            body,
+            _content_type="application/merge-patch+json",
+        )
+    return cast(Manifest, result)
+
+
 def delete(api_version: str, kind: str, name: str, namespace: str | None = None) -> bool:
     """Delete an object if it exists. True if a delete was sent and accepted."""
     try:

@@ -170,7 +170,7 @@ class Controller:
             body = self._bodies.get(key)
             return copy.deepcopy(body) if body is not None else None
 
-    def keys(self) -> list[ObjectKey]:
+    def known_keys(self) -> list[ObjectKey]:
         with self._lock:
             return list(self._bodies)
 

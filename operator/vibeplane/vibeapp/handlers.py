@@ -1,34 +1,582 @@
-"""Kopf wiring of the VibeApp controller.
+"""The VibeApp controller: prompts -> revisions (generated off the loop) -> a gVisor preview.
 
-This version validates the spec and reports the app as Pending; generation, storage and
-previews are not reconciled yet, and the conditions say so rather than pretending.
+State lives in the object's status (revisions, the attempt in flight) and in S3 (bundles and
+the full revision index), never only in memory: a restarted operator recomputes everything
+from them. Inputs that re-queue an app: the app itself, its preview Deployment and Pods (the
+cache), a finished generation, and timers for readiness deadlines and idleness.
 """
 
 from __future__ import annotations
 
+import json
+import logging
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import kubernetes
+from kubernetes.client.exceptions import ApiException
+
 from vibeplane.api import vibeapp as api
-from vibeplane.kube.conditions import ConditionSpec
-from vibeplane.kube.reconcile import Context, Controller, Outcome
-from vibeplane.settings import OperatorSettings
+from vibeplane.api.workspace import WorkspaceSpec
+from vibeplane.budget.store import LedgerStore
+from vibeplane.generation.checks import FileLimits
+from vibeplane.kube import client
+from vibeplane.kube.cache import ObjectCache, WatchedKind
+from vibeplane.kube.conditions import ConditionSpec, now_rfc3339
+from vibeplane.kube.reconcile import Context, Controller, ObjectKey, Outcome
+from vibeplane.metrics import PROMPT_TO_READY, WRITES
+from vibeplane.settings import (
+    FINALIZER,
+    LABEL_MANAGED_BY,
+    LABEL_WORKSPACE,
+    MANAGER_NAME,
+    OperatorSettings,
+    field_manager,
+)
+from vibeplane.storage.s3 import ObjectStore, app_prefix
+from vibeplane.vibeapp import desired
+from vibeplane.vibeapp.generate import Generator, Job, ModelTarget, Result, elapsed_since
+from vibeplane.workspace.desired import LABEL_RETAIN, budget_limits
+
+log = logging.getLogger(__name__)
+FIELD_MANAGER = field_manager("vibeapp")
+KEPT_REVISIONS = 20
+WAKE_ANNOTATION = "vibeplane.io/wake"
+PREVIEW_KINDS = (
+    WatchedKind(
+        "apps",
+        "v1",
+        "deployments",
+        "Deployment",
+        {LABEL_MANAGED_BY: MANAGER_NAME, desired.LABEL_COMPONENT: "preview"},
+    ),
+    WatchedKind(
+        "",
+        "v1",
+        "services",
+        "Service",
+        {LABEL_MANAGED_BY: MANAGER_NAME, desired.LABEL_COMPONENT: "preview"},
+    ),
+    WatchedKind(
+        "",
+        "v1",
+        "pods",
+        "Pod",
+        {LABEL_MANAGED_BY: MANAGER_NAME, desired.LABEL_COMPONENT: "preview"},
+    ),
+)
+
+# Resolves the models an app may use, in the order to try them (see modeldeployment.router).
+ModelResolver = Callable[[api.VibeAppSpec, str, WorkspaceSpec, bool], tuple[list[ModelTarget], str]]
 
 
-def reconcile(context: Context) -> Outcome:
-    spec: api.VibeAppSpec = context.spec
-    return Outcome(
-        [
-            ConditionSpec(
-                "Ready",
-                "False",
-                "GenerationNotReconciled",
-                f"{len(spec.prompts)} prompt(s) accepted; this operator version does not "
-                "generate apps yet",
+class VibeAppReconciler:
+    def __init__(
+        self,
+        settings: OperatorSettings,
+        cache: ObjectCache,
+        workspace_body: Callable[[str], Mapping[str, Any] | None],
+        resolve_models: ModelResolver,
+        generator: Generator,
+        store: ObjectStore,
+        enqueue: Callable[[ObjectKey], None],
+    ) -> None:
+        self.settings = settings
+        self.cache = cache
+        self.workspace_body = workspace_body
+        self.resolve_models = resolve_models
+        self.generator = generator
+        self.store = store
+        self.enqueue = enqueue
+        self.preview = desired.PreviewSettings(
+            runtime_class=settings.runtime_class,
+            image=settings.preview_image,
+            command=settings.preview_command,
+            local_node=settings.preview_local_node,
+        )
+
+    # ---- the reconcile -------------------------------------------------------------------
+
+    def __call__(self, context: Context) -> Outcome:
+        spec: api.VibeAppSpec = context.spec
+        namespace = context.namespace or ""
+        body, status = context.body, context.status
+        metadata = body["metadata"]
+        workspace = self._workspace(namespace)
+        if metadata.get("deletionTimestamp"):
+            self._finalize(context, workspace)
+            return Outcome([])
+        if FINALIZER not in (metadata.get("finalizers") or []):
+            self._add_finalizer(context)
+        if workspace is None:
+            return Outcome(
+                [
+                    ConditionSpec(
+                        "Ready",
+                        "False",
+                        "NoWorkspace",
+                        f"namespace {namespace} belongs to no Workspace",
+                    )
+                ],
+                {"phase": "Pending"},
+                requeue_after=10,
             )
-        ],
-        {"phase": "Pending"},
+        ws_meta, ws_spec = (
+            workspace["metadata"],
+            WorkspaceSpec.model_validate(workspace.get("spec") or {}),
+        )
+        ws_status = workspace.get("status") or {}
+
+        revisions = [dict(r) for r in status.get("revisions") or []]
+        in_flight: dict[str, Any] | None = status.get("generation")
+        generated = ConditionSpec("Generated", "True", "UpToDate", "every prompt has a revision")
+        budget_ok = ConditionSpec(
+            "BudgetOK", "True", "WithinBudget", "the budget allows generations"
+        )
+        fields: dict[str, Any] = {}
+        requeue: float | None = None
+        refused = False
+
+        target = desired.next_revision(spec, revisions)
+        if ws_spec.suspended and target is not None:
+            generated = ConditionSpec(
+                "Generated",
+                "False",
+                "WorkspaceSuspended",
+                "the workspace is suspended: no generations",
+            )
+            target = None
+        if target is not None:
+            attempt = (
+                int(in_flight["attempt"]) if in_flight and in_flight["revision"] == target else 0
+            )
+            job = self._job(context, spec, ws_meta, ws_spec, ws_status, revisions, target, attempt)
+            result = self.generator.result(job.key)
+            wait = _remaining((in_flight or {}).get("notBefore"))
+            if result is not None:
+                revisions, in_flight, generated = self._absorb(job, result, revisions, in_flight)
+                self.enqueue(ObjectKey(namespace, context.name))
+            elif in_flight and wait > 0:
+                generated = ConditionSpec(
+                    "Generated",
+                    "False",
+                    str(in_flight.get("reason")),
+                    str(in_flight.get("message", "")),
+                )
+                requeue = wait
+            else:
+                if not self.generator.running(job.key):
+                    self.generator.submit(
+                        job, lambda j: self.enqueue(ObjectKey(j.namespace, j.app))
+                    )
+                in_flight = {
+                    "revision": target,
+                    "attempt": job.attempt,
+                    "key": job.key,
+                    "started": (in_flight or {}).get("started") or now_rfc3339(),
+                }
+                generated = ConditionSpec(
+                    "Generated",
+                    "False",
+                    "Generating",
+                    f"generating revision {target} (attempt {job.attempt})",
+                )
+            refused = bool(in_flight and in_flight.get("reason") == "BudgetExceeded")
+            if refused:
+                budget_ok = ConditionSpec(
+                    "BudgetOK", "False", "BudgetExceeded", str((in_flight or {}).get("message", ""))
+                )
+        fields["generation"] = in_flight
+
+        preview_ready, phase, url, serving, requeue2 = self._preview(
+            context, spec, ws_spec, revisions
+        )
+        if refused:
+            phase = "BudgetExceeded"
+        elif in_flight:
+            phase = "Generating"
+        elif phase == "Pending" and revisions and revisions[-1].get("validation") == "Failed":
+            phase = "Failed"
+        requeue = min(x for x in (requeue, requeue2, 3600.0) if x is not None)
+
+        fields.update(
+            {
+                "phase": phase,
+                "revision": serving,
+                "revisions": revisions[-KEPT_REVISIONS:],
+                "url": url,
+                "totalCost": _total(revisions),
+                "lastActivity": status.get("lastActivity") or now_rfc3339(),
+            }
+        )
+        return Outcome(
+            desired.conditions_for(phase, generated, preview_ready, budget_ok),
+            fields,
+            requeue_after=requeue,
+        )
+
+    # ---- generation ----------------------------------------------------------------------
+
+    def _job(
+        self,
+        context: Context,
+        spec: api.VibeAppSpec,
+        ws_meta: Mapping[str, Any],
+        ws_spec: WorkspaceSpec,
+        ws_status: Mapping[str, Any],
+        revisions: list[dict[str, Any]],
+        revision: int,
+        attempt: int,
+    ) -> Job:
+        soft = any(
+            c.get("type") == "BudgetWarning" and c.get("status") == "True"
+            for c in ws_status.get("conditions") or []
+        )
+        models, _ = self.resolve_models(spec, context.namespace or "", ws_spec, soft)
+        previous = next((r for r in reversed(revisions) if r.get("sha256")), None)
+        return Job(
+            namespace=context.namespace or "",
+            app=context.name,
+            app_uid=context.uid,
+            workspace=ws_meta["name"],
+            workspace_uid=ws_meta["uid"],
+            period=ws_spec.budget.period if ws_spec.budget else "Monthly",
+            limits=budget_limits(ws_spec),
+            revision=revision,
+            attempt=attempt,
+            prompts=tuple(spec.prompts[:revision]),
+            previous_sha256=previous["sha256"] if previous else None,
+            stack=spec.stack,
+            models=tuple(models),
+            allow_training=bool(ws_spec.data_sharing and ws_spec.data_sharing.allow_training),
+        )
+
+    def _absorb(
+        self,
+        job: Job,
+        result: Result,
+        revisions: list[dict[str, Any]],
+        in_flight: dict[str, Any] | None,
+    ) -> tuple[list[dict[str, Any]], dict[str, Any] | None, ConditionSpec]:
+        """Fold a finished attempt into the status: (revisions, in flight, Generated)."""
+        others = [r for r in revisions if r["number"] != job.revision]
+        if result.outcome == "succeeded" and result.record is not None:
+            record = {k: v for k, v in result.record.items() if k not in ("key", "attempt")}
+            return (
+                [*others, record],
+                None,
+                ConditionSpec("Generated", "True", "Generated", result.message),
+            )
+        if result.retry_after is not None:
+            attempt = job.attempt + 1 if result.next_attempt else job.attempt
+            waiting = {
+                "revision": job.revision,
+                "attempt": attempt,
+                "key": desired.generation_key(job.app_uid, job.revision, attempt),
+                "started": (in_flight or {}).get("started") or now_rfc3339(),
+                "notBefore": _after(result.retry_after),
+                "reason": result.reason,
+                "message": result.message[:2000],
+            }
+            return (
+                revisions,
+                waiting,
+                ConditionSpec("Generated", "False", result.reason, result.message[:2000]),
+            )
+        failed: dict[str, Any] = {
+            "number": job.revision,
+            "time": now_rfc3339(),
+            "promptDigest": desired.prompt_digest(job.prompts[-1]),
+        }
+        if result.record is not None:
+            failed.update({k: v for k, v in result.record.items() if k not in ("key", "attempt")})
+        failed["validation"] = "Failed"
+        return (
+            [*others, failed],
+            None,
+            ConditionSpec("Generated", "False", result.reason, result.message[:2000]),
+        )
+
+    # ---- the preview ---------------------------------------------------------------------
+
+    def _preview(
+        self,
+        context: Context,
+        spec: api.VibeAppSpec,
+        ws_spec: WorkspaceSpec,
+        revisions: list[dict[str, Any]],
+    ) -> tuple[ConditionSpec, str, str | None, int | None, float | None]:
+        """Apply the served revision's preview: (PreviewReady, phase, url, revision, requeue)."""
+        namespace, name = context.namespace or "", context.name
+        serve = desired.served_revision(spec, revisions)
+        preview = spec.preview or api.Preview()
+        if serve is None:
+            return (
+                ConditionSpec(
+                    "PreviewReady", "False", "NoRevision", "no revision has been generated yet"
+                ),
+                "Pending",
+                None,
+                None,
+                None,
+            )
+        if not preview.enabled:
+            return (
+                ConditionSpec("PreviewReady", "False", "Disabled", "spec.preview.enabled is false"),
+                "Running",
+                None,
+                int(serve["number"]),
+                None,
+            )
+        live = self.cache.lookup("Deployment", desired.preview_name(name), namespace)
+        hibernated = self._hibernated(context, preview, live)
+        replicas = 0 if (ws_spec.suspended or hibernated) else 1
+        url_expires, bundle_url = self._bundle_url(context, serve, live)
+        deployment = desired.preview_deployment(
+            name, namespace, context.uid, serve, bundle_url, url_expires, replicas, self.preview
+        )
+        stored = client.apply(deployment, FIELD_MANAGER, live=live, exact=("spec",), lookup=False)
+        if stored is not None:
+            WRITES.labels("VibeApp", "Deployment").inc()
+            stored.setdefault("kind", "Deployment")
+            self.cache.remember(stored)
+            live = stored
+        service = desired.preview_service(name, namespace, context.uid)
+        service_live = self.cache.lookup("Service", desired.preview_name(name), namespace)
+        if client.apply(service, FIELD_MANAGER, live=service_live, lookup=False) is not None:
+            WRITES.labels("VibeApp", "Service").inc()
+
+        number = int(serve["number"])
+        if replicas == 0:
+            reason = "WorkspaceSuspended" if ws_spec.suspended else "Hibernated"
+            return (
+                ConditionSpec("PreviewReady", "False", reason, "the preview is scaled to zero"),
+                "Hibernated",
+                None,
+                number,
+                None,
+            )
+        if desired.deployment_ready(live, number):
+            self._validated(serve, True)
+            return (
+                ConditionSpec("PreviewReady", "True", "Ready", f"revision {number} answers"),
+                "Running",
+                self._url(name, namespace),
+                number,
+                _idle_check(preview.idle_timeout),
+            )
+        waited = elapsed_since(serve.get("deployedAt"))
+        if waited is None:
+            serve["deployedAt"] = now_rfc3339()
+        elif waited > self.settings.preview_ready_timeout and serve.get("validation") != "Passed":
+            tail = self._log_tail(name, namespace)
+            self._validated(serve, False)
+            return (
+                ConditionSpec(
+                    "PreviewReady",
+                    "False",
+                    "ValidationFailed",
+                    f"revision {number} did not become ready in "
+                    f"{self.settings.preview_ready_timeout:.0f}s; log tail:\n{tail}",
+                ),
+                "Failed",
+                None,
+                number,
+                None,
+            )
+        return (
+            ConditionSpec(
+                "PreviewReady", "False", "Deploying", f"waiting for revision {number} to answer"
+            ),
+            "Deploying",
+            None,
+            number,
+            5.0,
+        )
+
+    def _validated(self, revision: dict[str, Any], passed: bool) -> None:
+        if revision.get("validation") in ("Passed", "Failed"):
+            return
+        revision["validation"] = "Passed" if passed else "Failed"
+        if passed:
+            waited = elapsed_since(revision.get("time"))
+            if waited is not None:
+                PROMPT_TO_READY.observe(waited)
+
+    def _bundle_url(
+        self, context: Context, revision: dict[str, Any], live: Mapping[str, Any] | None
+    ) -> tuple[str, str]:
+        """A presigned URL of the served bundle: reused while it is valid for another 10
+        minutes, so a converged preview's template (and so its pods) never changes."""
+        if live is not None:
+            template = live["spec"]["template"]
+            annotations = template["metadata"].get("annotations") or {}
+            env = {
+                e["name"]: e.get("value") for e in template["spec"]["containers"][0].get("env", [])
+            }
+            expires = annotations.get("vibeplane.io/bundle-url-expires", "")
+            if (
+                env.get("BUNDLE_SHA256") == revision["sha256"]
+                and expires
+                and datetime.strptime(expires, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+                > datetime.now(UTC) + timedelta(minutes=10)
+            ):
+                return expires, str(env["BUNDLE_URL"])
+        seconds = 3600
+        key = str(revision["artifactUri"]).split("/", 3)[3]
+        url = self.store.presigned_get(key, seconds)
+        expires = (datetime.now(UTC) + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return expires, url
+
+    def _url(self, name: str, namespace: str) -> str:
+        if self.settings.preview_local_node:
+            for pod in self.cache.items("Pod", namespace):
+                labels = pod["metadata"].get("labels") or {}
+                port = (pod["metadata"].get("annotations") or {}).get("vibeplane.io/local-port")
+                if labels.get(desired.LABEL_APP) == name and port and _pod_ready(pod):
+                    return f"http://127.0.0.1:{port}/"
+        if self.settings.preview_domain:
+            return f"http://{name}-{namespace}.{self.settings.preview_domain}/"
+        return f"http://{desired.preview_name(name)}.{namespace}.svc/"
+
+    def _hibernated(
+        self, context: Context, preview: api.Preview, live: Mapping[str, Any] | None
+    ) -> bool:
+        """Idle longer than idleTimeout (by status.lastActivity) and not woken since."""
+        annotations = context.body["metadata"].get("annotations") or {}
+        last = context.status.get("lastActivity")
+        woke = annotations.get(WAKE_ANNOTATION)
+        newest = max((stamp for stamp in (last, woke) if stamp), default=None)
+        idle = elapsed_since(newest) if newest else None
+        return idle is not None and idle > _seconds(preview.idle_timeout)
+
+    def _log_tail(self, name: str, namespace: str) -> str:
+        core = kubernetes.client.CoreV1Api(client.api_client())
+        for pod in self.cache.items("Pod", namespace):
+            if (pod["metadata"].get("labels") or {}).get(desired.LABEL_APP) != name:
+                continue
+            try:
+                text: str = core.read_namespaced_pod_log(
+                    pod["metadata"]["name"], namespace, container="app", tail_lines=20
+                )
+                return text[-1500:]
+            except ApiException as error:
+                statuses = (pod.get("status") or {}).get("containerStatuses") or []
+                states = json.dumps([s.get("state") for s in statuses])[:1000]
+                return f"(logs unavailable: {error.reason}) container state: {states}"
+        return "(no pod)"
+
+    # ---- workspace, finalizer --------------------------------------------------------------
+
+    def _namespace_labels(self, namespace: str) -> Mapping[str, str]:
+        ns = self.cache.lookup("Namespace", namespace)
+        return ((ns or {}).get("metadata") or {}).get("labels") or {}
+
+    def _workspace(self, namespace: str) -> Mapping[str, Any] | None:
+        name = self._namespace_labels(namespace).get(LABEL_WORKSPACE)
+        return self.workspace_body(name) if name else None
+
+    def _add_finalizer(self, context: Context) -> None:
+        finalizers = [*(context.body["metadata"].get("finalizers") or []), FINALIZER]
+        client.patch_metadata(api.INFO, context.name, context.namespace, {"finalizers": finalizers})
+        WRITES.labels("VibeApp", "VibeApp").inc()
+
+    def _finalize(self, context: Context, workspace: Mapping[str, Any] | None) -> None:
+        """Remove the app's objects from S3 unless its workspace retains artifacts."""
+        finalizers = context.body["metadata"].get("finalizers") or []
+        if FINALIZER not in finalizers:
+            return
+        # The workspace may be gone already (its deletion takes the namespace and the apps
+        # with it): the namespace's labels carry its name and retention until the end.
+        labels = self._namespace_labels(context.namespace or "")
+        workspace_name = labels.get(LABEL_WORKSPACE) or (workspace or {})["metadata"]["name"]
+        retain = labels.get(LABEL_RETAIN) == "true"
+        if not retain:
+            removed = self.store.delete_prefix(app_prefix(workspace_name, context.uid))
+            log.info("deleted %d objects of %s/%s", removed, context.namespace, context.name)
+        client.patch_metadata(
+            api.INFO,
+            context.name,
+            context.namespace,
+            {"finalizers": [f for f in finalizers if f != FINALIZER]},
+        )
+
+
+def _after(seconds: float) -> str:
+    return (datetime.now(UTC) + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _remaining(stamp: str | None) -> float:
+    """Seconds until `stamp` (0 when absent or past)."""
+    if not stamp:
+        return 0.0
+    moment = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    return max(0.0, (moment - datetime.now(UTC)).total_seconds())
+
+
+def _pod_ready(pod: Mapping[str, Any]) -> bool:
+    return any(
+        c.get("type") == "Ready" and c.get("status") == "True"
+        for c in (pod.get("status") or {}).get("conditions") or []
     )
 
 
-def setup(settings: OperatorSettings) -> Controller:
-    controller = Controller(api.INFO, reconcile, settings)
+def _seconds(duration: str) -> float:
+    total, number = 0.0, ""
+    units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
+    index = 0
+    while index < len(duration):
+        char = duration[index]
+        if char.isdigit():
+            number += char
+            index += 1
+            continue
+        unit = "ms" if duration[index : index + 2] == "ms" else char
+        total += float(number) * units[unit]
+        number = ""
+        index += len(unit)
+    return total
+
+
+def _idle_check(idle_timeout: str) -> float:
+    return max(5.0, min(_seconds(idle_timeout) / 4, 300.0))
+
+
+def _total(revisions: list[dict[str, Any]]) -> str:
+    total = sum((Decimal(str(r.get("cost", "0"))) for r in revisions), Decimal(0))
+    return format(total.normalize(), "f") if total else "0"
+
+
+def setup(
+    settings: OperatorSettings,
+    cache: ObjectCache,
+    workspace_body: Callable[[str], Mapping[str, Any] | None],
+    resolve_models: ModelResolver,
+    store: ObjectStore,
+    ledgers: LedgerStore,
+) -> Controller:
+    generator = Generator(
+        ledgers,
+        store,
+        FileLimits(),
+        workers=settings.generation_workers,
+        per_workspace=settings.workspace_concurrency,
+        timeout=settings.model_timeout,
+    )
+    controller: Controller
+    reconciler = VibeAppReconciler(
+        settings,
+        cache,
+        workspace_body,
+        resolve_models,
+        generator,
+        store,
+        enqueue=lambda key: controller.enqueue(key),
+    )
+    controller = Controller(api.INFO, reconciler, settings)
     controller.register()
+    for kind in PREVIEW_KINDS:
+        cache.watch(kind)
     return controller

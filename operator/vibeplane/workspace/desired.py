@@ -16,6 +16,7 @@ from vibeplane.settings import LABEL_MANAGED_BY, LABEL_WORKSPACE, MANAGER_NAME, 
 Manifest = dict[str, Any]
 
 PSA_ENFORCE = "pod-security.kubernetes.io/enforce"
+LABEL_RETAIN = "vibeplane.io/retain-artifacts"
 PSA_ENFORCE_VERSION = "pod-security.kubernetes.io/enforce-version"
 
 
@@ -51,6 +52,10 @@ def namespace(workspace: str, uid: str, spec: WorkspaceSpec) -> Manifest:
                 **workspace_labels(workspace),
                 PSA_ENFORCE: "restricted",
                 PSA_ENFORCE_VERSION: "latest",
+                # Read when an app is finalized after its workspace is gone.
+                LABEL_RETAIN: str(
+                    spec.retention is not None and spec.retention.artifacts == "Retain"
+                ).lower(),
             },
             "ownerReferences": [owner_reference(workspace, uid)],
         },

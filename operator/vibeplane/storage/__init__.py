@@ -1,0 +1,1 @@
+"""Object storage of app bundles, revision indexes and training records (S3 via boto3)."""

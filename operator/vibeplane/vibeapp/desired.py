@@ -1,0 +1,256 @@
+"""Pure builders of the VibeApp controller: which revision comes next, what the preview looks
+like, what it costs, and how the app's state reads as phase and conditions."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+from vibeplane.api.common import API_VERSION
+from vibeplane.api.vibeapp import VibeAppSpec
+from vibeplane.budget.ledger import Amount
+from vibeplane.kube.conditions import ConditionSpec
+from vibeplane.settings import LABEL_MANAGED_BY, MANAGER_NAME
+
+Manifest = dict[str, Any]
+LABEL_APP = "vibeplane.io/app"
+LABEL_COMPONENT = "app.kubernetes.io/component"
+PREVIEW_PORT = 8080
+MILLION = Decimal(1_000_000)
+
+
+def generation_key(app_uid: str, revision: int, attempt: int) -> str:
+    """The idempotency key of one generation attempt (budget ledger, storage, records)."""
+    return f"{app_uid}:{revision}:{attempt}"
+
+
+def prompt_digest(prompt: str) -> str:
+    return "sha256:" + hashlib.sha256(prompt.encode()).hexdigest()
+
+
+def next_revision(spec: VibeAppSpec, revisions: Sequence[Mapping[str, Any]]) -> int | None:
+    """The revision to generate next: one per prompt, in order; None when all exist."""
+    done = max((int(r["number"]) for r in revisions), default=0)
+    return done + 1 if done < len(spec.prompts) else None
+
+
+def served_revision(
+    spec: VibeAppSpec, revisions: Sequence[dict[str, Any]]
+) -> dict[str, Any] | None:
+    """The revision to serve: the pinned one, else the newest that has a bundle."""
+    with_bundle = [r for r in revisions if r.get("sha256")]
+    if spec.pinned_revision is not None:
+        return next((r for r in with_bundle if r["number"] == spec.pinned_revision), None)
+    return max(with_bundle, key=lambda r: int(r["number"]), default=None)
+
+
+def generation_cost(tokens_in: int, tokens_out: int, pricing: Mapping[str, str]) -> Decimal:
+    """Money for one generation at the model's prices (per million tokens), to 6 places."""
+    cost = (
+        Decimal(tokens_in) * Decimal(pricing.get("inputPerMillion", "0"))
+        + Decimal(tokens_out) * Decimal(pricing.get("outputPerMillion", "0"))
+    ) / MILLION
+    return cost.quantize(Decimal("0.000001"), rounding=ROUND_HALF_UP)
+
+
+def reservation(prompt_tokens: int, max_output: int, pricing: Mapping[str, str]) -> Amount:
+    """The most one generation can cost: its input plus the model's output limit."""
+    return Amount(prompt_tokens + max_output, generation_cost(prompt_tokens, max_output, pricing))
+
+
+def estimate_tokens(text: str) -> int:
+    """A conservative token estimate for reservations (about 4 characters per token)."""
+    return len(text) // 3 + 1
+
+
+# ---- the preview ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PreviewSettings:
+    """How previews run: the operator's settings, resolved."""
+
+    runtime_class: str
+    image: str
+    command: tuple[str, ...]
+    local_node: bool
+    cpu: str = "250m"
+    memory: str = "128Mi"
+
+
+def labels(app: str) -> dict[str, str]:
+    return {
+        LABEL_APP: app,
+        LABEL_COMPONENT: "preview",
+        LABEL_MANAGED_BY: MANAGER_NAME,
+    }
+
+
+def preview_name(app: str) -> str:
+    return f"{app}-preview"
+
+
+def owner_reference(app: str, uid: str) -> Manifest:
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "VibeApp",
+        "name": app,
+        "uid": uid,
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def preview_deployment(
+    app: str,
+    namespace: str,
+    uid: str,
+    revision: Mapping[str, Any],
+    bundle_url: str,
+    url_expires: str,
+    replicas: int,
+    preview: PreviewSettings,
+) -> Manifest:
+    """The preview: restricted pod security, gVisor, no API credentials, bundle by URL.
+
+    The readiness probe is the revision's validation: the app must answer on its port.
+    """
+    pod_labels = labels(app)
+    spec: Manifest = {
+        "runtimeClassName": preview.runtime_class,
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": 65532,
+            "runAsGroup": 65532,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "containers": [
+            {
+                "name": "app",
+                "image": preview.image,
+                "command": list(preview.command),
+                "env": [
+                    {"name": "BUNDLE_URL", "value": bundle_url},
+                    {"name": "BUNDLE_SHA256", "value": str(revision["sha256"])},
+                    {"name": "PORT", "value": str(PREVIEW_PORT)},
+                ],
+                "ports": [{"name": "http", "containerPort": PREVIEW_PORT, "protocol": "TCP"}],
+                "readinessProbe": {
+                    "httpGet": {"path": "/", "port": "http"},
+                    "periodSeconds": 2,
+                    "failureThreshold": 3,
+                },
+                "resources": {
+                    "requests": {"cpu": preview.cpu, "memory": preview.memory},
+                    "limits": {"cpu": preview.cpu, "memory": preview.memory},
+                },
+                "securityContext": {
+                    "allowPrivilegeEscalation": False,
+                    "readOnlyRootFilesystem": True,
+                    "capabilities": {"drop": ["ALL"]},
+                },
+                "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+            }
+        ],
+        "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}],
+    }
+    if preview.local_node:
+        spec["nodeSelector"] = {"vibeplane.io/local-node": "true"}
+        spec["tolerations"] = [
+            {
+                "key": "vibeplane.io/sandbox",
+                "operator": "Equal",
+                "value": "gvisor",
+                "effect": "NoSchedule",
+            }
+        ]
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": preview_name(app),
+            "namespace": namespace,
+            "labels": labels(app),
+            "ownerReferences": [owner_reference(app, uid)],
+        },
+        "spec": {
+            "replicas": replicas,
+            "revisionHistoryLimit": 2,
+            "selector": {"matchLabels": {LABEL_APP: app, LABEL_COMPONENT: "preview"}},
+            "strategy": {"type": "Recreate"},
+            "template": {
+                "metadata": {
+                    "labels": pod_labels,
+                    "annotations": {
+                        "vibeplane.io/revision": str(revision["number"]),
+                        "vibeplane.io/bundle-url-expires": url_expires,
+                    },
+                },
+                "spec": spec,
+            },
+        },
+    }
+
+
+def preview_service(app: str, namespace: str, uid: str) -> Manifest:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": preview_name(app),
+            "namespace": namespace,
+            "labels": labels(app),
+            "ownerReferences": [owner_reference(app, uid)],
+        },
+        "spec": {
+            "selector": {LABEL_APP: app, LABEL_COMPONENT: "preview"},
+            "ports": [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}],
+        },
+    }
+
+
+def deployment_ready(deployment: Mapping[str, Any] | None, revision: int) -> bool:
+    """Whether the preview serves `revision` and a replica is ready."""
+    if not deployment:
+        return False
+    template = deployment["spec"]["template"]["metadata"].get("annotations") or {}
+    status = deployment.get("status") or {}
+    return (
+        template.get("vibeplane.io/revision") == str(revision)
+        and status.get("observedGeneration", 0) >= deployment["metadata"].get("generation", 0)
+        and (status.get("updatedReplicas") or 0) >= 1
+        and (status.get("readyReplicas") or 0) >= 1
+    )
+
+
+# ---- status --------------------------------------------------------------------------------
+
+
+def conditions_for(
+    phase: str,
+    generated: ConditionSpec,
+    preview_ready: ConditionSpec,
+    budget_ok: ConditionSpec,
+) -> list[ConditionSpec]:
+    """The summary Ready follows the phase: Running (or Hibernated, by choice) is ready."""
+    ready = phase in ("Running", "Hibernated")
+    summary = ConditionSpec(
+        "Ready",
+        "True" if ready else "False",
+        phase,
+        {
+            "Running": "the preview serves the current revision",
+            "Hibernated": "the preview is hibernated; a new prompt or the wake annotation wakes it",
+        }.get(
+            phase,
+            next(c.message for c in (generated, preview_ready, budget_ok) if c.status != "True")
+            if any(c.status != "True" for c in (generated, preview_ready, budget_ok))
+            else phase,
+        ),
+    )
+    return [generated, preview_ready, budget_ok, summary]

@@ -1,0 +1,365 @@
+"""One generation attempt, end to end, off the event loop.
+
+reserve -> model call (falling through the routed models) -> parse -> apply to the previous
+revision -> safety checks -> bundle to S3 -> revision index -> settle -> training record.
+
+Restart safety comes from the order and the idempotency key (app uid + revision + attempt):
+the revision index in S3 is written before the charge is settled, so an attempt that is run
+again after a crash finds its revision in the index and only settles (a no-op if it already
+did); an attempt that crashed before the index write reserves again (the ledger returns the
+existing reservation) and calls the model again, charged once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, Literal
+
+from vibeplane.budget.ledger import Amount, Limits
+from vibeplane.budget.periods import PeriodKind
+from vibeplane.budget.store import LedgerStore
+from vibeplane.generation import client as model_client
+from vibeplane.generation.checks import FileLimits, UnsafeOutputError, check_files
+from vibeplane.generation.format import (
+    OutputFormatError,
+    apply_output,
+    build_messages,
+    parse_output,
+)
+from vibeplane.metrics import GENERATION_COST, GENERATION_TOKENS, GENERATIONS
+from vibeplane.storage import bundles
+from vibeplane.storage.s3 import ObjectStore, StorageError, bundle_key, training_key
+from vibeplane.vibeapp.desired import (
+    estimate_tokens,
+    generation_cost,
+    generation_key,
+    prompt_digest,
+    reservation,
+)
+
+
+@dataclass(frozen=True)
+class ModelTarget:
+    """A routed model: where to call it and what it costs."""
+
+    name: str
+    url: str
+    served_model: str
+    api_key: str | None
+    pricing: Mapping[str, str]
+    output_tokens: int
+    reason: str
+
+    def __repr__(self) -> str:  # never print the key
+        return f"ModelTarget({self.name!r}, {self.url!r}, reason={self.reason!r})"
+
+
+@dataclass(frozen=True)
+class Job:
+    """Everything one attempt needs; built by the reconcile, run on a worker thread."""
+
+    namespace: str
+    app: str
+    app_uid: str
+    workspace: str
+    workspace_uid: str
+    period: PeriodKind
+    limits: Limits
+    revision: int
+    attempt: int
+    prompts: tuple[str, ...]
+    previous_sha256: str | None
+    stack: str
+    models: tuple[ModelTarget, ...]
+    allow_training: bool
+    fix_request: str | None = None
+
+    @property
+    def key(self) -> str:
+        return generation_key(self.app_uid, self.revision, self.attempt)
+
+
+Outcome = Literal["succeeded", "failed", "refused"]
+MAX_ATTEMPTS = 3  # attempts whose every model failed before the revision counts as failed
+
+
+@dataclass(frozen=True)
+class Result:
+    outcome: Outcome
+    reason: str
+    message: str
+    record: dict[str, Any] | None = None
+    model_calls: int = 0
+    retry_after: float | None = None
+    """Transient: try again after this many seconds (None: the outcome is final)."""
+    next_attempt: bool = False
+    """The retry needs a new attempt (this one's key was closed by a release)."""
+
+
+@dataclass
+class Generator:
+    """Runs attempts on a bounded pool, at most `per_workspace` at once per workspace."""
+
+    ledgers: LedgerStore
+    store: ObjectStore
+    file_limits: FileLimits
+    workers: int = 4
+    per_workspace: int = 2
+    timeout: float = 120.0
+    _pool: ThreadPoolExecutor = field(init=False)
+    _running: dict[str, Future[Result]] = field(default_factory=dict)
+    _semaphores: dict[str, threading.BoundedSemaphore] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="generate")
+
+    def submit(self, job: Job, done: Callable[[Job], None]) -> None:
+        """Start `job` unless the same attempt is already running here."""
+        with self._lock:
+            if job.key in self._running:
+                return
+            semaphore = self._semaphores.setdefault(
+                job.workspace, threading.BoundedSemaphore(self.per_workspace)
+            )
+
+            def run() -> Result:
+                with semaphore:
+                    return self.run(job)
+
+            future = self._pool.submit(run)
+            self._running[job.key] = future
+        future.add_done_callback(lambda _: done(job))
+
+    def result(self, key: str) -> Result | None:
+        """The result of a finished attempt (taken once), None while running or unknown."""
+        with self._lock:
+            future = self._running.get(key)
+            if future is None or not future.done():
+                return None
+            del self._running[key]
+        error = future.exception()
+        if error is not None:
+            return Result("failed", "InternalError", f"generation failed: {error}")
+        return future.result()
+
+    def running(self, key: str) -> bool:
+        with self._lock:
+            return key in self._running
+
+    # ---- one attempt ---------------------------------------------------------------------
+
+    def run(self, job: Job) -> Result:
+        try:
+            return self._run(job)
+        except StorageError as error:
+            return Result("failed", "StorageFailed", str(error), retry_after=10)
+
+    def _run(self, job: Job) -> Result:
+        recorded = self._recorded(job)
+        if recorded is not None:  # stored before a restart: only make sure it is settled
+            self._settle(job, recorded)
+            return Result("succeeded", "Generated", "resumed after a restart", recorded)
+        if not job.models:
+            return Result("failed", "NoModelAvailable", "no allowed model is Ready", retry_after=10)
+
+        previous = self._previous_files(job)
+        messages = build_messages(job.prompts, previous, job.stack)
+        if job.fix_request:
+            messages.append({"role": "user", "content": job.fix_request})
+        prompt_tokens = estimate_tokens("".join(str(m["content"]) for m in messages))
+        hold = max(
+            (reservation(prompt_tokens, m.output_tokens, m.pricing) for m in job.models),
+            key=lambda amount: (amount.money, amount.tokens),
+        )
+        reserved = self.ledgers.reserve(
+            job.workspace, job.workspace_uid, job.period, job.key, hold, job.limits
+        )
+        if reserved.decision == "refused":
+            GENERATIONS.labels("refused", job.models[0].name).inc()
+            return Result(
+                "refused",
+                "BudgetExceeded",
+                f"the workspace budget cannot cover this generation ({', '.join(reserved.over)})",
+            )
+        if reserved.decision == "already-closed":
+            return Result("failed", "AttemptClosed", "this attempt was closed before a restart")
+
+        failures: list[str] = []
+        calls = 0
+        for target in job.models:
+            calls += 1
+            try:
+                answer = model_client.chat(
+                    target.url,
+                    target.served_model,
+                    messages,
+                    target.api_key,
+                    timeout=self.timeout,
+                    max_tokens=target.output_tokens,
+                )
+                parsed = parse_output(answer.text)
+                files = apply_output(previous or {}, parsed) if parsed.actions else {}
+                if not files:
+                    # The model answered in words: a real answer, charged, but no revision.
+                    record = self._record(job, target, answer, None, None, "Declined")
+                    self._settle(job, record)
+                    GENERATIONS.labels("failed", target.name).inc()
+                    return Result(
+                        "failed",
+                        "ModelDeclined",
+                        parsed.message[:500] or "the model wrote no files",
+                        record,
+                        calls,
+                    )
+                check_files(files, self.file_limits)
+            except model_client.ModelCallError as error:
+                failures.append(f"{target.name}: {error.reason}: {error.message}")
+                GENERATIONS.labels("failed", target.name).inc()
+                continue
+            except (OutputFormatError, UnsafeOutputError) as error:
+                failures.append(f"{target.name}: {error.reason}: {error.message}")
+                GENERATIONS.labels("failed", target.name).inc()
+                continue
+            bundle = bundles.build(files)
+            try:
+                uri = self.store.put_bundle(job.workspace, job.app_uid, bundle.sha256, bundle.data)
+                record = self._record(job, target, answer, uri, bundle.sha256, "Pending")
+                self._index(job, record)
+            except StorageError as error:
+                self.ledgers.release(job.workspace, job.workspace_uid, job.period, job.key)
+                return Result(
+                    "failed",
+                    "StorageFailed",
+                    str(error),
+                    None,
+                    calls,
+                    retry_after=10,
+                    next_attempt=True,
+                )
+            self._settle(job, record)
+            self._training(job, record, messages, answer.text)
+            GENERATIONS.labels("succeeded", target.name).inc()
+            return Result(
+                "succeeded", "Generated", f"revision {job.revision} by {target.name}", record, calls
+            )
+
+        self.ledgers.release(job.workspace, job.workspace_uid, job.period, job.key)
+        final = job.attempt + 1 >= MAX_ATTEMPTS
+        return Result(
+            "failed",
+            "AllModelsFailed",
+            "; ".join(failures)[-1500:],
+            None,
+            calls,
+            retry_after=None if final else 10,
+            next_attempt=True,
+        )
+
+    def _recorded(self, job: Job) -> dict[str, Any] | None:
+        for entry in self.store.read_index(job.workspace, job.app_uid):
+            if entry.get("key") == job.key:
+                return dict(entry)
+        return None
+
+    def _previous_files(self, job: Job) -> dict[str, str] | None:
+        if not job.previous_sha256:
+            return None
+        data = self.store.get(bundle_key(job.workspace, job.app_uid, job.previous_sha256))
+        return bundles.extract(data) if data else None
+
+    def _record(
+        self,
+        job: Job,
+        target: ModelTarget,
+        answer: model_client.ChatResult,
+        uri: str | None,
+        sha256: str | None,
+        validation: str,
+    ) -> dict[str, Any]:
+        cost = generation_cost(answer.prompt_tokens, answer.completion_tokens, target.pricing)
+        record: dict[str, Any] = {
+            "number": job.revision,
+            "attempt": job.attempt,
+            "key": job.key,
+            "promptDigest": prompt_digest(job.prompts[-1]),
+            "model": target.name,
+            "routeReason": target.reason,
+            "tokensIn": answer.prompt_tokens,
+            "tokensOut": answer.completion_tokens,
+            "cost": format(cost.normalize(), "f"),
+            "validation": validation,
+            "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
+        if uri and sha256:
+            record.update({"artifactUri": uri, "sha256": sha256})
+        return record
+
+    def _index(self, job: Job, record: Mapping[str, Any]) -> None:
+        index = [
+            e
+            for e in self.store.read_index(job.workspace, job.app_uid)
+            if e.get("number") != job.revision
+        ]
+        index.append(dict(record))
+        index.sort(key=lambda entry: int(entry["number"]))
+        self.store.write_index(job.workspace, job.app_uid, index)
+
+    def _settle(self, job: Job, record: Mapping[str, Any]) -> None:
+        tokens_in, tokens_out = int(record["tokensIn"]), int(record["tokensOut"])
+        cost = Decimal(str(record["cost"]))
+        charged = self.ledgers.settle(
+            job.workspace,
+            job.workspace_uid,
+            job.period,
+            job.key,
+            Amount(tokens_in + tokens_out, cost),
+        )
+        if charged:
+            GENERATION_TOKENS.labels("input", record["model"]).inc(tokens_in)
+            GENERATION_TOKENS.labels("output", record["model"]).inc(tokens_out)
+            GENERATION_COST.labels(record["model"]).inc(float(cost))
+
+    def _training(
+        self,
+        job: Job,
+        record: Mapping[str, Any],
+        messages: Sequence[Mapping[str, Any]],
+        output: str,
+    ) -> None:
+        """One JSONL record per generation, only when the workspace allows training."""
+        if not job.allow_training:
+            return
+        context = "".join(str(m["content"]) for m in messages[:-1])
+        self.store.put_training_record(
+            training_key(job.workspace, job.app_uid, job.revision, job.attempt, datetime.now(UTC)),
+            {
+                "workspace": job.workspace,
+                "app": job.app_uid,
+                "revision": job.revision,
+                "attempt": job.attempt,
+                "prompt": job.prompts[-1],
+                "contextDigest": "sha256:" + hashlib.sha256(context.encode()).hexdigest(),
+                "outputDigest": "sha256:" + hashlib.sha256(output.encode()).hexdigest(),
+                "model": record["model"],
+                "tokensIn": record["tokensIn"],
+                "tokensOut": record["tokensOut"],
+                "validation": record["validation"],
+                "followUpPrompt": None,
+                "time": record["time"],
+            },
+        )
+
+
+def elapsed_since(stamp: str | None) -> float | None:
+    if not stamp:
+        return None
+    started = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    return max(0.0, time.time() - started.timestamp())

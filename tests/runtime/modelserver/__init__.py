@@ -1,0 +1,1 @@
+"""Tests of runtime/modelserver, started as real processes on loopback."""

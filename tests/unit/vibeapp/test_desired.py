@@ -1,0 +1,85 @@
+"""The VibeApp's pure builders (UPDATE_GOLDEN=1 rewrites the golden files)."""
+
+from __future__ import annotations
+
+import os
+from decimal import Decimal
+from pathlib import Path
+
+import yaml
+
+from vibeplane.api.vibeapp import VibeAppSpec
+from vibeplane.budget.ledger import Amount
+from vibeplane.vibeapp import desired
+
+GOLDEN = Path(__file__).parent / "golden"
+UID = "00000000-0000-4000-8000-00000000a991"
+PREVIEW = desired.PreviewSettings(
+    runtime_class="gvisor",
+    image="vibeplane/preview-runtime:0.1.0",
+    command=("python3", "-m", "vibeplane_sandbox.preview"),
+    local_node=True,
+)
+REVISION = {"number": 2, "sha256": "ab" * 32}
+
+
+def _golden(name: str, document: object) -> None:
+    path = GOLDEN / f"{name}.yaml"
+    text = yaml.safe_dump(document, sort_keys=False)
+    if os.environ.get("UPDATE_GOLDEN"):
+        path.write_text(text)
+    assert path.read_text() == text, f"{path} differs; UPDATE_GOLDEN=1 to accept"
+
+
+def test_preview_deployment_and_service_match_golden() -> None:
+    deployment = desired.preview_deployment(
+        "todo",
+        "ws-demo",
+        UID,
+        REVISION,
+        "http://127.0.0.1:9000/b?sig",
+        "2026-11-24T13:00:00Z",
+        1,
+        PREVIEW,
+    )
+    _golden("preview-deployment", deployment)
+    _golden("preview-service", desired.preview_service("todo", "ws-demo", UID))
+
+
+def test_preview_pod_is_restricted_and_sandboxed() -> None:
+    pod = desired.preview_deployment("a", "n", UID, REVISION, "u", "t", 1, PREVIEW)["spec"][
+        "template"
+    ]["spec"]
+    container = pod["containers"][0]
+    assert pod["runtimeClassName"] == "gvisor"
+    assert pod["automountServiceAccountToken"] is False
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert container["securityContext"] == {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
+    assert container["resources"]["limits"] == container["resources"]["requests"]
+    assert not any("AWS" in e["name"] for e in container["env"])
+
+
+def test_revisions_follow_the_prompts() -> None:
+    spec = VibeAppSpec.model_validate({"prompts": ["a todo list", "add a priority field"]})
+    assert desired.next_revision(spec, []) == 1
+    one = {"number": 1, "sha256": "x"}
+    assert desired.next_revision(spec, [one]) == 2
+    two = {"number": 2, "validation": "Failed"}
+    assert desired.next_revision(spec, [one, two]) is None
+    assert desired.served_revision(spec, [one, two]) == one
+    pinned = VibeAppSpec.model_validate({"prompts": ["a", "b"], "pinnedRevision": 1})
+    three = {"number": 2, "sha256": "y"}
+    assert desired.served_revision(pinned, [one, three]) == one
+    assert desired.served_revision(spec, [one, three]) == three
+
+
+def test_costs_and_reservations() -> None:
+    pricing = {"inputPerMillion": "0.10", "outputPerMillion": "0.40"}
+    assert desired.generation_cost(1000, 2000, pricing) == Decimal("0.0009")
+    assert desired.reservation(100, 8192, pricing) == Amount(8292, Decimal("0.003287"))
+    assert desired.generation_key("uid", 3, 1) == "uid:3:1"
