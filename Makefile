@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test-hf up down status test lint unit integration crds tools cluster-build cluster-up cluster-down venv clean
+.PHONY: runsc test-hf up down status test lint unit integration crds tools cluster-build cluster-up cluster-down venv clean
 
 venv: $(STAMP)
 
@@ -14,13 +14,17 @@ venv: $(STAMP)
 # same command so that their `vibeplane` dependency resolves to this checkout, never an index.
 # The model server brings kserve (+260 MB); its huggingface extra (torch, +5.5 GB of CUDA
 # wheels) is left to `make test-hf`.
-$(STAMP): pyproject.toml runtime/modelserver/pyproject.toml
+$(STAMP): pyproject.toml runtime/modelserver/pyproject.toml runtime/sandbox/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]' -e runtime/modelserver
+	$(BIN)/pip install --quiet -e '.[dev]' -e runtime/modelserver -e runtime/sandbox
 	touch $(STAMP)
 
-up: venv
+# gVisor for the local preview node, from Debian's packages (needs root, like kubelet).
+runsc:
+	command -v runsc >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq runsc; }
+
+up: venv runsc
 	$(BIN)/vibeplane up
 
 down: venv
@@ -55,10 +59,10 @@ tools: venv
 unit: venv
 	$(BIN)/pytest tests/unit
 
-integration: cluster-build
+integration: cluster-build runsc
 	$(BIN)/pytest tests/integration
 
-test: lint cluster-build
+test: lint cluster-build runsc
 	$(BIN)/pytest tests
 
 # Opt-in: the Hugging Face backend on a tiny model, in its own venv (about 6 GB, 3 minutes).

@@ -1,58 +1,193 @@
-"""The embedded platform: the local control plane, the operator and the examples.
+"""The embedded platform: everything `vibeplane up` runs on one machine, and its examples.
 
-`vibeplane up` brings up each part that is not running, in order, and is safe to run again.
-Parts that later issues add (object storage, the modelserver, the preview node) plug in here.
+Parts, in start order (each is skipped when already running, so `up` is idempotent):
+control plane -> object store (MinIO) -> model server (builtin backend) -> local preview node
+(gVisor) -> operator. `down` stops them in reverse order, each through its pid file and
+exact command line, so nothing else is touched.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
+import socket
 import sys
 import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from vibeplane.cli import Steps
 from vibeplane.cluster.config import repository_root
 from vibeplane.cluster.local import LocalCluster
 from vibeplane.cluster.processes import ManagedProcess
+from vibeplane.cluster.s3server import LocalS3
+
+MODELSERVER_PORT = int(os.environ.get("VIBEPLANE_MODELSERVER_PORT", "18080"))
+EXAMPLE_APP = ("ws-demo", "todo")
 
 
-def _platform_dir(cluster: LocalCluster) -> Path:
-    return cluster.config.home.parent / "platform"
+@dataclass(frozen=True)
+class Platform:
+    cluster: LocalCluster
+    s3: LocalS3
+
+    @classmethod
+    def local(cls) -> Platform:
+        cluster = LocalCluster()
+        return cls(cluster, LocalS3(cluster.config))
+
+    @property
+    def home(self) -> Path:
+        return self.cluster.config.home.parent / "platform"
+
+    def process(self, name: str) -> ManagedProcess:
+        return ManagedProcess(name, self.home / "run", self.home / "logs")
+
+    @property
+    def model_url(self) -> str:
+        return f"http://127.0.0.1:{MODELSERVER_PORT}/openai/v1"
+
+    def command(self, name: str) -> list[str]:
+        """A console script of this environment, run by its interpreter explicitly: so the
+        process's command line is exactly what was started (a shebang would rewrite it, and
+        the pid file could no longer prove the process is ours)."""
+        path = Path(sys.executable).parent / name
+        if not path.exists():
+            raise RuntimeError(
+                f"{path} is missing: run `make up` (it installs the runtime packages)"
+            )
+        return [sys.executable, str(path)]
 
 
-def operator_process(cluster: LocalCluster) -> ManagedProcess:
-    directory = _platform_dir(cluster)
-    return ManagedProcess("operator", directory / "run", directory / "logs")
+def _http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
 
 
-def start_operator(cluster: LocalCluster, steps: Steps) -> None:
-    process = operator_process(cluster)
-    if process.running():
-        steps.note("operator already running")
-        return
-    env = dict(os.environ, KUBECONFIG=str(cluster.config.kubeconfig("operator")))
-    process.start([sys.executable, "-m", "vibeplane", "operator"], env=env)
-    if process.exited_early(timeout=3.0):
-        raise RuntimeError(f"the operator exited at once; its log ends:\n{process.log_tail()}")
-    steps.note(f"operator log: {process.log_file}")
-
-
-def _wait_ready(
-    cluster: LocalCluster, kind: str, name: str, namespace: str | None, timeout: float
+def _wait(
+    check: Callable[[], bool], what: str, process: ManagedProcess | None, timeout: float
 ) -> None:
     deadline = time.monotonic() + timeout
-    args = ["get", kind, name, "-o", "json"] + (["-n", namespace] if namespace else [])
     while time.monotonic() < deadline:
-        result = cluster.kubectl(*args)
-        if result.returncode == 0:
-            status = json.loads(result.stdout).get("status") or {}
-            for condition in status.get("conditions", []):
-                if condition.get("type") == "Ready" and condition.get("status") == "True":
-                    return
+        if check():
+            return
+        if process is not None and not process.running():
+            raise RuntimeError(f"{what}: the process exited; its log ends:\n{process.log_tail()}")
         time.sleep(0.5)
-    raise RuntimeError(f"{kind}/{name} not Ready after {timeout:.0f}s; see `vibeplane status`")
+    tail = f"; its log ends:\n{process.log_tail()}" if process else ""
+    raise RuntimeError(f"{what}: not ready after {timeout:.0f}s{tail}")
+
+
+def _start(
+    process: ManagedProcess, argv: list[str], steps: Steps, env: dict[str, str] | None = None
+) -> bool:
+    if process.running():
+        steps.note(f"{process.name} already running")
+        return False
+    process.start(argv, env=env)
+    steps.note(f"{process.name} log: {process.log_file}")
+    return True
+
+
+def _port_free(port: int) -> bool:
+    """Nothing listens on 127.0.0.1:port (lingering closed connections do not count)."""
+    with socket.socket() as probe:
+        probe.settimeout(1)
+        return probe.connect_ex(("127.0.0.1", port)) != 0
+
+
+def start_modelserver(platform: Platform, steps: Steps) -> None:
+    process = platform.process("modelserver")
+    if not process.running() and not _port_free(MODELSERVER_PORT):
+        raise RuntimeError(
+            f"port {MODELSERVER_PORT} is taken by a process vibeplane did not start: stop it, "
+            "or choose another port with VIBEPLANE_MODELSERVER_PORT"
+        )
+    _start(
+        process,
+        [
+            *platform.command("vibeplane-modelserver"),
+            "--backend",
+            "builtin",
+            "--model-name",
+            "builtin",
+            "--http-port",
+            str(MODELSERVER_PORT),
+        ],
+        steps,
+    )
+    _wait(
+        lambda: (
+            process.running() and _http_ok(f"http://127.0.0.1:{MODELSERVER_PORT}/v2/health/ready")
+        ),
+        "the model server",
+        process,
+        90,
+    )
+
+
+def start_preview_node(platform: Platform, steps: Steps) -> None:
+    if shutil.which("runsc") is None:
+        raise RuntimeError(
+            "runsc (gVisor) is not installed: `apt-get install runsc` (`make up` does it)"
+        )
+    process = platform.process("preview-node")
+    _start(
+        process,
+        [
+            *platform.command("vibeplane-node"),
+            "run",
+            "--kubeconfig",
+            str(platform.cluster.config.admin_kubeconfig),
+            "--state-dir",
+            str(platform.home / "node"),
+            "--kubelet-port",
+            "0",
+            "--stop-sandboxes-on-exit",
+        ],
+        steps,
+    )
+
+    def node_ready() -> bool:
+        result = platform.cluster.kubectl("get", "node", "vibeplane-local", "-o", "json")
+        if result.returncode != 0:
+            return False
+        conditions = json.loads(result.stdout).get("status", {}).get("conditions", [])
+        return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+
+    _wait(node_ready, "the preview node", process, 60)
+
+
+def preview_command() -> list[str]:
+    """Previews on the local node run the stdlib-only preview runtime with the host's python
+    (the sandbox's root filesystem is the host's, read-only; the venv is not readable by the
+    preview's user)."""
+    script = repository_root() / "runtime" / "sandbox" / "vibeplane_sandbox" / "preview.py"
+    return ["/usr/bin/python3", str(script)]
+
+
+def operator_environment(platform: Platform) -> dict[str, str]:
+    return {
+        **platform.s3.client_environment(),
+        "KUBECONFIG": str(platform.cluster.config.kubeconfig("operator")),
+        "VIBEPLANE_BUILTIN_MODEL_URL": platform.model_url,
+        "VIBEPLANE_PREVIEW_LOCAL_NODE": "true",
+        "VIBEPLANE_PREVIEW_COMMAND": json.dumps(preview_command()),
+    }
+
+
+def start_operator(platform: Platform, steps: Steps) -> None:
+    process = platform.process("operator")
+    env = dict(os.environ, **operator_environment(platform))
+    _start(process, [sys.executable, "-m", "vibeplane", "operator"], steps, env=env)
+    if process.exited_early(timeout=3.0):
+        raise RuntimeError(f"the operator exited at once; its log ends:\n{process.log_tail()}")
 
 
 def _apply_when_possible(cluster: LocalCluster, path: Path, timeout: float = 60) -> str:
@@ -67,42 +202,87 @@ def _apply_when_possible(cluster: LocalCluster, path: Path, timeout: float = 60)
         time.sleep(0.5)
 
 
+def _app_status(cluster: LocalCluster, namespace: str, name: str) -> dict[str, object]:
+    result = cluster.kubectl("get", "vibeapp", name, "-n", namespace, "-o", "json")
+    if result.returncode != 0:
+        return {}
+    status: dict[str, object] = json.loads(result.stdout).get("status") or {}
+    return status
+
+
 def up(examples: bool, steps: Steps) -> int:
-    cluster = LocalCluster()
+    platform = Platform.local()
     with steps.step("control plane"):
-        cluster.up(progress=steps.note)
+        platform.cluster.up(progress=steps.note)
+    with steps.step("object store (MinIO on 127.0.0.1)"):
+        platform.s3.up(progress=steps.note)
+    with steps.step("model server (builtin backend)"):
+        start_modelserver(platform, steps)
+    with steps.step("preview node (gVisor)"):
+        start_preview_node(platform, steps)
     with steps.step("operator"):
-        start_operator(cluster, steps)
+        start_operator(platform, steps)
+    kubeconfig = platform.cluster.config.admin_kubeconfig
     if examples:
-        root = repository_root() / "examples"
         with steps.step("examples applied"):
-            for path in sorted(root.glob("*.yaml")):
-                steps.note(_apply_when_possible(cluster, path))
-        with steps.step("example Workspace ready"):
-            _wait_ready(cluster, "workspace", "demo", None, 60)
-    print(f"KUBECONFIG={cluster.config.admin_kubeconfig}")
-    print("kubectl get ws,md,va -A   # with the KUBECONFIG above")
+            for path in sorted((repository_root() / "examples").glob("*.yaml")):
+                steps.note(_apply_when_possible(platform.cluster, path))
+        namespace, name = EXAMPLE_APP
+        with steps.step(f"VibeApp {name} generated and running"):
+            status: dict[str, object] = {}
+
+            def running() -> bool:
+                nonlocal status
+                status = _app_status(platform.cluster, namespace, name)
+                return status.get("phase") == "Running" and bool(status.get("url"))
+
+            try:
+                _wait(running, f"VibeApp {namespace}/{name}", platform.process("operator"), 300)
+            except RuntimeError as error:
+                raise RuntimeError(f"{error}\nlast status: {json.dumps(status)[:2000]}") from error
+        print(f"export KUBECONFIG={kubeconfig}")
+        print(f"{name}: revision {status.get('revision')}, {status.get('url')}")
+        print(status.get("url"))
+    else:
+        print(f"export KUBECONFIG={kubeconfig}")
     return 0
 
 
+PARTS = ("operator", "preview-node", "modelserver")
+
+
 def down(steps: Steps) -> int:
-    cluster = LocalCluster()
-    if operator_process(cluster).stop():
-        steps.note("stopped operator")
-    cluster.down(progress=steps.note)
+    platform = Platform.local()
+    for name in PARTS:
+        if platform.process(name).stop():
+            steps.note(f"stopped {name}")
+    if platform.s3.down():
+        steps.note("stopped minio")
+    platform.cluster.down(progress=steps.note)
     return 0
 
 
 def status() -> int:
-    cluster = LocalCluster()
+    platform = Platform.local()
     healthy = True
-    for component in cluster.status():
-        state = f"running (pid {component.pid})" if component.pid else "stopped"
-        healthy &= component.pid is not None
-        print(f"{component.name:20} {state}")
-    operator = operator_process(cluster).pid()
-    healthy &= operator is not None
-    print(f"{'operator':20} {f'running (pid {operator})' if operator else 'stopped'}")
-    ready = cluster.ready()
-    print(f"{'apiserver /readyz':20} {'ok' if ready else 'not ready'}")
-    return 0 if healthy and ready else 1
+    rows: list[tuple[str, bool, str]] = []
+    for component in platform.cluster.status():
+        rows.append((component.name, component.pid is not None, f"pid {component.pid}"))
+    rows.append(("minio", platform.s3.ready(), platform.s3.endpoint))
+    for name in reversed(PARTS):
+        pid = platform.process(name).pid()
+        rows.append(
+            (name, pid is not None, f"pid {pid}" if pid else str(platform.process(name).log_file))
+        )
+    rows.append(("apiserver /readyz", platform.cluster.ready(), platform.cluster.config.server))
+    rows.append(
+        (
+            "model server ready",
+            _http_ok(f"http://127.0.0.1:{MODELSERVER_PORT}/v2/health/ready"),
+            platform.model_url,
+        )
+    )
+    for name, ok, detail in rows:
+        healthy &= ok
+        print(f"{name:20} {'ok' if ok else 'DOWN':6} {detail}")
+    return 0 if healthy else 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -10,6 +11,7 @@ import sys
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import kubernetes
@@ -18,6 +20,11 @@ from kubernetes.client import ApiClient
 
 from tests.integration.support import AuditLog, wait_for
 from vibeplane.cluster.local import LocalCluster
+from vibeplane.cluster.s3server import LocalS3
+from vibeplane.storage.s3 import ObjectStore, S3Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+PREVIEW_SCRIPT = ROOT / "runtime" / "sandbox" / "vibeplane_sandbox" / "preview.py"
 
 Kubectl = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -64,6 +71,14 @@ def namespace(api: ApiClient) -> Iterator[str]:
     core.delete_namespace(name)
 
 
+def _namespace_exists(api: ApiClient, name: str) -> bool:
+    try:
+        kubernetes.client.CoreV1Api(api).read_namespace(name)
+    except kubernetes.client.exceptions.ApiException:
+        return False
+    return True
+
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -71,10 +86,106 @@ def _free_port() -> int:
         return port
 
 
+@dataclass
+class S3:
+    """MinIO on loopback, and a client of the operator's bucket."""
+
+    server: LocalS3
+    store: ObjectStore
+    environment: dict[str, str]
+
+
+@pytest.fixture(scope="session")
+def s3(cluster: LocalCluster) -> Iterator[S3]:
+    """The embedded object store: reused when running, else started and stopped after."""
+    server = LocalS3(cluster.config)
+    was_running = server.process.running()
+    server.up()
+    environment = server.client_environment()
+    os.environ.update(environment)  # boto3 in this process finds the credentials here
+    store = ObjectStore(S3Settings(endpoint=server.endpoint, bucket="vibeplane"))
+    yield S3(server, store, environment)
+    if not was_running and not os.environ.get("VIBEPLANE_KEEP_CLUSTER"):
+        server.down()
+
+
+@dataclass
+class ModelServer:
+    """The builtin model served by the real modelserver process."""
+
+    openai_base: str
+    metrics_url: str
+
+    def requests(self) -> float:
+        """Chat requests the server has seen, counted by the server itself."""
+        with urllib.request.urlopen(self.metrics_url, timeout=5) as response:
+            text = response.read().decode()
+        return sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith("vibeplane_modelserver_requests_total")
+        )
+
+
+@pytest.fixture(scope="session")
+def model_server(artifacts: Path) -> Iterator[ModelServer]:
+    from tests.runtime.modelserver.modelserver_support import running_modelserver
+
+    with running_modelserver("builtin", artifacts / "modelserver-builtin.log") as server:
+        yield ModelServer(server.openai_base, f"{server.url}/metrics")
+
+
+@pytest.fixture(scope="session")
+def preview_node(
+    cluster: LocalCluster, api: ApiClient, artifacts: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """The local preview node (runtime/sandbox): pods with runtimeClassName gvisor run under
+    runsc on this machine, on loopback ports."""
+    if shutil.which("runsc") is None:
+        pytest.fail("runsc is not installed: `make test` installs it (apt-get install runsc)")
+    state = tmp_path_factory.mktemp("node")
+    log = artifacts / "preview-node.log"
+    with open(log, "wb") as output:
+        process = subprocess.Popen(
+            [
+                str(Path(sys.executable).parent / "vibeplane-node"),
+                "run",
+                "--kubeconfig",
+                str(cluster.config.admin_kubeconfig),
+                "--state-dir",
+                str(state),
+                "--kubelet-port",
+                "0",
+                "--stop-sandboxes-on-exit",
+            ],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    core = kubernetes.client.CoreV1Api(api)
+
+    def node_ready() -> bool:
+        if process.poll() is not None:
+            raise AssertionError(f"vibeplane-node exited: {log.read_text()[-3000:]}")
+        try:
+            node = core.read_node("vibeplane-local")
+        except kubernetes.client.exceptions.ApiException:
+            return False
+        return any(c.type == "Ready" and c.status == "True" for c in node.status.conditions or [])
+
+    wait_for(node_ready, timeout=60, what="node vibeplane-local Ready")
+    yield "vibeplane-local"
+    process.terminate()
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 class OperatorProcess:
     """`vibeplane operator` as a real process under its own identity; restartable."""
 
-    def __init__(self, cluster: LocalCluster, log: Path) -> None:
+    def __init__(self, cluster: LocalCluster, log: Path, environment: dict[str, str]) -> None:
         self.log = log
         self.metrics_port, self.liveness_port = _free_port(), _free_port()
         self.metrics_url = f"http://127.0.0.1:{self.metrics_port}/metrics"
@@ -84,6 +195,10 @@ class OperatorProcess:
             VIBEPLANE_METRICS_PORT=str(self.metrics_port),
             VIBEPLANE_LIVENESS_PORT=str(self.liveness_port),
             VIBEPLANE_RESYNC_SECONDS="3",
+            VIBEPLANE_PREVIEW_LOCAL_NODE="true",
+            VIBEPLANE_PREVIEW_COMMAND=json.dumps(["/usr/bin/python3", str(PREVIEW_SCRIPT)]),
+            VIBEPLANE_PREVIEW_READY_TIMEOUT="60",
+            **environment,
         )
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -134,12 +249,47 @@ class OperatorProcess:
 
 @pytest.fixture(scope="session")
 def operator(
-    cluster: LocalCluster, artifacts: Path, tmp_path_factory: pytest.TempPathFactory
+    cluster: LocalCluster,
+    api: ApiClient,
+    s3: S3,
+    model_server: ModelServer,
+    artifacts: Path,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[OperatorProcess]:
-    """The operator, resyncing every 3 s, for the whole session."""
+    """The operator for the whole session, resyncing every 3 s, with the embedded object
+    store, the builtin model (a ModelDeployment in the platform namespace) and previews
+    scheduled on the local preview node."""
     log = tmp_path_factory.mktemp("operator") / "operator.log"
-    process = OperatorProcess(cluster, log)
+    process = OperatorProcess(
+        cluster, log, {**s3.environment, "VIBEPLANE_BUILTIN_MODEL_URL": model_server.openai_base}
+    )
     process.start()
+    custom = kubernetes.client.CustomObjectsApi(api)
+    platform_namespace = "vibeplane-system"
+    wait_for(
+        lambda: _namespace_exists(api, platform_namespace), timeout=30, what="platform namespace"
+    )
+    custom.patch_namespaced_custom_object(
+        "vibeplane.io",
+        "v1alpha1",
+        platform_namespace,
+        "modeldeployments",
+        "builtin",
+        {
+            "apiVersion": "vibeplane.io/v1alpha1",
+            "kind": "ModelDeployment",
+            "metadata": {"name": "builtin"},
+            "spec": {
+                "model": {"name": "builtin"},
+                "serving": {"builtin": {}},
+                "pricing": {"inputPerMillion": "0.10", "outputPerMillion": "0.40"},
+                "tier": "small",
+            },
+        },
+        field_manager="tests",
+        force=True,
+        _content_type="application/apply-patch+yaml",
+    )
     yield process
     process.stop()
     shutil.copyfile(log, artifacts / "operator.log")

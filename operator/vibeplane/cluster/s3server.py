@@ -105,10 +105,10 @@ class LocalS3:
         )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            if self.ready():
-                return self.endpoint
             if not self.process.running():
                 break
+            if self.ready():
+                return self.endpoint
             time.sleep(0.25)
         raise RuntimeError(f"MinIO did not become ready; its log ends:\n{self.process.log_tail()}")
 

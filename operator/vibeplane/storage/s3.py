@@ -22,7 +22,7 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 
 @dataclass(frozen=True)
@@ -102,6 +102,13 @@ class ObjectStore:
         if self._bucket_ready:
             return
         try:
+            self._ensure_bucket()
+        except BotoCoreError as error:  # the server is unreachable or answered garbage
+            raise StorageError(f"object storage unreachable: {error}") from error
+        self._bucket_ready = True
+
+    def _ensure_bucket(self) -> None:
+        try:
             self._client.head_bucket(Bucket=self.settings.bucket)
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") not in ("404", "NoSuchBucket"):
@@ -122,6 +129,12 @@ class ObjectStore:
     def put(self, key: str, data: bytes, content_type: str) -> None:
         """Store an object, with server-side encryption when the server does it."""
         self.ensure_bucket()
+        try:
+            self._put(key, data, content_type)
+        except BotoCoreError as error:
+            raise StorageError(f"storing {key}: {error}") from error
+
+    def _put(self, key: str, data: bytes, content_type: str) -> None:
         try:
             self._client.put_object(
                 Bucket=self.settings.bucket,
@@ -149,11 +162,13 @@ class ObjectStore:
         self.ensure_bucket()
         try:
             response = self._client.get_object(Bucket=self.settings.bucket, Key=key)
+            data: bytes = response["Body"].read()
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
                 return None
             raise StorageError(f"reading {key}: {error}") from error
-        data: bytes = response["Body"].read()
+        except BotoCoreError as error:
+            raise StorageError(f"reading {key}: {error}") from error
         return data
 
     def exists(self, key: str) -> bool:
@@ -163,6 +178,8 @@ class ObjectStore:
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
                 return False
+            raise StorageError(f"checking {key}: {error}") from error
+        except BotoCoreError as error:
             raise StorageError(f"checking {key}: {error}") from error
         return True
 
@@ -176,9 +193,12 @@ class ObjectStore:
     def keys(self, prefix: str) -> list[str]:
         self.ensure_bucket()
         found: list[str] = []
-        paginator = self._client.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=self.settings.bucket, Prefix=prefix):
-            found += [item["Key"] for item in page.get("Contents", [])]
+        try:
+            paginator = self._client.get_paginator("list_objects_v2")
+            for page in paginator.paginate(Bucket=self.settings.bucket, Prefix=prefix):
+                found += [item["Key"] for item in page.get("Contents", [])]
+        except (ClientError, BotoCoreError) as error:
+            raise StorageError(f"listing {prefix}: {error}") from error
         return found
 
     def delete_prefix(self, prefix: str) -> int:
@@ -186,10 +206,13 @@ class ObjectStore:
         keys = self.keys(prefix)
         for start in range(0, len(keys), 1000):
             batch = keys[start : start + 1000]
-            self._client.delete_objects(
-                Bucket=self.settings.bucket,
-                Delete={"Objects": [{"Key": key} for key in batch], "Quiet": True},
-            )
+            try:
+                self._client.delete_objects(
+                    Bucket=self.settings.bucket,
+                    Delete={"Objects": [{"Key": key} for key in batch], "Quiet": True},
+                )
+            except (ClientError, BotoCoreError) as error:
+                raise StorageError(f"deleting under {prefix}: {error}") from error
         return len(keys)
 
     # ---- vibeplane's objects -------------------------------------------------------------

@@ -13,6 +13,7 @@ existing reservation) and calls the model again, charged once.
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -86,6 +87,7 @@ class Job:
         return generation_key(self.app_uid, self.revision, self.attempt)
 
 
+log = logging.getLogger(__name__)
 Outcome = Literal["succeeded", "failed", "refused"]
 MAX_ATTEMPTS = 3  # attempts whose every model failed before the revision counts as failed
 
@@ -147,7 +149,14 @@ class Generator:
             del self._running[key]
         error = future.exception()
         if error is not None:
-            return Result("failed", "InternalError", f"generation failed: {error}")
+            log.error("generation %s failed", key, exc_info=error)
+            return Result(
+                "failed",
+                "InternalError",
+                f"generation failed: {error}",
+                retry_after=30,
+                next_attempt=True,
+            )
         return future.result()
 
     def running(self, key: str) -> bool:
@@ -188,9 +197,16 @@ class Generator:
                 "refused",
                 "BudgetExceeded",
                 f"the workspace budget cannot cover this generation ({', '.join(reserved.over)})",
+                retry_after=30,  # the budget may be raised, or the period roll over
             )
         if reserved.decision == "already-closed":
-            return Result("failed", "AttemptClosed", "this attempt was closed before a restart")
+            return Result(
+                "failed",
+                "AttemptClosed",
+                "this attempt was closed before a restart",
+                retry_after=0,
+                next_attempt=True,
+            )
 
         failures: list[str] = []
         calls = 0
@@ -264,8 +280,9 @@ class Generator:
         )
 
     def _recorded(self, job: Job) -> dict[str, Any] | None:
+        """The revision if an earlier attempt stored it (any attempt: one per number)."""
         for entry in self.store.read_index(job.workspace, job.app_uid):
-            if entry.get("key") == job.key:
+            if entry.get("number") == job.revision and entry.get("sha256"):
                 return dict(entry)
         return None
 
@@ -319,7 +336,7 @@ class Generator:
             job.workspace,
             job.workspace_uid,
             job.period,
-            job.key,
+            str(record.get("key", job.key)),
             Amount(tokens_in + tokens_out, cost),
         )
         if charged:
