@@ -26,7 +26,7 @@ from vibeplane.kube.reconcile import Controller, ObjectKey, Resyncer
 from vibeplane.modeldeployment import handlers as modeldeployment
 from vibeplane.settings import (
     ANNOTATION_PREFIX,
-    FINALIZER,
+    KOPF_FINALIZER,
     LABEL_WORKSPACE,
     OperatorSettings,
     field_manager,
@@ -40,7 +40,7 @@ from vibeplane.workspace import handlers as workspace
 
 def configure_kopf(kopf_settings: kopf.OperatorSettings) -> None:
     """Apply vibeplane's Kopf settings (see the module docstring for why)."""
-    kopf_settings.persistence.finalizer = FINALIZER
+    kopf_settings.persistence.finalizer = KOPF_FINALIZER
     kopf_settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
         prefix=ANNOTATION_PREFIX
     )
@@ -77,7 +77,11 @@ class Operator:
         self.store = ObjectStore(S3Settings.from_env())
         ledgers = LedgerStore(settings.platform_namespace)
         self.workspaces = workspace.setup(settings, self.cache, lambda ns: self.vibeapps.count(ns))
-        self.models = modeldeployment.setup(settings)
+        self.models = modeldeployment.setup(
+            settings,
+            self.cache,
+            workspace_lookup=lambda name: self.workspaces.body(ObjectKey(None, name)),
+        )
         self.vibeapps = vibeapp.setup(
             settings,
             self.cache,
@@ -95,6 +99,10 @@ class Operator:
         return [body for body in bodies if body is not None]
 
     def _child_changed(self, body: dict[str, Any]) -> None:
+        model = modeldeployment.model_of(body)
+        if model is not None:
+            self.models.enqueue(model)
+            return
         metadata = body.get("metadata") or {}
         app = (metadata.get("labels") or {}).get(LABEL_APP)
         if app is not None:

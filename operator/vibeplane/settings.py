@@ -6,7 +6,11 @@ import json
 import os
 from dataclasses import dataclass
 
-FINALIZER = "vibeplane.io/finalizer"
+# Our one finalizer: a VibeApp's objects in S3 are removed before the app goes.
+FINALIZER = "vibeplane.io/artifacts"
+# Kopf's own, distinct from ours: Kopf removes its finalizer from objects that need none (we
+# register no handler that does), and it must never take ours with it.
+KOPF_FINALIZER = "vibeplane.io/kopf"
 ANNOTATION_PREFIX = "vibeplane.io"
 LABEL_WORKSPACE = "vibeplane.io/workspace"
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
@@ -55,6 +59,14 @@ class OperatorSettings:
     """Generations running at once per workspace."""
     model_timeout: float = 120.0
     """Seconds one model call may take."""
+    builtin_model_url: str = "http://vibeplane-modelserver.vibeplane-system.svc:8080/openai/v1"
+    """The OpenAI base URL of the builtin generator (runtime/modelserver)."""
+    modelserver_runtime: str = "vibeplane-modelserver"
+    """The KServe ServingRuntime of ModelDeployments that name none."""
+    model_service_account: str = "vibeplane-models"
+    """The ServiceAccount InferenceServices run under (one per namespace, made by the operator)."""
+    model_storage_secret: str = "vibeplane-model-storage"
+    """The Secret with S3 credentials that ServiceAccount lists when it exists."""
 
     @classmethod
     def from_env(cls) -> OperatorSettings:
@@ -82,4 +94,8 @@ class OperatorSettings:
             generation_workers=int(env("generation_workers", str(cls.generation_workers))),
             workspace_concurrency=int(env("workspace_concurrency", str(cls.workspace_concurrency))),
             model_timeout=float(env("model_timeout", str(cls.model_timeout))),
+            builtin_model_url=env("builtin_model_url", cls.builtin_model_url),
+            modelserver_runtime=env("modelserver_runtime", cls.modelserver_runtime),
+            model_service_account=env("model_service_account", cls.model_service_account),
+            model_storage_secret=env("model_storage_secret", cls.model_storage_secret),
         )

@@ -7,6 +7,7 @@ generator, for air-gapped installs and tests).
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Literal
 
 from pydantic import Field, JsonValue, model_validator
@@ -95,7 +96,10 @@ class KServeServing(KubeModel):
     scale_target: int | None = Field(default=None, ge=1)
     """The autoscaling target per replica for scaleMetric."""
     canary: Canary | None = None
-    """A canary version and its traffic share."""
+    """A canary version and its traffic share; needs deploymentMode Serverless (KServe splits
+    traffic between revisions only there). Promote: move canary.storageUri to
+    model.storageUri and remove canary. Roll back: remove canary, or set trafficPercent 0 to
+    keep the canary revision while every request goes to the previous one."""
 
     @model_validator(mode="after")
     def _replicas_consistent(self) -> KServeServing:
@@ -105,6 +109,12 @@ class KServeServing(KubeModel):
             raise ValueError(
                 "minReplicas 0 needs deploymentMode Serverless: KServe's HPA cannot scale a "
                 "RawDeployment to zero"
+            )
+        if self.canary is not None and self.deployment_mode != "Serverless":
+            raise ValueError(
+                "canary needs deploymentMode Serverless: KServe splits traffic between "
+                "revisions only in Serverless mode (a RawDeployment would send all of it to "
+                "the canary)"
             )
         return self
 
@@ -118,6 +128,11 @@ KSERVE_RULES: list[JsonValue] = [
         "rule": "self.minReplicas > 0 || self.deploymentMode == 'Serverless'",
         "message": "minReplicas 0 (scale to zero) needs deploymentMode Serverless: KServe's HPA"
         " cannot scale a RawDeployment to zero",
+    },
+    {
+        "rule": "!has(self.canary) || self.deploymentMode == 'Serverless'",
+        "message": "canary needs deploymentMode Serverless: KServe splits traffic between"
+        " revisions only in Serverless mode (a RawDeployment would send all of it to the canary)",
     },
 ]
 
@@ -231,10 +246,46 @@ class ModelDeploymentSpec(KubeModel):
 class CanaryStatus(KubeModel):
     """The canary as KServe reports it."""
 
+    storage_uri: str | None = None
+    """The canary's weights."""
+    phase: Literal["WaitingForStable", "Progressing", "Serving", "RollingBack"] | None = None
+    """WaitingForStable: model.storageUri is rolled out first, so the canary has a revision to
+    split traffic with; Progressing: the canary revision is not ready yet; Serving: it takes
+    trafficPercent of requests; RollingBack: the canary was removed and every request goes to
+    the previous revision until model.storageUri is ready again."""
     traffic_percent: int | None = None
     """Percent of traffic the canary receives now."""
     ready: bool | None = None
     """Whether the canary revision is ready."""
+    latest_revision: str | None = None
+    """KServe's latest ready revision of the predictor (the canary's while one rolls out)."""
+    previous_revision: str | None = None
+    """The last revision rolled out with all traffic; it serves what the canary does not."""
+
+
+class ProbeStatus(KubeModel):
+    """Health checks of an external or builtin endpoint (GET {url}/models)."""
+
+    failures: int = 0
+    """Consecutive failed checks; the next one waits 5 s doubling up to 5 min."""
+    last_failure_reason: str | None = None
+    """Why the last check failed: SecretNotFound, SecretKeyNotFound, Timeout, ConnectionFailed,
+    ServerError, ClientError or UnparseableResponse."""
+
+
+class MeteringStatus(KubeModel):
+    """GPU-hours of a KServe deployment, charged from readings of its running replicas."""
+
+    since: datetime | None = None
+    """When the last reading was taken; the next charge covers the time from here."""
+    replicas: int = 0
+    """Predictor replicas running at the last reading."""
+    gpus_per_replica: int = 0
+    """nvidia.com/gpu of each replica at the last reading."""
+    gpu_hours: str = "0"
+    """GPU-hours this deployment has charged (informational: the budget ledger is the record)."""
+    charged_to: str | None = None
+    """The ledger charged: workspace/<name> in a workspace's namespace, else platform."""
 
 
 class EffectivePricing(KubeModel):
@@ -256,11 +307,15 @@ class ModelDeploymentStatus(KubeModel):
     url: str | None = None
     """The endpoint the router sends chat completions to."""
     replicas: int | None = None
-    """Replicas running now."""
+    """Predictor replicas running now (KServe only)."""
     canary: CanaryStatus | None = None
     """The canary's state."""
     pricing: EffectivePricing | None = None
     """The effective prices."""
+    probe: ProbeStatus | None = None
+    """Endpoint checks (external and builtin)."""
+    metering: MeteringStatus | None = None
+    """GPU-hour metering (KServe)."""
     conditions: Conditions = Field(default_factory=list)
     """Ready, PredictorReady, CanaryReady."""
     observed_generation: int | None = None
@@ -283,6 +338,7 @@ INFO = KindInfo(
         PrinterColumn("Model", ".spec.model.name"),
         PrinterColumn("Tier", ".spec.tier"),
         READY_COLUMN,
+        PrinterColumn("Replicas", ".status.replicas", type="integer", priority=1),
         PrinterColumn("URL", ".status.url", priority=1),
         AGE_COLUMN,
     ),

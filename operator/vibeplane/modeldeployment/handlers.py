@@ -1,43 +1,497 @@
-"""Kopf wiring of the ModelDeployment controller.
+"""The ModelDeployment controller: the only place it talks to the outside.
 
-This version records the serving mode and the effective prices; serving itself (KServe
-InferenceServices, external probes, the builtin modelserver) is not reconciled yet, and the
-Ready condition says so rather than pretending.
+One level-based reconcile per ModelDeployment (pure builders in `desired.py`):
+- kserve: the namespace's ServiceAccount for model storage and the InferenceService are
+  applied (server-side, skipped when unchanged); status mirrors what KServe reports; running
+  predictor replicas are metered into GPU-hours and charged to a budget ledger;
+- external / builtin: the endpoint is checked with `GET {url}/models`, at most once per
+  `PROBE_OK_TTL` while it answers and with a growing backoff while it does not, so the
+  reconciles a resync or a watch event brings do not hammer a provider (or its rate limit).
+
+Inputs that re-queue a ModelDeployment: the object itself, its InferenceService (a watch
+through the object cache, selected by label), the probe backoff and the metering interval.
+
+Secrets: the API key is read from the Secret at each check and handed to the HTTP client only;
+it is never logged, never put in status, events or metric labels (the client scrubs it from
+anything it quotes). Conditions name the Secret and key, never the value.
 """
 
 from __future__ import annotations
 
+import base64
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from kubernetes.client.exceptions import ApiException
+from kubernetes.dynamic.exceptions import ResourceNotFoundError
+
 from vibeplane.api import modeldeployment as api
+from vibeplane.api.common import API_VERSION, decimal_of
+from vibeplane.budget.ledger import Amount
+from vibeplane.budget.periods import PeriodKind
+from vibeplane.budget.store import LedgerStore
+from vibeplane.generation.client import ModelCallError, probe
+from vibeplane.kube import client, events
+from vibeplane.kube.cache import ObjectCache, WatchedKind
 from vibeplane.kube.conditions import ConditionSpec
-from vibeplane.kube.reconcile import Context, Controller, Outcome
-from vibeplane.settings import OperatorSettings
+from vibeplane.kube.reconcile import Body, Context, Controller, ObjectKey, Outcome
+from vibeplane.metrics import WRITES
+from vibeplane.modeldeployment import desired, metering
+from vibeplane.settings import LABEL_WORKSPACE, OperatorSettings, field_manager
+
+log = logging.getLogger(__name__)
+
+FIELD_MANAGER = field_manager("modeldeployment")
+ISVC_WATCH = WatchedKind(
+    "serving.kserve.io",
+    "v1beta1",
+    "inferenceservices",
+    desired.ISVC_KIND,
+    {desired.LABEL_COMPONENT: desired.COMPONENT_MODEL},
+)
+PROBE_OK_TTL = 60.0
+"""Seconds a successful check stands before the next reconcile checks again."""
+
+Prober = Callable[[str, str | None, float, str | None], None]
+Lookup = Callable[[str], Mapping[str, Any] | None]
 
 
-def reconcile(context: Context) -> Outcome:
-    spec: api.ModelDeploymentSpec = context.spec
-    pricing = spec.pricing or api.Pricing()
-    mode = spec.serving.mode
-    return Outcome(
-        [
-            ConditionSpec(
-                "Ready",
-                "False",
-                "ServingNotReconciled",
-                f"serving.{mode} is valid; this operator version does not serve models yet",
-            )
-        ],
-        {
-            "servingMode": mode,
-            "pricing": api.EffectivePricing(
-                input_per_million=pricing.input_per_million,
-                output_per_million=pricing.output_per_million,
-                gpu_hour=pricing.gpu_hour,
-            ).to_wire(),
-        },
+def serving_settings(settings: OperatorSettings) -> desired.ServingSettings:
+    """The operator settings the serving builders need (see OperatorSettings.from_env)."""
+    return desired.ServingSettings(
+        builtin_url=settings.builtin_model_url,
+        modelserver_runtime=settings.modelserver_runtime,
+        service_account=settings.model_service_account,
+        storage_secret=settings.model_storage_secret,
     )
 
 
-def setup(settings: OperatorSettings) -> Controller:
-    controller = Controller(api.INFO, reconcile, settings)
+class SecretProblem(Exception):
+    """The API key cannot be read: `reason` is SecretNotFound or SecretKeyNotFound."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(reason, message)
+        self.reason = reason
+        self.message = message
+
+
+def read_secret_key(namespace: str, name: str, key: str) -> str:
+    """The value of one key of a Secret, surrounding whitespace removed (a key written with
+    `echo` ends in a newline that no HTTP header can carry). Raises SecretProblem, whose
+    message names the Secret and key but never holds any of its content."""
+    secret = client.get("v1", "Secret", name, namespace)
+    if secret is None:
+        raise SecretProblem(
+            "SecretNotFound", f"Secret {name} (key {key}) not found in namespace {namespace}"
+        )
+    data = secret.get("data") or {}
+    if key not in data:
+        raise SecretProblem(
+            "SecretKeyNotFound", f"Secret {name} in namespace {namespace} has no key {key}"
+        )
+    return base64.b64decode(data[key]).decode("utf-8", errors="replace").strip()
+
+
+@dataclass(frozen=True)
+class LedgerTarget:
+    """The budget ledger GPU-hours are charged to."""
+
+    name: str
+    uid: str
+    period: PeriodKind
+    label: str
+
+
+PLATFORM_LEDGER = LedgerTarget("platform", "platform", "Monthly", "platform")
+"""Models outside any workspace (the shared ones in the platform namespace) are charged to
+the ledger `ledger-platform-platform` in the platform namespace, per calendar month: the
+platform's own spend, kept beside the workspaces' ledgers and read the same way."""
+
+
+@dataclass
+class _Check:
+    """The last endpoint check of one ModelDeployment, kept in memory between reconciles."""
+
+    fingerprint: str
+    failures: int
+    next_at: float
+    conditions: list[ConditionSpec] = field(default_factory=list)
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+def _decimal_text(value: Decimal) -> str:
+    text = format(value.normalize(), "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def _read_workspace(name: str) -> Mapping[str, Any] | None:
+    return client.get(API_VERSION, "Workspace", name)
+
+
+class ModelDeploymentReconciler:
+    """Computes a ModelDeployment's children and status, and applies what differs."""
+
+    def __init__(
+        self,
+        settings: OperatorSettings,
+        serving: desired.ServingSettings,
+        cache: ObjectCache,
+        ledgers: LedgerStore,
+        kserve_available: bool = True,
+        workspace_lookup: Lookup | None = None,
+        clock: Callable[[], datetime] | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+        prober: Prober = probe,
+    ) -> None:
+        self.settings = settings
+        self.serving = serving
+        self.cache = cache
+        self.ledgers = ledgers
+        self.kserve_available = kserve_available
+        self.workspace_lookup = workspace_lookup or _read_workspace
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self.monotonic = monotonic
+        self.prober = prober
+        self._checks: dict[str, _Check] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, context: Context) -> Outcome:
+        spec: api.ModelDeploymentSpec = context.spec
+        mode = spec.serving.mode
+        if mode == "kserve":
+            outcome = self._kserve(context, spec)
+        else:
+            outcome = self._endpoint(context, spec, mode)
+            outcome = Outcome(
+                [
+                    *outcome.conditions,
+                    *desired.stale_kserve_conditions(context.status.get("conditions")),
+                ],
+                {**outcome.fields, **desired.KSERVE_ONLY_FIELDS},
+                outcome.requeue_after,
+            )
+        outcome.fields = desired.clear_removed(
+            context.status,
+            {"servingMode": mode, "pricing": desired.pricing_fields(spec), **outcome.fields},
+        )
+        return outcome
+
+    def forget(self, event_type: str, body: Body) -> None:
+        """Drop what is remembered of a deleted ModelDeployment (Controller.subscribe)."""
+        if event_type == "DELETED":
+            with self._lock:
+                self._checks.pop(str((body.get("metadata") or {}).get("uid")), None)
+
+    # ---- kserve ------------------------------------------------------------------------
+
+    def _kserve(self, context: Context, spec: api.ModelDeploymentSpec) -> Outcome:
+        problem = desired.kserve_problem(spec)
+        if problem is not None:
+            return Outcome(
+                [ConditionSpec("Ready", "False", "InvalidSpec", f"{problem}; nothing changed")],
+                {"probe": None},
+            )
+        if not self.kserve_available:
+            return Outcome(
+                [
+                    ConditionSpec(
+                        "Ready",
+                        "False",
+                        "KServeNotInstalled",
+                        "the InferenceService CRD (serving.kserve.io/v1beta1) is not installed:"
+                        " install KServe and restart the operator, or use serving.external or"
+                        " serving.builtin",
+                    )
+                ],
+                {"probe": None},
+            )
+        name, namespace = context.name, context.namespace or ""
+        live = self.cache.lookup(desired.ISVC_KIND, name, namespace)
+        plan = desired.canary_plan(spec, live)
+        try:
+            storage_secret = client.get("v1", "Secret", self.serving.storage_secret, namespace)
+            account = client.get("v1", "ServiceAccount", self.serving.service_account, namespace)
+            self._apply(
+                desired.service_account(
+                    namespace, self.serving, storage_secret is not None, account
+                ),
+                account,
+                exact=(),
+            )
+            manifest = desired.inference_service(
+                name, namespace, context.uid, spec, self.serving, plan
+            )
+            stored = self._apply(manifest, live, exact=("spec",))
+        except ApiException as error:
+            refused = _refusal(error)
+            if refused is None:
+                raise
+            return Outcome([ConditionSpec("Ready", "False", *refused)], {"probe": None})
+        if stored is not None:
+            live = stored
+        running = self._running_replicas(namespace, name)
+        fields, conditions = desired.kserve_status(
+            spec, plan, live, running, context.status.get("conditions")
+        )
+        metered, requeue = self._meter(context, spec, running)
+        if metered is not None:
+            fields["metering"] = metered
+        return Outcome(conditions, fields, requeue)
+
+    def _apply(
+        self, manifest: dict[str, Any], live: Mapping[str, Any] | None, exact: tuple[str, ...]
+    ) -> dict[str, Any] | None:
+        stored = client.apply(
+            manifest,
+            FIELD_MANAGER,
+            live=dict(live) if live else None,
+            exact=exact,
+            lookup=False,
+        )
+        if stored is not None:
+            stored.setdefault("kind", manifest["kind"])
+            self.cache.remember(stored)
+            WRITES.labels("ModelDeployment", manifest["kind"]).inc()
+        return stored
+
+    @staticmethod
+    def _running_replicas(namespace: str, name: str) -> int:
+        """Predictor pods that run (and so hold their GPUs), in every revision."""
+        pods = client.list_objects(
+            "v1",
+            "Pod",
+            namespace,
+            label_selector=f"{desired.ISVC_POD_LABEL}={name},component=predictor",
+        )
+        return sum(1 for pod in pods if (pod.get("status") or {}).get("phase") == "Running")
+
+    # ---- metering ----------------------------------------------------------------------
+
+    def _meter(
+        self, context: Context, spec: api.ModelDeploymentSpec, running: int
+    ) -> tuple[dict[str, Any] | None, float | None]:
+        """The status.metering to record (None: leave it) and when to look again."""
+        gpus = desired.gpus_per_replica(spec)
+        recorded: Mapping[str, Any] = context.status.get("metering") or {}
+        since = metering.parse_time(str(recorded.get("since") or ""))
+        previous = (
+            metering.Reading(
+                since, int(recorded.get("replicas") or 0), int(recorded.get("gpusPerReplica") or 0)
+            )
+            if since is not None
+            else None
+        )
+        requeue = metering.INTERVAL.total_seconds() if running * gpus > 0 else None
+        accrual = metering.accrue(previous, running, gpus, self.clock())
+        if accrual is None:
+            return None, requeue
+        total = decimal_of(str(recorded.get("gpuHours") or "0"))
+        charged_to = recorded.get("chargedTo")
+        if accrual.gpu_hours > 0 and accrual.start is not None:
+            target = self._ledger_target(context.namespace or "")
+            pricing = spec.pricing or api.Pricing()
+            amount = Amount(
+                gpu_hours=accrual.gpu_hours,
+                money=metering.money(accrual.gpu_hours, decimal_of(pricing.gpu_hour)),
+            )
+            key = metering.interval_key(context.uid, accrual.start)
+            if self.ledgers.settle(target.name, target.uid, target.period, key, amount):
+                total += accrual.gpu_hours
+            charged_to = target.label
+        reading = accrual.reading
+        fields: dict[str, Any] = {
+            "since": metering.format_time(reading.at),
+            "replicas": reading.replicas,
+            "gpusPerReplica": reading.gpus,
+            "gpuHours": _decimal_text(total),
+        }
+        if charged_to:
+            fields["chargedTo"] = charged_to
+        return fields, requeue
+
+    def _ledger_target(self, namespace: str) -> LedgerTarget:
+        """The workspace that owns `namespace` (label and owner reference agree), else the
+        platform."""
+        body = self.cache.lookup("Namespace", namespace)
+        labels = ((body or {}).get("metadata") or {}).get("labels") or {}
+        workspace = labels.get(LABEL_WORKSPACE)
+        if not workspace:
+            return PLATFORM_LEDGER
+        found = self.workspace_lookup(workspace)
+        if found is None:
+            return PLATFORM_LEDGER
+        uid = str((found.get("metadata") or {}).get("uid") or "")
+        owners = ((body or {}).get("metadata") or {}).get("ownerReferences") or []
+        if not any(owner.get("uid") == uid for owner in owners):
+            log.warning(
+                "namespace %s is labelled for workspace %s but not owned by it; charging the "
+                "platform",
+                namespace,
+                workspace,
+            )
+            return PLATFORM_LEDGER
+        period = ((found.get("spec") or {}).get("budget") or {}).get("period")
+        kind: PeriodKind = period if period in ("Daily", "Weekly") else "Monthly"
+        return LedgerTarget(workspace, uid, kind, f"workspace/{workspace}")
+
+    # ---- external and builtin ----------------------------------------------------------
+
+    def _endpoint(self, context: Context, spec: api.ModelDeploymentSpec, mode: str) -> Outcome:
+        external = spec.serving.external
+        url = external.base_url if external is not None else self.serving.builtin_url
+        # The builtin server is ours: it must list the model. Providers' listings are not
+        # always complete, so an external endpoint is only checked to answer with the key.
+        model_check = None if external is not None else spec.model.name
+        fingerprint = desired.probe_fingerprint(context.generation, url)
+        now = self.monotonic()
+        with self._lock:
+            check = self._checks.get(context.uid)
+        if check is not None and check.fingerprint == fingerprint and now < check.next_at:
+            return Outcome(
+                list(check.conditions),
+                dict(check.fields),
+                (check.next_at - now) if check.failures else None,
+            )
+        if check is not None and check.fingerprint == fingerprint:
+            prior = check.failures
+        elif check is None and context.status.get("observedGeneration") == context.generation:
+            prior = int((context.status.get("probe") or {}).get("failures") or 0)
+        else:
+            prior = 0
+        try:
+            key = None
+            if external is not None and external.api_key_secret_ref is not None:
+                ref = external.api_key_secret_ref
+                key = read_secret_key(context.namespace or "", ref.name, ref.key)
+            self.prober(url, key, self.serving.probe_timeout, model_check)
+        except SecretProblem as problem:
+            reason, failure, message = problem.reason, problem.reason, problem.message
+        except ModelCallError as error:
+            reason, failure = "ProbeFailed", error.reason
+            message = f"{error.reason}: {error.message}"
+        else:
+            fields, conditions = desired.endpoint_ready(mode, url, desired.served_model(spec))
+            self._remember(
+                context.uid,
+                _Check(fingerprint, 0, now + PROBE_OK_TTL, list(conditions), dict(fields)),
+            )
+            return Outcome(list(conditions), dict(fields))
+        failures = prior + 1
+        delay = desired.probe_delay(failures)
+        fields, conditions = desired.endpoint_failed(url, reason, failure, message, failures, delay)
+        self._remember(
+            context.uid, _Check(fingerprint, failures, now + delay, list(conditions), dict(fields))
+        )
+        if failures == 1:
+            self._warn(context, reason, conditions[0].message)
+        return Outcome(list(conditions), dict(fields), delay)
+
+    def _remember(self, uid: str, check: _Check) -> None:
+        with self._lock:
+            self._checks[uid] = check
+
+    @staticmethod
+    def _warn(context: Context, reason: str, message: str) -> None:
+        """A Warning Event when checks start failing (messages never hold the key)."""
+        try:
+            events.post(context.body, "Warning", reason, message)
+        except ApiException as error:
+            log.warning("could not post an Event for %s: %s", context.name, error.reason)
+
+
+def _refusal(error: ApiException) -> tuple[str, str] | None:
+    """(reason, message) for a write the API server refused for good, else None (retry).
+
+    A terminating namespace takes no new objects; an InferenceService refused by validation
+    (KServe's webhook on a real cluster) says why in the server's message."""
+    try:
+        body = json.loads(error.body or "{}")
+    except (TypeError, ValueError):
+        body = {}
+    message = str(body.get("message") or error.reason or "")
+    causes = (body.get("details") or {}).get("causes") or []
+    if error.status == 403 and any(c.get("reason") == "NamespaceTerminating" for c in causes):
+        return "NamespaceTerminating", f"{message}; nothing is created"
+    if error.status in (400, 422):
+        return "InferenceServiceRefused", f"the API server refused the InferenceService: {message}"
+    return None
+
+
+def model_of(body: Mapping[str, Any]) -> ObjectKey | None:
+    """The ModelDeployment an InferenceService (from the cache's watch) belongs to."""
+    metadata = body.get("metadata") or {}
+    labels = metadata.get("labels") or {}
+    if labels.get(desired.LABEL_COMPONENT) != desired.COMPONENT_MODEL:
+        return None
+    name = labels.get(desired.LABEL_MODELDEPLOYMENT)
+    namespace = metadata.get("namespace")
+    return ObjectKey(namespace, name) if name and namespace else None
+
+
+def kserve_installed() -> bool:
+    """Whether the API server serves KServe's InferenceService (discovery; no object read)."""
+    try:
+        client.dynamic().resources.get(api_version=desired.ISVC_API_VERSION, kind=desired.ISVC_KIND)
+    except ResourceNotFoundError:
+        log.warning("KServe's InferenceService CRD is not installed: serving.kserve is refused")
+        return False
+    return True
+
+
+def setup(
+    settings: OperatorSettings,
+    cache: ObjectCache | None = None,
+    workspace_lookup: Lookup | None = None,
+    kserve: bool | None = None,
+) -> Controller:
+    """Build the ModelDeployment controller and register its watches.
+
+    With the operator's shared `cache`, the operator routes InferenceService changes here
+    itself (`model_of`); without one, the controller keeps a cache of its own that does.
+    `kserve` None asks the API server whether KServe's CRD is installed: without it the
+    InferenceService watch is not registered (a cache would fail to list it at startup).
+    """
+    controllers: list[Controller] = []
+
+    def route(body: Body) -> None:
+        key = model_of(body)
+        if key is not None and controllers:
+            controllers[0].enqueue(key)
+
+    shared = cache if cache is not None else ObjectCache(on_change=route)
+    available = kserve_installed() if kserve is None else kserve
+    reconciler = ModelDeploymentReconciler(
+        settings,
+        serving_settings(settings),
+        shared,
+        LedgerStore(settings.platform_namespace),
+        kserve_available=available,
+        workspace_lookup=workspace_lookup,
+    )
+    controller = Controller(api.INFO, reconciler, settings)
+    controllers.append(controller)
     controller.register()
+    controller.subscribe(reconciler.forget)
+    if available:
+        shared.watch(ISVC_WATCH)
     return controller
+
+
+__all__ = [
+    "FIELD_MANAGER",
+    "ISVC_WATCH",
+    "PLATFORM_LEDGER",
+    "ModelDeploymentReconciler",
+    "SecretProblem",
+    "kserve_installed",
+    "model_of",
+    "read_secret_key",
+    "setup",
+]

@@ -8,42 +8,18 @@ endpoint from the ModelDeployment's status, the API key read from its Secret at 
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-import kubernetes
-from kubernetes.client.exceptions import ApiException
-
 from vibeplane.api import vibeapp as api
 from vibeplane.api.workspace import WorkspaceSpec
-from vibeplane.kube import client
+from vibeplane.modeldeployment import router
 from vibeplane.settings import OperatorSettings
 from vibeplane.vibeapp.generate import ModelTarget
 
 
-def _ready(body: Mapping[str, Any]) -> bool:
-    return any(
-        c.get("type") == "Ready" and c.get("status") == "True"
-        for c in (body.get("status") or {}).get("conditions") or []
-    )
-
-
-def read_api_key(namespace: str, ref: Mapping[str, Any] | None) -> str | None:
-    """The API key from a Secret reference (None without one or when it cannot be read)."""
-    if not ref:
-        return None
-    core = kubernetes.client.CoreV1Api(client.api_client())
-    try:
-        secret = core.read_namespaced_secret(ref["name"], namespace)
-    except ApiException:
-        return None
-    value = (secret.data or {}).get(ref["key"])
-    return base64.b64decode(value).decode() if value else None
-
-
 class ModelResolver:
-    """Resolve model names to call targets from the ModelDeployments the operator watches."""
+    """Resolve an app's models to call targets from the ModelDeployments the operator watches."""
 
     def __init__(
         self,
@@ -53,49 +29,43 @@ class ModelResolver:
         self.settings = settings
         self.bodies = bodies
 
-    def _find(self, name: str, namespace: str) -> Mapping[str, Any] | None:
-        found = {(b["metadata"].get("namespace"), b["metadata"]["name"]): b for b in self.bodies()}
-        return found.get((namespace, name)) or found.get((self.settings.platform_namespace, name))
-
     def __call__(
         self, spec: api.VibeAppSpec, namespace: str, workspace: WorkspaceSpec, soft: bool
     ) -> tuple[list[ModelTarget], str]:
-        allowed = list(workspace.models.allowed) if workspace.models else []
-        preferred = (
-            spec.model
-            if spec.model and (not allowed or spec.model in allowed)
-            else (workspace.models.default if workspace.models else None)
-            or self.settings.default_model
+        result = router.route(
+            requested=spec.model,
+            workspace=workspace,
+            namespace=namespace,
+            past_soft_limit=soft,
+            default_model=self.settings.default_model,
+            platform_namespace=self.settings.platform_namespace,
+            candidates=router.candidates_from(self.bodies()),
         )
-        reason = "app model" if spec.model == preferred else "workspace or platform default"
-        order: list[tuple[str, str]] = [(preferred, reason)]
-        body = self._find(preferred, namespace)
-        fallbacks = ((body or {}).get("spec") or {}).get("routing", {}).get("fallbacks", [])
-        order += [(name, f"fallback of {preferred}") for name in fallbacks]
+        if result.error is not None:
+            return [], f"{result.error.reason}: {result.error.message}"
         targets: list[ModelTarget] = []
-        for name, why in order:
-            model = self._find(name, namespace)
-            if (
-                model is None
-                or not _ready(model)
-                or (allowed and name not in allowed and name != self.settings.default_model)
-            ):
+        unreadable: list[str] = []
+        for choice in result.choices:
+            candidate = choice.candidate
+            why = f"{choice.reason}: {choice.message}" if choice.message else choice.reason
+            try:
+                key = router.api_key(candidate)
+            except router.SecretProblem as problem:
+                unreadable.append(f"{candidate.name}: {problem.message}")
                 continue
-            status, mspec = model.get("status") or {}, model.get("spec") or {}
-            external = mspec.get("serving", {}).get("external")
             targets.append(
                 ModelTarget(
-                    name=name,
-                    url=str(status.get("url")),
-                    served_model=str(
-                        (external or {}).get("model") or mspec.get("model", {}).get("name")
-                    ),
-                    api_key=read_api_key(
-                        model["metadata"]["namespace"], (external or {}).get("apiKeySecretRef")
-                    ),
-                    pricing=dict(mspec.get("pricing") or {}),
-                    output_tokens=int((mspec.get("limits") or {}).get("outputTokens", 8192)),
+                    name=candidate.name,
+                    url=candidate.url or "",
+                    served_model=candidate.served_model,
+                    api_key=key,
+                    pricing={
+                        "inputPerMillion": str(candidate.pricing.input_per_million),
+                        "outputPerMillion": str(candidate.pricing.output_per_million),
+                        "gpuHour": str(candidate.pricing.gpu_hour),
+                    },
+                    output_tokens=candidate.output_tokens,
                     reason=why,
                 )
             )
-        return targets, "" if targets else "no allowed model is Ready"
+        return targets, "" if targets else "NoModelAvailable: " + "; ".join(unreadable)

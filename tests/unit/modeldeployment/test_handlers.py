@@ -1,0 +1,663 @@
+"""The reconciler with the API server, the clock, the prober and the ledger faked."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from kubernetes.client.exceptions import ApiException
+
+from tests.unit.modeldeployment.support import (
+    BUILTIN,
+    EXTERNAL,
+    NAMESPACE,
+    RAW_GPU,
+    UID,
+    check_golden,
+)
+from vibeplane.api.modeldeployment import ModelDeploymentSpec
+from vibeplane.budget.ledger import Amount
+from vibeplane.generation.client import ModelCallError
+from vibeplane.kube import client, events
+from vibeplane.kube.cache import ObjectCache
+from vibeplane.kube.conditions import find, merge_conditions, status_patch
+from vibeplane.kube.reconcile import Context, ObjectKey, Outcome
+from vibeplane.modeldeployment import desired, handlers
+from vibeplane.settings import OperatorSettings
+
+SECRET_VALUE = "sk-live-DO-NOT-LEAK-1234567890"
+T0 = datetime(2026, 11, 24, 10, 0, 0, tzinfo=UTC)
+MODELS_URL = "https://api.example.com/v1/models"
+Key = tuple[str, str | None, str]
+
+
+class FakeKube:
+    """Just enough of vibeplane.kube.client: objects by (kind, namespace, name)."""
+
+    def __init__(self) -> None:
+        self.objects: dict[Key, dict[str, Any]] = {}
+        self.applied: list[dict[str, Any]] = []
+        self.pods: list[dict[str, Any]] = []
+        self.events: list[tuple[str, str]] = []
+
+    def get(
+        self, api_version: str, kind: str, name: str, namespace: str | None = None
+    ) -> dict[str, Any] | None:
+        found = self.objects.get((kind, namespace, name))
+        return copy.deepcopy(found) if found is not None else None
+
+    def apply(
+        self,
+        manifest: dict[str, Any],
+        field_manager: str,
+        live: dict[str, Any] | None = None,
+        exact: tuple[str, ...] = (),
+        lookup: bool = True,
+    ) -> dict[str, Any] | None:
+        metadata = manifest["metadata"]
+        key = (manifest["kind"], metadata.get("namespace"), metadata["name"])
+        current = self.objects.get(key)
+        if live is None and lookup:
+            live = current
+        if live is not None and client.matches(live, manifest, exact):
+            return None
+        self.applied.append(copy.deepcopy(manifest))
+        stored = copy.deepcopy(manifest)
+        generation = 1
+        if current is not None:
+            generation = current["metadata"].get("generation", 1)
+            if current.get("spec") != manifest.get("spec"):
+                generation += 1
+            if "status" in current:
+                stored["status"] = current["status"]
+        stored["metadata"]["generation"] = generation
+        self.objects[key] = stored
+        return copy.deepcopy(stored)
+
+    def list_objects(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+    ) -> list[dict[str, Any]]:
+        assert kind == "Pod"
+        return copy.deepcopy(self.pods)
+
+    def post_event(self, involved: Any, type_: str, reason: str, message: str) -> None:
+        self.events.append((reason, message))
+
+    def secret(self, name: str, data: dict[str, str]) -> None:
+        self.objects[("Secret", NAMESPACE, name)] = {
+            "metadata": {"name": name, "namespace": NAMESPACE},
+            "data": {key: base64.b64encode(value.encode()).decode() for key, value in data.items()},
+        }
+
+
+@pytest.fixture
+def kube(monkeypatch: pytest.MonkeyPatch) -> FakeKube:
+    fake = FakeKube()
+    monkeypatch.setattr(client, "get", fake.get)
+    monkeypatch.setattr(client, "apply", fake.apply)
+    monkeypatch.setattr(client, "list_objects", fake.list_objects)
+    monkeypatch.setattr(events, "post", fake.post_event)
+    return fake
+
+
+@dataclass
+class FakeLedgers:
+    charges: list[tuple[str, str, str, str, Amount]] = field(default_factory=list)
+    done: set[str] = field(default_factory=set)
+
+    def settle(self, workspace: str, uid: str, kind: str, key: str, actual: Amount) -> bool:
+        if key in self.done:
+            return False
+        self.done.add(key)
+        self.charges.append((workspace, uid, kind, key, actual))
+        return True
+
+
+@dataclass
+class Prober:
+    """Fails with `failures` (in order), then answers."""
+
+    failures: list[ModelCallError] = field(default_factory=list)
+    calls: list[tuple[str, str | None, str | None]] = field(default_factory=list)
+
+    def __call__(self, url: str, key: str | None, timeout: float, model: str | None) -> None:
+        self.calls.append((url, key, model))
+        if self.failures:
+            raise self.failures.pop(0)
+
+
+def merge_patch(target: dict[str, Any], patch: dict[str, Any]) -> None:
+    """RFC 7386, as the API server applies the Controller's status patches."""
+    for key, value in patch.items():
+        if value is None:
+            target.pop(key, None)
+        elif isinstance(value, dict) and isinstance(target.get(key), dict):
+            merge_patch(target[key], value)
+        else:
+            target[key] = copy.deepcopy(value)
+            if isinstance(value, dict):
+                _drop_nulls(target[key])
+
+
+def _drop_nulls(document: dict[str, Any]) -> None:
+    for key in [key for key, value in document.items() if value is None]:
+        del document[key]
+    for value in document.values():
+        if isinstance(value, dict):
+            _drop_nulls(value)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+        self.mono = 1000.0
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+        self.mono += seconds
+
+
+@dataclass
+class Harness:
+    """One ModelDeployment, reconciled like the Controller does (status carried over)."""
+
+    reconciler: handlers.ModelDeploymentReconciler
+    spec: ModelDeploymentSpec
+    generation: int = 1
+    status: dict[str, Any] = field(default_factory=dict)
+    name: str = "m"
+    writes: int = 0
+
+    def reconcile(self) -> Outcome:
+        body = {
+            "apiVersion": "vibeplane.io/v1alpha1",
+            "kind": "ModelDeployment",
+            "metadata": {
+                "name": self.name,
+                "namespace": NAMESPACE,
+                "uid": UID,
+                "generation": self.generation,
+            },
+            "spec": self.spec.to_wire(),
+            "status": self.status,
+        }
+        context = Context(
+            self.name,
+            NAMESPACE,
+            UID,
+            self.generation,
+            self.spec,
+            copy.deepcopy(self.status),
+            body,
+            OperatorSettings(),
+        )
+        outcome = self.reconciler(context)
+        desired_status = dict(outcome.fields)
+        desired_status["observedGeneration"] = self.generation
+        desired_status["conditions"] = merge_conditions(
+            self.status.get("conditions"), outcome.conditions, self.generation, "2026-11-24T10:00Z"
+        )
+        patch = status_patch(self.status, desired_status)
+        if patch:
+            self.writes += 1
+            merge_patch(self.status, patch)
+        return outcome
+
+    def condition(self, type_: str) -> dict[str, Any]:
+        found = find(self.status.get("conditions"), type_)
+        assert found is not None, f"no {type_} condition in {self.status}"
+        return dict(found)
+
+
+def make(
+    spec: ModelDeploymentSpec,
+    prober: Prober | None = None,
+    clock: Clock | None = None,
+    ledgers: FakeLedgers | None = None,
+    kserve: bool = True,
+    workspaces: dict[str, dict[str, Any]] | None = None,
+) -> Harness:
+    clock = clock or Clock()
+    reconciler = handlers.ModelDeploymentReconciler(
+        OperatorSettings(),
+        desired.ServingSettings(builtin_url="http://127.0.0.1:9/openai/v1"),
+        ObjectCache(on_change=lambda body: None),
+        ledgers or FakeLedgers(),  # type: ignore[arg-type]
+        kserve_available=kserve,
+        workspace_lookup=lambda name: (workspaces or {}).get(name),
+        clock=lambda: clock.now,
+        monotonic=lambda: clock.mono,
+        prober=prober or Prober(),
+    )
+    return Harness(reconciler, spec)
+
+
+def outcome_document(harness: Harness, outcome: Outcome) -> dict[str, Any]:
+    return {
+        "fields": outcome.fields,
+        "conditions": [vars(c) for c in outcome.conditions],
+        "requeueAfter": outcome.requeue_after,
+    }
+
+
+# ---- external ----------------------------------------------------------------------------
+
+
+def test_external_ready_matches_golden_and_holds_no_key(kube: FakeKube) -> None:
+    kube.secret("frontier-key", {"apiKey": SECRET_VALUE + "\n"})
+    prober = Prober()
+    harness = make(EXTERNAL, prober)
+    outcome = harness.reconcile()
+    check_golden("external-ready", outcome_document(harness, outcome))
+    # The key (without the newline `echo` leaves) reached the prober, and nothing else.
+    assert prober.calls == [("https://api.example.com/v1", SECRET_VALUE, None)]
+    assert SECRET_VALUE not in repr(harness.status)
+
+
+@pytest.mark.parametrize(
+    ("secrets", "reason", "fragment"),
+    [
+        ({}, "SecretNotFound", "Secret frontier-key (key apiKey) not found in namespace"),
+        (
+            {"frontier-key": {"other": SECRET_VALUE}},
+            "SecretKeyNotFound",
+            "Secret frontier-key in namespace ws-team-a has no key apiKey",
+        ),
+    ],
+)
+def test_secret_problems_name_the_secret_never_its_content(
+    kube: FakeKube, secrets: dict[str, dict[str, str]], reason: str, fragment: str
+) -> None:
+    for name, data in secrets.items():
+        kube.secret(name, data)
+    prober = Prober()
+    harness = make(EXTERNAL, prober)
+    outcome = harness.reconcile()
+    ready = harness.condition("Ready")
+    assert (ready["status"], ready["reason"]) == ("False", reason)
+    assert fragment in ready["message"]
+    assert harness.status["probe"] == {"failures": 1, "lastFailureReason": reason}
+    assert outcome.requeue_after == 5.0
+    assert prober.calls == []
+    assert SECRET_VALUE not in repr(harness.status)
+    assert kube.events == [(reason, ready["message"])]
+
+
+def test_probe_failures_back_off_and_recover(kube: FakeKube) -> None:
+    kube.secret("frontier-key", {"apiKey": SECRET_VALUE})
+    clock = Clock()
+    prober = Prober(
+        [
+            ModelCallError(
+                "ConnectionFailed", "GET https://api.example.com/v1/models: refused", True
+            ),
+            ModelCallError("ServerError", "GET https://api.example.com/v1/models: HTTP 503", True),
+        ]
+    )
+    harness = make(EXTERNAL, prober, clock)
+    first = harness.reconcile()
+    assert first.requeue_after == 5.0
+    ready = harness.condition("Ready")
+    assert ready["reason"] == "ProbeFailed"
+    assert ready["message"].startswith("ConnectionFailed: GET https://api.example.com/v1/models")
+    assert "(attempt 1; next check in 5s)" in ready["message"]
+    # A resync 2 s later checks nothing and writes nothing.
+    before = copy.deepcopy(harness.status)
+    clock.advance(2)
+    again = harness.reconcile()
+    assert len(prober.calls) == 1
+    assert again.requeue_after == pytest.approx(3.0)
+    assert harness.status == before
+    # At the deadline: the second failure doubles the wait.
+    clock.advance(3)
+    second = harness.reconcile()
+    assert second.requeue_after == 10.0
+    assert harness.status["probe"] == {"failures": 2, "lastFailureReason": "ServerError"}
+    clock.advance(10)
+    third = harness.reconcile()
+    assert third.requeue_after is None
+    assert harness.condition("Ready")["status"] == "True"
+    assert harness.status["probe"] == {"failures": 0}
+    assert harness.status["url"] == "https://api.example.com/v1"
+    # Within the success TTL nothing is checked again.
+    clock.advance(30)
+    harness.reconcile()
+    assert len(prober.calls) == 3
+
+
+def test_the_attempt_count_survives_a_restart(kube: FakeKube) -> None:
+    kube.secret("frontier-key", {"apiKey": SECRET_VALUE})
+    error = ModelCallError("Timeout", "GET https://api.example.com/v1/models: no answer", True)
+    harness = make(EXTERNAL, Prober([error]))
+    harness.status = {"observedGeneration": 1, "probe": {"failures": 3}}
+    outcome = harness.reconcile()
+    assert harness.status["probe"]["failures"] == 4
+    assert outcome.requeue_after == 40.0
+
+
+def test_a_spec_edit_checks_again_at_once(kube: FakeKube) -> None:
+    kube.secret("frontier-key", {"apiKey": SECRET_VALUE})
+    error = ModelCallError("Timeout", "no answer", True)
+    prober = Prober([error])
+    harness = make(EXTERNAL, prober)
+    harness.reconcile()
+    harness.generation = 2
+    harness.reconcile()
+    assert len(prober.calls) == 2
+    assert harness.condition("Ready")["status"] == "True"
+
+
+# ---- builtin -----------------------------------------------------------------------------
+
+
+def test_builtin_probes_the_model_server_for_its_model(kube: FakeKube) -> None:
+    error = ModelCallError(
+        "ConnectionFailed", "GET http://127.0.0.1:9/openai/v1/models: refused", True
+    )
+    prober = Prober([error])
+    harness = make(BUILTIN, prober)
+    outcome = harness.reconcile()
+    check_golden("builtin-probe-failed", outcome_document(harness, outcome))
+    assert prober.calls == [("http://127.0.0.1:9/openai/v1", None, "builtin")]
+
+
+def test_serving_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VIBEPLANE_BUILTIN_MODEL_URL", "http://127.0.0.1:8123/openai/v1")
+    serving = handlers.serving_settings(OperatorSettings.from_env())
+    assert serving.builtin_url == "http://127.0.0.1:8123/openai/v1"
+    assert serving.modelserver_runtime == "vibeplane-modelserver"
+
+
+# ---- kserve ------------------------------------------------------------------------------
+
+
+def test_kserve_applies_once_then_mirrors_kserve(kube: FakeKube) -> None:
+    harness = make(RAW_GPU)
+    harness.reconcile()
+    kinds = [manifest["kind"] for manifest in kube.applied]
+    assert kinds == ["ServiceAccount", "InferenceService"]
+    assert harness.condition("Ready")["reason"] == "InferenceServicePending"
+    # Converged: a second reconcile writes nothing.
+    harness.reconcile()
+    assert len(kube.applied) == 2
+    # KServe reports the service ready.
+    isvc = kube.objects[("InferenceService", NAMESPACE, "m")]
+    isvc["status"] = {
+        "observedGeneration": 1,
+        "address": {"url": "http://m-predictor.ws-team-a.svc.cluster.local"},
+        "conditions": [
+            {"type": "PredictorReady", "status": "True"},
+            {"type": "Ready", "status": "True"},
+        ],
+    }
+    harness.reconcile()
+    assert harness.condition("Ready")["status"] == "True"
+    assert harness.condition("PredictorReady")["status"] == "True"
+    assert harness.status["url"] == "http://m-predictor.ws-team-a.svc.cluster.local/openai/v1"
+    assert harness.status["servingMode"] == "kserve"
+    assert len(kube.applied) == 2
+
+
+def test_the_storage_secret_is_listed_when_it_exists(kube: FakeKube) -> None:
+    kube.secret("vibeplane-model-storage", {"AWS_ACCESS_KEY_ID": "a"})
+    make(RAW_GPU).reconcile()
+    account = kube.objects[("ServiceAccount", NAMESPACE, "vibeplane-models")]
+    assert account["secrets"] == [{"name": "vibeplane-model-storage"}]
+
+
+def test_without_kserve_the_condition_says_so(kube: FakeKube) -> None:
+    harness = make(RAW_GPU, kserve=False)
+    harness.reconcile()
+    assert harness.condition("Ready")["reason"] == "KServeNotInstalled"
+    assert kube.applied == []
+
+
+def _pod(phase: str) -> dict[str, Any]:
+    return {"metadata": {"name": "p"}, "status": {"phase": phase}}
+
+
+def test_gpu_hours_are_charged_to_the_workspace(kube: FakeKube) -> None:
+    kube.objects[("Namespace", None, NAMESPACE)] = {
+        "metadata": {
+            "name": NAMESPACE,
+            "labels": {"vibeplane.io/workspace": "team-a"},
+            "ownerReferences": [{"kind": "Workspace", "name": "team-a", "uid": "ws-uid"}],
+        }
+    }
+    workspaces = {
+        "team-a": {"metadata": {"name": "team-a", "uid": "ws-uid"}, "spec": {"budget": {}}}
+    }
+    clock, ledgers = Clock(), FakeLedgers()
+    harness = make(RAW_GPU, clock=clock, ledgers=ledgers, workspaces=workspaces)
+    kube.pods = [_pod("Running"), _pod("Running"), _pod("Pending")]
+    first = harness.reconcile()
+    assert first.requeue_after == 60.0
+    assert harness.status["replicas"] == 2
+    assert harness.status["metering"] == {
+        "since": "2026-11-24T10:00:00Z",
+        "replicas": 2,
+        "gpusPerReplica": 2,
+        "gpuHours": "0",
+    }
+    assert ledgers.charges == []
+    clock.advance(120)
+    harness.reconcile()
+    assert ledgers.charges == [
+        (
+            "team-a",
+            "ws-uid",
+            "Monthly",
+            f"gpu:{UID}:20261124T100000Z",
+            Amount(gpu_hours=Decimal("0.133333"), money=Decimal("0.333333")),
+        )
+    ]
+    assert harness.status["metering"]["gpuHours"] == "0.133333"
+    assert harness.status["metering"]["chargedTo"] == "workspace/team-a"
+    assert harness.status["metering"]["since"] == "2026-11-24T10:02:00Z"
+    # Scaled to zero: the last interval is charged, then nothing more is recorded.
+    kube.pods = []
+    clock.advance(30)
+    idle = harness.reconcile()
+    assert idle.requeue_after is None
+    assert len(ledgers.charges) == 2
+    before = copy.deepcopy(harness.status)
+    clock.advance(3600)
+    harness.reconcile()
+    assert harness.status == before
+
+
+def test_a_retried_interval_is_not_charged_twice(kube: FakeKube) -> None:
+    clock, ledgers = Clock(), FakeLedgers()
+    harness = make(RAW_GPU, clock=clock, ledgers=ledgers)
+    kube.pods = [_pod("Running")]
+    harness.reconcile()
+    saved = copy.deepcopy(harness.status)
+    clock.advance(60)
+    harness.reconcile()
+    # The status write was lost: the same interval is computed again, and refused.
+    harness.status = saved
+    clock.advance(5)
+    harness.reconcile()
+    assert len(ledgers.charges) == 1
+    assert ledgers.charges[0][0] == "platform"
+    assert harness.status["metering"]["chargedTo"] == "platform"
+
+
+def test_a_namespace_not_owned_by_its_labelled_workspace_charges_the_platform(
+    kube: FakeKube,
+) -> None:
+    kube.objects[("Namespace", None, NAMESPACE)] = {
+        "metadata": {"name": NAMESPACE, "labels": {"vibeplane.io/workspace": "team-a"}}
+    }
+    workspaces = {"team-a": {"metadata": {"name": "team-a", "uid": "ws-uid"}, "spec": {}}}
+    harness = make(RAW_GPU, workspaces=workspaces)
+    assert harness.reconciler._ledger_target(NAMESPACE) == handlers.PLATFORM_LEDGER
+
+
+def test_leaving_kserve_clears_its_status(kube: FakeKube) -> None:
+    harness = make(RAW_GPU)
+    kube.pods = [_pod("Running")]
+    harness.reconcile()
+    assert "metering" in harness.status
+    harness.spec = BUILTIN
+    harness.generation = 2
+    harness.reconcile()
+    for key in ("replicas", "canary", "metering"):
+        assert key not in harness.status
+    assert harness.condition("PredictorReady")["status"] == "Unknown"
+    assert harness.status["servingMode"] == "builtin"
+
+
+def test_the_key_never_reaches_the_logs(kube: FakeKube, caplog: pytest.LogCaptureFixture) -> None:
+    kube.secret("frontier-key", {"apiKey": SECRET_VALUE})
+    caplog.set_level(logging.DEBUG)
+    make(EXTERNAL, Prober([ModelCallError("ClientError", "HTTP 401", False)])).reconcile()
+    assert SECRET_VALUE not in caplog.text
+
+
+def test_model_of_routes_inference_services_to_their_owner() -> None:
+    isvc = {
+        "metadata": {
+            "name": "m",
+            "namespace": NAMESPACE,
+            "labels": desired.isvc_labels("m"),
+        }
+    }
+    assert handlers.model_of(isvc) == ObjectKey(NAMESPACE, "m")
+    assert handlers.model_of({"metadata": {"name": "x", "namespace": NAMESPACE}}) is None
+
+
+def test_forget_drops_the_memory_of_a_deleted_model(kube: FakeKube) -> None:
+    kube.secret("frontier-key", {"apiKey": SECRET_VALUE})
+    harness = make(EXTERNAL)
+    harness.reconcile()
+    assert harness.reconciler._checks
+    harness.reconciler.forget("DELETED", {"metadata": {"uid": UID}})
+    assert not harness.reconciler._checks
+
+
+def test_a_recovered_endpoint_forgets_its_failure_and_settles(kube: FakeKube) -> None:
+    kube.secret("frontier-key", {"apiKey": SECRET_VALUE})
+    clock = Clock()
+    harness = make(EXTERNAL, Prober([ModelCallError("Timeout", "no answer", True)]), clock)
+    harness.reconcile()
+    assert harness.status["probe"] == {"failures": 1, "lastFailureReason": "Timeout"}
+    clock.advance(5)
+    harness.reconcile()
+    assert harness.status["probe"] == {"failures": 0}
+    writes = harness.writes
+    clock.advance(120)  # past the success TTL: checked again, same answer, nothing written
+    harness.reconcile()
+    assert harness.writes == writes
+
+
+def test_a_rollback_converges_without_repeated_writes(kube: FakeKube) -> None:
+    from tests.unit.modeldeployment.support import CANARY
+
+    harness = make(CANARY)
+    harness.reconcile()
+    isvc = kube.objects[("InferenceService", NAMESPACE, "m")]
+    isvc["status"] = {
+        "observedGeneration": 1,
+        "components": {
+            "predictor": {
+                "latestCreatedRevision": "m-1",
+                "latestReadyRevision": "m-1",
+                "latestRolledoutRevision": "m-1",
+            }
+        },
+    }
+    harness.reconcile()  # the canary starts
+    isvc = kube.objects[("InferenceService", NAMESPACE, "m")]
+    assert isvc["spec"]["predictor"]["canaryTrafficPercent"] == 10
+    isvc["status"] = {
+        "observedGeneration": 2,
+        "components": {
+            "predictor": {
+                "latestCreatedRevision": "m-2",
+                "latestReadyRevision": "m-2",
+                "latestRolledoutRevision": "m-1",
+                "traffic": [{"revisionName": "m-2", "latestRevision": True, "percent": 10}],
+            }
+        },
+    }
+    harness.reconcile()
+    assert harness.status["canary"]["storageUri"] == "s3://models/base1/2026-12"
+    data = CANARY.to_wire()
+    del data["serving"]["kserve"]["canary"]
+    harness.spec = ModelDeploymentSpec.model_validate(data)
+    harness.generation = 2
+    harness.reconcile()
+    assert harness.status["canary"]["phase"] == "RollingBack"
+    assert "storageUri" not in harness.status["canary"]
+    writes = harness.writes
+    harness.reconcile()
+    assert harness.writes == writes
+
+
+def test_clear_removed_nulls_keys_a_nested_object_loses() -> None:
+    current = {"canary": {"phase": "Serving", "storageUri": "s3://x"}, "url": "u"}
+    fields = {"canary": {"phase": "RollingBack"}, "url": "u", "replicas": None}
+    assert desired.clear_removed(current, fields) == {
+        "canary": {"phase": "RollingBack", "storageUri": None},
+        "url": "u",
+        "replicas": None,
+    }
+    assert desired.clear_removed({"canary": {"phase": "RollingBack"}}, fields)["canary"] == {
+        "phase": "RollingBack"
+    }
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "reason"),
+    [
+        (
+            403,
+            {
+                "message": "unable to create new content in namespace ws-team-a because it is "
+                "being terminated",
+                "details": {"causes": [{"reason": "NamespaceTerminating"}]},
+            },
+            "NamespaceTerminating",
+        ),
+        (422, {"message": "spec.predictor: Invalid value"}, "InferenceServiceRefused"),
+    ],
+)
+def test_a_refused_write_becomes_a_condition(
+    kube: FakeKube,
+    monkeypatch: pytest.MonkeyPatch,
+    status: int,
+    body: dict[str, Any],
+    reason: str,
+) -> None:
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        error = ApiException(status=status, reason="Refused")
+        error.body = json.dumps(body)
+        raise error
+
+    monkeypatch.setattr(client, "apply", refuse)
+    harness = make(RAW_GPU)
+    harness.reconcile()
+    ready = harness.condition("Ready")
+    assert (ready["status"], ready["reason"]) == ("False", reason)
+    assert body["message"] in ready["message"]
+
+
+def test_other_api_errors_are_retried(kube: FakeKube, monkeypatch: pytest.MonkeyPatch) -> None:
+    def unavailable(*args: Any, **kwargs: Any) -> None:
+        raise ApiException(status=503, reason="Service Unavailable")
+
+    monkeypatch.setattr(client, "apply", unavailable)
+    with pytest.raises(ApiException):
+        make(RAW_GPU).reconcile()
