@@ -1,0 +1,642 @@
+"""The Helm chart (charts/vibeplane): lint, schema, rendering, and a real install/uninstall.
+
+Helm is the real one (built from its Go module by `vibeplane cluster tools`, cached). The
+control plane is the session's: its CRDs and the vibeplane-workspace-* ClusterRoles were
+installed by `cluster up` (not by Helm), so an install here leaves those out with a
+post-renderer; every other object of the chart is created by Helm and removed by
+`helm uninstall`. Pods do not run (no kubelet takes them): nothing waits for readiness.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import kubernetes
+import pytest
+import yaml
+from kubernetes.client import ApiClient
+
+from tests.integration.conftest import Kubectl
+from vibeplane.cluster.build import ensure_tool
+from vibeplane.cluster.local import LocalCluster
+from vibeplane.modeldeployment.handlers import serving_settings
+from vibeplane.settings import OperatorSettings
+from vibeplane.storage.s3 import S3Settings
+
+# The first run builds Helm from its Go module (minutes, in the fixture): more time than the
+# default 300 s. `make tools` builds it before pytest starts.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "charts" / "vibeplane"
+CHART_META = yaml.safe_load((CHART / "Chart.yaml").read_text())
+# Helm built from source reports Kubernetes v1.20 for client-only rendering; the chart needs
+# >= 1.31. Rendering without a cluster says which version to assume.
+KUBE_VERSION = "1.35.0"
+WORKSPACE_ROLES = {
+    "vibeplane-workspace-admin",
+    "vibeplane-workspace-editor",
+    "vibeplane-workspace-viewer",
+}
+ACCESS_KEY = "AKIAEXAMPLEVALUE"
+SECRET_KEY = "s3cr3t-example-value"
+# Optional components, each as the --set flags that turn it on.
+COMPONENTS = {
+    "default": [],
+    "modelserver": ["modelserver.enabled=true"],
+    "runtimeClass": ["runtimeClass.create=true"],
+    "serviceMonitor": ["serviceMonitor.enabled=true"],
+    "servingRuntime": ["modelserver.servingRuntime.enabled=true"],
+    "platformNamespace": ["platformNamespace.create=true", "platformNamespace.name=vibeplane-x"],
+    "s3Credentials": [
+        f"s3.credentials.accessKeyId={ACCESS_KEY}",
+        f"s3.credentials.secretAccessKey={SECRET_KEY}",
+    ],
+    "s3ExistingSecret": ["s3.credentials.existingSecret=my-s3", "s3.endpoint=http://minio:9000"],
+}
+# Every component at once (credentials from values, not also an existing Secret).
+ALL_COMPONENTS = [
+    flag
+    for component, flags in COMPONENTS.items()
+    if component != "s3ExistingSecret"
+    for flag in flags
+]
+
+Manifest = dict[str, Any]
+
+
+class Helm:
+    """The helm binary, with its configuration, cache and data under a throwaway home (no
+    user's repositories or plugins)."""
+
+    def __init__(self, binary: Path, home: Path) -> None:
+        self.binary = binary
+        self.env = dict(
+            os.environ,
+            HELM_CACHE_HOME=str(home / "cache"),
+            HELM_CONFIG_HOME=str(home / "config"),
+            HELM_DATA_HOME=str(home / "data"),
+        )
+
+    def __call__(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [str(self.binary), *args],
+            capture_output=True,
+            text=True,
+            env=self.env,
+            check=False,
+            timeout=120,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"helm {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+        return result
+
+
+@pytest.fixture(scope="module")
+def helm(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> Helm:
+    """Helm (installed from the Go module proxy the first time, then cached)."""
+    return Helm(ensure_tool("helm", cluster.config.cache), tmp_path_factory.mktemp("helm"))
+
+
+def sets(flags: list[str]) -> list[str]:
+    return [arg for flag in flags for arg in ("--set", flag)]
+
+
+def render(
+    helm: Helm,
+    flags: Sequence[str] = (),
+    release: str = "vp",
+    namespace: str = "vibeplane-system",
+    *extra: str,
+) -> list[Manifest]:
+    """`helm template` as a list of objects."""
+    result = helm(
+        "template",
+        release,
+        str(CHART),
+        "--namespace",
+        namespace,
+        "--kube-version",
+        KUBE_VERSION,
+        *extra,
+        *sets(list(flags)),
+    )
+    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+
+
+def find(objects: list[Manifest], kind: str, name: str | None = None) -> Manifest:
+    matches = [
+        o for o in objects if o["kind"] == kind and (name is None or o["metadata"]["name"] == name)
+    ]
+    assert len(matches) == 1, f"expected one {kind} {name or ''}, found {len(matches)}"
+    return matches[0]
+
+
+def container_env(deployment: Manifest) -> dict[str, Any]:
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
+
+
+# ---- lint and schema ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("component", [*COMPONENTS, "all"])
+def test_lint_passes_with_each_optional_component(helm: Helm, component: str) -> None:
+    flags = ALL_COMPONENTS if component == "all" else COMPONENTS[component]
+    result = helm("lint", "--strict", str(CHART), "--kube-version", KUBE_VERSION, *sets(flags))
+    assert "0 chart(s) failed" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("flag", "message"),
+    [
+        ("replicas=abc", "at '/replicas': got string, want integer"),
+        ("replicas=2", "at '/replicas': maximum: got 2, want 1"),
+        ("replicsa=1", "additional properties 'replicsa' not allowed"),
+        ("modelserver.modelDeployment.tier=huge", "value must be one of 'small', 'medium'"),
+        ("image.pullPolicy=Sometimes", "at '/image/pullPolicy'"),
+        ("s3.endpoint=minio:9000", "at '/s3/endpoint'"),
+        ("operator.metricsPort=0", "at '/operator/metricsPort'"),
+        ("modelserver.modelDeployment.pricing.gpuHour=free", "at '/modelserver/modelDeployment"),
+        ("platformNamespace.name=Not_A_Namespace", "at '/platformNamespace/name'"),
+    ],
+)
+def test_bad_values_are_refused_by_the_schema(helm: Helm, flag: str, message: str) -> None:
+    result = helm("lint", str(CHART), "--set", flag, check=False)
+    assert result.returncode != 0
+    assert "values don't meet the specifications of the schema" in result.stdout
+    assert message in result.stdout, result.stdout
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (
+            ["platformNamespace.create=true"],
+            "the platform namespace is the release namespace, which exists already",
+        ),
+        (["s3.credentials.accessKeyId=AKIA"], "set both accessKeyId and secretAccessKey"),
+        (["serviceAccount.create=false"], "serviceAccount.name is required"),
+        (
+            ["serviceMonitor.enabled=true", "metrics.service.enabled=false"],
+            "serviceMonitor.enabled needs metrics.service.enabled",
+        ),
+    ],
+)
+def test_inconsistent_values_fail_with_a_clear_message(
+    helm: Helm, flags: list[str], message: str
+) -> None:
+    result = helm(
+        "template",
+        "vp",
+        str(CHART),
+        "-n",
+        "vibeplane-system",
+        "--kube-version",
+        KUBE_VERSION,
+        *sets(flags),
+        check=False,
+    )
+    assert result.returncode != 0
+    assert message in result.stderr, result.stderr
+
+
+# ---- what the chart renders -------------------------------------------------------------------
+
+
+def test_no_wildcards_in_any_role(helm: Helm) -> None:
+    objects = render(helm, ALL_COMPONENTS)
+    roles = [o for o in objects if o["kind"] in ("ClusterRole", "Role")]
+    assert {o["metadata"]["name"] for o in roles} >= WORKSPACE_ROLES | {"vp-vibeplane-operator"}
+    for role in roles:
+        for rule in role["rules"]:
+            for field in ("apiGroups", "resources", "verbs", "resourceNames", "nonResourceURLs"):
+                values = rule.get(field) or []
+                assert not any("*" in value for value in values), (
+                    f"{role['kind']} {role['metadata']['name']}: wildcard in {field}: {rule}"
+                )
+    operator = find(objects, "ClusterRole", "vp-vibeplane-operator")
+    # Never any of these: the operator creates RoleBindings only to the workspace roles.
+    dangerous = {"escalate", "impersonate", "deletecollection"}
+    for rule in operator["rules"]:
+        assert not dangerous & set(rule["verbs"]), rule
+        if "secrets" in rule["resources"]:
+            assert rule["verbs"] == ["get"], "the operator reads Secrets by name only"
+        if "clusterroles" in rule["resources"]:
+            assert rule["verbs"] == ["bind"]
+            assert set(rule["resourceNames"]) == WORKSPACE_ROLES
+
+
+def test_operator_deployment(helm: Helm) -> None:
+    objects = render(helm, ["modelserver.enabled=true"])
+    deployment = find(objects, "Deployment", "vp-vibeplane-operator")
+    assert deployment["spec"]["replicas"] == 1
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == "vp-vibeplane-operator"
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    (container,) = pod["containers"]
+    assert container["image"] == f"ghcr.io/vibeplane/operator:{CHART_META['appVersion']}"
+    assert container["command"] == ["vibeplane", "operator"]
+    security = container["securityContext"]
+    assert security["readOnlyRootFilesystem"] is True
+    assert security["allowPrivilegeEscalation"] is False
+    assert security["runAsNonRoot"] is True
+    assert security["capabilities"] == {"drop": ["ALL"]}
+    assert security["seccompProfile"] == {"type": "RuntimeDefault"}
+    for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
+        assert container[probe]["httpGet"] == {"path": "/healthz", "port": "healthz"}
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports == {"metrics": 9090, "healthz": 8080}
+    env = container_env(deployment)
+    assert env["VIBEPLANE_BIND_ADDRESS"] == "0.0.0.0"
+    assert env["VIBEPLANE_BUILTIN_MODEL_URL"] == (
+        "http://vp-vibeplane-modelserver.vibeplane-system.svc:8080/openai/v1"
+    )
+    service = find(objects, "Service", "vp-vibeplane-modelserver")
+    assert service["metadata"]["namespace"] == "vibeplane-system"
+    model = find(objects, "ModelDeployment", "builtin")
+    assert model["metadata"]["namespace"] == "vibeplane-system"
+    assert model["spec"]["serving"] == {"builtin": {}}
+
+
+def test_every_setting_reaches_the_operator(helm: Helm, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Deployment's environment, read back by the operator's own settings code."""
+    flags = [
+        "platformNamespace.name=plat",
+        "operator.defaultModel=base1",
+        "operator.gatewayNamespace=gw",
+        "runtimeClass.name=kata",
+        "operator.resyncSeconds=42",
+        "operator.generationWorkers=7",
+        "operator.workspaceConcurrency=3",
+        "operator.modelTimeoutSeconds=33",
+        "operator.metricsPort=9191",
+        "operator.livenessPort=8181",
+        "preview.image=registry.example/preview:9",
+        "preview.domain=apps.example.com",
+        "preview.readyTimeoutSeconds=99",
+        "models.builtinURL=http://builtin.example:8080/openai/v1",
+        "models.kserveRuntime=my-runtime",
+        "models.serviceAccount=my-models",
+        "models.storageSecret=my-storage",
+        "s3.endpoint=http://minio.storage:9000",
+        "s3.bucket=my-bucket",
+        "s3.region=eu-west-1",
+        "s3.encryption=false",
+    ]
+    deployment = find(render(helm, flags), "Deployment", "vp-vibeplane-operator")
+    env = container_env(deployment)
+    for name in list(os.environ):
+        if name.startswith(("VIBEPLANE_", "AWS_")):
+            monkeypatch.delenv(name)
+    for name, value in env.items():
+        if isinstance(value, str):
+            monkeypatch.setenv(name, value)
+    settings = OperatorSettings.from_env()
+    assert settings == OperatorSettings(
+        platform_namespace="plat",
+        default_model="base1",
+        gateway_namespace="gw",
+        runtime_class="kata",
+        bind_address="0.0.0.0",
+        metrics_port=9191,
+        liveness_port=8181,
+        resync_seconds=42.0,
+        preview_image="registry.example/preview:9",
+        preview_command=("python3", "-m", "vibeplane_sandbox.preview"),
+        preview_local_node=False,
+        preview_domain="apps.example.com",
+        preview_ready_timeout=99.0,
+        generation_workers=7,
+        workspace_concurrency=3,
+        model_timeout=33.0,
+    )
+    serving = serving_settings(settings)
+    assert serving.builtin_url == "http://builtin.example:8080/openai/v1"
+    assert serving.modelserver_runtime == "my-runtime"
+    assert serving.service_account == "my-models"
+    assert serving.storage_secret == "my-storage"
+    assert S3Settings.from_env() == S3Settings(
+        endpoint="http://minio.storage:9000",
+        bucket="my-bucket",
+        region="eu-west-1",
+        encryption=False,
+        use_aws=False,
+    )
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert {p["containerPort"] for p in container["ports"]} == {9191, 8181}
+
+
+def test_s3_credentials_come_from_a_secret(helm: Helm) -> None:
+    existing = render(helm, ["s3.credentials.existingSecret=my-s3"])
+    env = container_env(find(existing, "Deployment", "vp-vibeplane-operator"))
+    assert env["AWS_ACCESS_KEY_ID"] == {
+        "secretKeyRef": {"name": "my-s3", "key": "AWS_ACCESS_KEY_ID"}
+    }
+    assert not [o for o in existing if o["kind"] == "Secret"]
+
+    created = render(helm, COMPONENTS["s3Credentials"])
+    secret = find(created, "Secret", "vp-vibeplane-s3")
+    assert set(secret["data"]) == {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
+    deployment = find(created, "Deployment", "vp-vibeplane-operator")
+    env = container_env(deployment)
+    assert env["AWS_SECRET_ACCESS_KEY"] == {
+        "secretKeyRef": {"name": "vp-vibeplane-s3", "key": "AWS_SECRET_ACCESS_KEY"}
+    }
+    # The values never appear in the pod spec itself.
+    pod = json.dumps(deployment["spec"]["template"])
+    assert ACCESS_KEY not in pod
+    assert SECRET_KEY not in pod
+
+    none = container_env(find(render(helm), "Deployment", "vp-vibeplane-operator"))
+    assert "AWS_ACCESS_KEY_ID" not in none
+
+
+def test_two_releases_share_only_the_cluster_wide_api(helm: Helm) -> None:
+    """Cluster-scoped objects are named per release, except the shared API (CRDs and the
+    workspace ClusterRoles): one release per cluster, but names never collide by accident."""
+    cluster_scoped = {"ClusterRole", "ClusterRoleBinding", "RuntimeClass", "Namespace"}
+
+    def names(release: str) -> set[tuple[str, str]]:
+        flags = ["runtimeClass.create=true", f"runtimeClass.name={release}-gvisor"]
+        return {
+            (o["kind"], o["metadata"]["name"])
+            for o in render(helm, flags, release, f"ns-{release}")
+            if o["kind"] in cluster_scoped
+        }
+
+    shared = names("one") & names("two")
+    assert shared == {("ClusterRole", role) for role in WORKSPACE_ROLES}
+
+
+# ---- against the real API server ---------------------------------------------------------------
+
+
+@pytest.fixture
+def chart_namespace(api: ApiClient) -> Iterator[str]:
+    """A fresh namespace for a release (it is also the release's platform namespace)."""
+    core = kubernetes.client.CoreV1Api(api)
+    name = f"chart-{uuid.uuid4().hex[:8]}"
+    core.create_namespace({"metadata": {"name": name, "labels": {"vibeplane.io/test": "true"}}})
+    yield name
+    core.delete_namespace(name)
+
+
+def test_rendered_manifests_are_accepted_by_the_api_server(
+    helm: Helm, kubectl: Kubectl, chart_namespace: str, tmp_path: Path
+) -> None:
+    """Every object, the CRDs included, passes the API server's validation (schemas, CEL
+    rules, admission) in a server-side dry run. Not the ServiceMonitor: the Prometheus
+    Operator's CRDs are not installed here."""
+    flags = [
+        f"platformNamespace.name={chart_namespace}",
+        "modelserver.enabled=true",
+        "modelserver.servingRuntime.enabled=true",
+        "runtimeClass.create=true",
+        f"runtimeClass.name={chart_namespace}",
+        *COMPONENTS["s3Credentials"],
+    ]
+    objects = render(helm, flags, "vp", chart_namespace, "--include-crds")
+    kinds = {o["kind"] for o in objects}
+    assert {"CustomResourceDefinition", "ModelDeployment", "ClusterServingRuntime"} <= kinds
+    manifest = tmp_path / "chart.yaml"
+    manifest.write_text(yaml.safe_dump_all(objects))
+    result = kubectl(
+        "apply",
+        "--server-side",
+        "--dry-run=server",
+        "--force-conflicts",
+        "--field-manager=vibeplane-chart-test",
+        "-f",
+        str(manifest),
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("(server dry run)") == len(objects)
+
+
+POST_RENDERER = """\
+import sys
+
+import yaml
+
+shared = {shared!r}
+documents = [d for d in yaml.safe_load_all(sys.stdin) if d]
+kept = [
+    d for d in documents
+    if not (d.get("kind") == "ClusterRole" and d["metadata"]["name"] in shared)
+]
+sys.stdout.write(yaml.safe_dump_all(kept, sort_keys=False))
+"""
+
+
+def _allowed(api: ApiClient, user: str, attributes: dict[str, str]) -> bool:
+    review = kubernetes.client.AuthorizationV1Api(api).create_subject_access_review(
+        {
+            "apiVersion": "authorization.k8s.io/v1",
+            "kind": "SubjectAccessReview",
+            "spec": {"user": user, "resourceAttributes": attributes},
+        }
+    )
+    return bool(review.status.allowed)
+
+
+def _attributes(verb: str, resource: str, namespace: str = "") -> dict[str, str]:
+    """SubjectAccessReview attributes of e.g. ("patch", "vibeapps.vibeplane.io/status")."""
+    resource, _, subresource = resource.partition("/")
+    plural, _, group = resource.partition(".")
+    attributes = {"verb": verb, "resource": plural, "group": group}
+    if subresource:
+        attributes["subresource"] = subresource
+    if namespace:
+        attributes["namespace"] = namespace
+    return attributes
+
+
+# What the operator does (see the ClusterRole's comments), in a tenant namespace "ws-any".
+REQUIRED = [
+    *[(v, "workspaces.vibeplane.io", "") for v in ("get", "list", "watch")],
+    *[(v, "modeldeployments.vibeplane.io", "ws-any") for v in ("get", "list", "watch")],
+    *[(v, "vibeapps.vibeplane.io", "ws-any") for v in ("get", "list", "watch", "patch")],
+    ("patch", "workspaces.vibeplane.io/status", ""),
+    ("patch", "modeldeployments.vibeplane.io/status", "ws-any"),
+    ("patch", "vibeapps.vibeplane.io/status", "ws-any"),
+    ("update", "vibeapps.vibeplane.io/finalizers", "ws-any"),
+    *[(v, "namespaces", "") for v in ("get", "list", "watch", "create", "patch")],
+    *[(v, "rolebindings.rbac.authorization.k8s.io", "ws-any") for v in ("create", "patch")],
+    ("delete", "rolebindings.rbac.authorization.k8s.io", "ws-any"),
+    ("delete", "resourcequotas", "ws-any"),
+    ("patch", "limitranges", "ws-any"),
+    ("delete", "networkpolicies.networking.k8s.io", "ws-any"),
+    ("list", "configmaps", ""),
+    ("watch", "configmaps", ""),
+    ("patch", "deployments.apps", "ws-any"),
+    ("patch", "services", "ws-any"),
+    ("watch", "pods", ""),
+    ("get", "pods/log", "ws-any"),
+    ("get", "secrets", "ws-any"),
+    ("create", "serviceaccounts", "ws-any"),
+    ("create", "events", "default"),
+    ("patch", "inferenceservices.serving.kserve.io", "ws-any"),
+    ("watch", "customresourcedefinitions.apiextensions.k8s.io", ""),
+]
+# What it must not be able to do.
+FORBIDDEN = [
+    ("list", "secrets", ""),
+    ("watch", "secrets", "ws-any"),
+    ("delete", "namespaces", ""),
+    ("create", "clusterroles.rbac.authorization.k8s.io", ""),
+    ("escalate", "clusterroles.rbac.authorization.k8s.io", ""),
+    ("create", "clusterrolebindings.rbac.authorization.k8s.io", ""),
+    ("create", "pods", "ws-any"),
+    ("create", "pods/exec", "ws-any"),
+    ("impersonate", "serviceaccounts", "ws-any"),
+    ("create", "serviceaccounts/token", "ws-any"),
+    ("update", "configmaps", "ws-any"),
+    ("delete", "vibeapps.vibeplane.io", "ws-any"),
+    ("patch", "workspaces.vibeplane.io", ""),
+    ("delete", "customresourcedefinitions.apiextensions.k8s.io", ""),
+]
+
+
+def test_install_and_uninstall_on_the_real_control_plane(
+    helm: Helm,
+    cluster: LocalCluster,
+    api: ApiClient,
+    kubectl: Kubectl,
+    chart_namespace: str,
+    tmp_path: Path,
+) -> None:
+    release = f"vp{uuid.uuid4().hex[:6]}"
+    fullname = f"{release}-vibeplane"
+    name = f"{fullname}-operator"
+    kubeconfig = str(cluster.config.admin_kubeconfig)
+    apps = kubernetes.client.AppsV1Api(api)
+    core = kubernetes.client.CoreV1Api(api)
+    rbac = kubernetes.client.RbacAuthorizationV1Api(api)
+    node = kubernetes.client.NodeV1Api(api)
+    script = tmp_path / "drop_shared.py"
+    script.write_text(POST_RENDERER.format(shared=sorted(WORKSPACE_ROLES)))
+    post_renderer = tmp_path / "post-renderer"
+    post_renderer.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{script}"\n')
+    post_renderer.chmod(0o755)
+    common = ["--kubeconfig", kubeconfig, "--namespace", chart_namespace]
+    installed = helm(
+        "install",
+        release,
+        str(CHART),
+        *common,
+        "--skip-crds",
+        "--post-renderer",
+        str(post_renderer),
+        *sets(
+            [
+                "modelserver.enabled=true",
+                "runtimeClass.create=true",
+                f"runtimeClass.name={release}",
+                *COMPONENTS["s3Credentials"],
+            ]
+        ),
+    )
+    try:
+        assert "STATUS: deployed" in installed.stdout
+        status = json.loads(helm("status", release, *common, "-o", "json").stdout)
+        assert status["info"]["status"] == "deployed"
+
+        expected = {
+            "app.kubernetes.io/instance": release,
+            "app.kubernetes.io/name": "vibeplane",
+            "app.kubernetes.io/managed-by": "Helm",
+            "app.kubernetes.io/part-of": "vibeplane",
+        }
+        objects = [
+            apps.read_namespaced_deployment(name, chart_namespace),
+            core.read_namespaced_service_account(name, chart_namespace),
+            rbac.read_cluster_role(name),
+            rbac.read_cluster_role_binding(name),
+            rbac.read_namespaced_role(f"{fullname}-ledgers", chart_namespace),
+            core.read_namespaced_service(f"{fullname}-metrics", chart_namespace),
+            apps.read_namespaced_deployment(f"{fullname}-modelserver", chart_namespace),
+        ]
+        for obj in objects:
+            labels = obj.metadata.labels or {}
+            assert expected.items() <= labels.items(), (obj.kind, obj.metadata.name, labels)
+            assert obj.metadata.annotations["meta.helm.sh/release-name"] == release
+        assert node.read_runtime_class(release).handler == "runsc"
+        model = kubernetes.client.CustomObjectsApi(api).get_namespaced_custom_object(
+            "vibeplane.io", "v1alpha1", chart_namespace, "modeldeployments", "builtin"
+        )
+        assert model["spec"]["serving"] == {"builtin": {}}
+
+        # The operator's ServiceAccount may do what the code does, and nothing beyond it.
+        user = f"system:serviceaccount:{chart_namespace}:{name}"
+        missing = [check for check in REQUIRED if not _allowed(api, user, _attributes(*check))]
+        ledger = [("get", "configmaps"), ("create", "configmaps"), ("update", "configmaps")]
+        missing += [
+            (verb, resource, chart_namespace)
+            for verb, resource in ledger
+            if not _allowed(api, user, _attributes(verb, resource, chart_namespace))
+        ]
+        assert missing == [], f"the chart's RBAC does not allow {missing}"
+        granted = [check for check in FORBIDDEN if _allowed(api, user, _attributes(*check))]
+        assert granted == [], f"the chart's RBAC allows more than it should: {granted}"
+
+        # `bind`: the operator may create RoleBindings to the workspace roles without holding
+        # their permissions, and to no other role (RBAC's escalation check, in a dry run).
+        for role, allowed in (("vibeplane-workspace-admin", True), ("admin", False)):
+            binding = {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "RoleBinding",
+                "metadata": {"name": "vibeplane-admin", "namespace": chart_namespace},
+                "roleRef": {
+                    "apiGroup": "rbac.authorization.k8s.io",
+                    "kind": "ClusterRole",
+                    "name": role,
+                },
+                "subjects": [
+                    {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "alice"}
+                ],
+            }
+            path = tmp_path / f"binding-{role}.yaml"
+            path.write_text(yaml.safe_dump(binding))
+            result = kubectl(
+                "apply",
+                "--server-side",
+                "--dry-run=server",
+                "--field-manager=vibeplane-workspace",
+                f"--as={user}",
+                "-f",
+                str(path),
+            )
+            if allowed:
+                assert result.returncode == 0, result.stderr
+            else:
+                assert result.returncode != 0
+                assert "attempting to grant RBAC permissions not currently held" in result.stderr
+    finally:
+        uninstalled = helm("uninstall", release, *common, "--wait", "--timeout", "60s", check=False)
+    assert uninstalled.returncode == 0, uninstalled.stderr
+
+    def gone(read: Any, *args: str) -> bool:
+        try:
+            read(*args)
+        except kubernetes.client.exceptions.ApiException as error:
+            return error.status == 404
+        return False
+
+    assert gone(rbac.read_cluster_role, name)
+    assert gone(rbac.read_cluster_role_binding, name)
+    assert gone(node.read_runtime_class, release)
+    assert gone(apps.read_namespaced_deployment, name, chart_namespace)
+    assert gone(core.read_namespaced_service_account, name, chart_namespace)
+    # The shared API stays: the CRDs and the workspace roles were never the release's.
+    for role in WORKSPACE_ROLES:
+        assert rbac.read_cluster_role(role).metadata.name == role
