@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: runsc test-hf up down status test lint unit integration crds tools cluster-build cluster-up cluster-down venv clean
+.PHONY: system-packages runsc test-hf up down status test lint unit integration crds tools cluster-build cluster-up cluster-down venv clean
 
 venv: $(STAMP)
 
@@ -20,9 +20,19 @@ $(STAMP): pyproject.toml runtime/modelserver/pyproject.toml runtime/sandbox/pypr
 	$(BIN)/pip install --quiet -e '.[dev]' -e runtime/modelserver -e runtime/sandbox
 	touch $(STAMP)
 
-# gVisor for the local preview node, from Debian's packages (needs root, like kubelet).
+# Debian packages, installed once and only when missing (one apt-get update): runsc (gVisor)
+# for the local preview node, and Chromium for the end-to-end test that loads the app.
+define apt_install
+	missing=""; for p in $(1); do command -v $$p >/dev/null || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi
+endef
+
 runsc:
-	command -v runsc >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq runsc; }
+	$(call apt_install,runsc)
+
+system-packages:
+	$(call apt_install,runsc chromium)
 
 up: venv runsc
 	$(BIN)/vibeplane up
@@ -59,10 +69,10 @@ tools: venv
 unit: venv
 	$(BIN)/pytest tests/unit
 
-integration: cluster-build runsc
+integration: cluster-build system-packages
 	$(BIN)/pytest tests/integration
 
-test: lint cluster-build runsc
+test: lint cluster-build system-packages
 	$(BIN)/pytest tests
 
 # Opt-in: the Hugging Face backend on a tiny model, in its own venv (about 6 GB, 3 minutes).

@@ -197,7 +197,7 @@ class OperatorProcess:
             VIBEPLANE_RESYNC_SECONDS="3",
             VIBEPLANE_PREVIEW_LOCAL_NODE="true",
             VIBEPLANE_PREVIEW_COMMAND=json.dumps(["/usr/bin/python3", str(PREVIEW_SCRIPT)]),
-            VIBEPLANE_PREVIEW_READY_TIMEOUT="60",
+            VIBEPLANE_PREVIEW_READY_TIMEOUT="30",
             **environment,
         )
         self.process: subprocess.Popen[bytes] | None = None

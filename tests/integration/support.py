@@ -10,6 +10,16 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+GROUP, VERSION = "vibeplane.io", "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+
+
+def find_condition(obj: dict[str, Any], type_: str) -> dict[str, Any] | None:
+    """The condition of `type_` in an object's status, if present."""
+    for entry in (obj.get("status") or {}).get("conditions", []):
+        if entry["type"] == type_:
+            return dict(entry)
+    return None
 
 
 def wait_for(check: Callable[[], T | None], timeout: float = 30, what: str = "condition") -> T:

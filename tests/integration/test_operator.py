@@ -12,19 +12,14 @@ import pytest
 from kubernetes.client import ApiClient
 
 from tests.integration.conftest import OperatorProcess
-from tests.integration.support import AuditLog, wait_for
+from tests.integration.support import GROUP, VERSION, AuditLog, find_condition, wait_for
 from vibeplane.cluster.local import OPERATOR_USER
 
 pytestmark = pytest.mark.integration
-GROUP, VERSION = "vibeplane.io", "v1alpha1"
 
 
-def _ready(obj: dict[str, Any]) -> dict[str, Any] | None:
-    status = obj.get("status") or {}
-    for condition in status.get("conditions", []):
-        if condition["type"] == "Ready":
-            return dict(condition)
-    return None
+def ready_of(obj: dict[str, Any]) -> dict[str, Any] | None:
+    return find_condition(obj, "Ready")
 
 
 @pytest.fixture
@@ -53,11 +48,11 @@ def test_workspace_becomes_ready_with_its_namespace(
 
     def ready() -> dict[str, Any] | None:
         obj = custom.get_cluster_custom_object(GROUP, VERSION, "workspaces", workspace)
-        condition = _ready(obj)
+        condition = find_condition(obj, "Ready")
         return obj if condition and condition["status"] == "True" else None
 
     obj = wait_for(ready, timeout=30, what="Workspace Ready")
-    condition = _ready(obj)
+    condition = find_condition(obj, "Ready")
     assert condition is not None
     assert condition["observedGeneration"] == obj["metadata"]["generation"]
     assert obj["status"]["namespace"] == f"ws-{workspace}"
@@ -66,7 +61,7 @@ def test_workspace_becomes_ready_with_its_namespace(
     assert namespace.metadata.owner_references[0].name == workspace
 
 
-def test_model_deployment_and_vibeapp_get_a_ready_condition(
+def test_model_deployment_and_vibeapp_get_a_readycondition(
     operator: OperatorProcess, api: ApiClient, namespace: str
 ) -> None:
     custom = kubernetes.client.CustomObjectsApi(api)
@@ -100,7 +95,7 @@ def test_model_deployment_and_vibeapp_get_a_ready_condition(
     )
     model = wait_for(
         lambda: (
-            _ready(
+            ready_of(
                 custom.get_namespaced_custom_object(
                     GROUP, VERSION, namespace, "modeldeployments", "m"
                 )
@@ -114,17 +109,19 @@ def test_model_deployment_and_vibeapp_get_a_ready_condition(
     )
     assert model["status"]["servingMode"] == "builtin"
     assert model["status"]["pricing"]["inputPerMillion"] == "0.5"
-    assert _ready(model)["observedGeneration"] == model["metadata"]["generation"]  # type: ignore[index]
+    assert ready_of(model)["observedGeneration"] == model["metadata"]["generation"]  # type: ignore[index]
     app = wait_for(
         lambda: (
-            _ready(custom.get_namespaced_custom_object(GROUP, VERSION, namespace, "vibeapps", "a"))
+            ready_of(
+                custom.get_namespaced_custom_object(GROUP, VERSION, namespace, "vibeapps", "a")
+            )
             and custom.get_namespaced_custom_object(GROUP, VERSION, namespace, "vibeapps", "a")
         ),
         timeout=30,
         what="VibeApp Ready condition",
     )
     assert app["status"]["phase"] in ("Pending", "Generating")
-    assert _ready(app)["observedGeneration"] == app["metadata"]["generation"]  # type: ignore[index]
+    assert ready_of(app)["observedGeneration"] == app["metadata"]["generation"]  # type: ignore[index]
 
 
 def test_a_spec_edit_updates_observed_generation(
@@ -132,7 +129,7 @@ def test_a_spec_edit_updates_observed_generation(
 ) -> None:
     custom = kubernetes.client.CustomObjectsApi(api)
     wait_for(
-        lambda: _ready(custom.get_cluster_custom_object(GROUP, VERSION, "workspaces", workspace)),
+        lambda: ready_of(custom.get_cluster_custom_object(GROUP, VERSION, "workspaces", workspace)),
         timeout=30,
         what="first reconcile",
     )
@@ -152,7 +149,7 @@ def test_no_writes_once_converged(
 ) -> None:
     custom = kubernetes.client.CustomObjectsApi(api)
     wait_for(
-        lambda: _ready(custom.get_cluster_custom_object(GROUP, VERSION, "workspaces", workspace)),
+        lambda: ready_of(custom.get_cluster_custom_object(GROUP, VERSION, "workspaces", workspace)),
         timeout=30,
         what="Workspace Ready",
     )

@@ -19,24 +19,16 @@ from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
 
 from tests.integration.conftest import OperatorProcess
-from tests.integration.support import AuditLog, or_none, wait_for
+from tests.integration.support import GROUP, VERSION, AuditLog, find_condition, or_none, wait_for
 from vibeplane.budget.ledger import Amount, Limits
 from vibeplane.budget.store import LedgerStore, ledger_name
 from vibeplane.cluster.local import OPERATOR_USER
 from vibeplane.settings import OperatorSettings
 
 pytestmark = pytest.mark.integration
-GROUP, VERSION = "vibeplane.io", "v1alpha1"
 PLATFORM = OperatorSettings().platform_namespace
 
 MakeWorkspace = Callable[..., dict[str, Any]]
-
-
-def _condition(obj: dict[str, Any], type_: str) -> dict[str, Any] | None:
-    for condition in (obj.get("status") or {}).get("conditions", []):
-        if condition["type"] == type_:
-            return dict(condition)
-    return None
 
 
 @pytest.fixture
@@ -64,7 +56,7 @@ def make_workspace(api: ApiClient, operator: OperatorProcess) -> Iterator[MakeWo
 
         def is_ready() -> dict[str, Any] | None:
             obj = custom.get_cluster_custom_object(GROUP, VERSION, "workspaces", name)
-            condition = _condition(obj, "Ready")
+            condition = find_condition(obj, "Ready")
             return dict(obj) if condition and condition["status"] == "True" else None
 
         return wait_for(is_ready, timeout=30, what=f"workspace {name} Ready")
@@ -274,7 +266,7 @@ def test_network_policies_deny_by_default(api: ApiClient, make_workspace: MakeWo
 
 def _refused(api: ApiClient, name: str) -> dict[str, Any]:
     def refused() -> dict[str, Any] | None:
-        condition = _condition(_get_workspace(api, name), "Ready")
+        condition = find_condition(_get_workspace(api, name), "Ready")
         return condition if condition and condition["reason"] == "NamespaceConflict" else None
 
     condition = wait_for(refused, timeout=20, what=f"NamespaceConflict on {name}")
@@ -485,20 +477,20 @@ def test_soft_and_hard_limits_set_their_conditions(
 ) -> None:
     ws = make_workspace({"budget": {"tokens": 1000, "money": "10", "softLimitPercent": 80}})
     name, uid = ws["metadata"]["name"], ws["metadata"]["uid"]
-    assert _condition(ws, "BudgetWarning")["status"] == "False"  # type: ignore[index]
+    assert find_condition(ws, "BudgetWarning")["status"] == "False"  # type: ignore[index]
     store = _store()
     store.settle(name, uid, "Monthly", "gen-1", Amount(850, Decimal("1.5")))
 
     def status_is(type_: str, value: str) -> dict[str, Any] | None:
         obj = _get_workspace(api, name)
-        condition = _condition(obj, type_)
+        condition = find_condition(obj, type_)
         return obj if condition and condition["status"] == value else None
 
     obj = wait_for(lambda: status_is("BudgetWarning", "True"), timeout=15, what="BudgetWarning")
     assert obj["status"]["usedPercent"] == 85
     assert obj["status"]["usage"] == {"tokens": 850, "money": "1.5", "gpuHours": "0"}
     assert obj["status"]["remaining"]["tokens"] == 150
-    assert _condition(obj, "BudgetExceeded")["status"] == "False"  # type: ignore[index]
+    assert find_condition(obj, "BudgetExceeded")["status"] == "False"  # type: ignore[index]
     events = (
         kubernetes.client.CoreV1Api(api)
         .list_namespaced_event("default", field_selector=f"involvedObject.name={name}")
@@ -508,7 +500,7 @@ def test_soft_and_hard_limits_set_their_conditions(
 
     store.settle(name, uid, "Monthly", "gen-2", Amount(200, Decimal("1")))
     obj = wait_for(lambda: status_is("BudgetExceeded", "True"), timeout=15, what="BudgetExceeded")
-    assert "tokens" in _condition(obj, "BudgetExceeded")["message"]  # type: ignore[index]
+    assert "tokens" in find_condition(obj, "BudgetExceeded")["message"]  # type: ignore[index]
     refused = store.reserve(name, uid, "Monthly", "gen-3", Amount(10), Limits(tokens=1000))
     assert refused.decision == "refused"
     assert "vibeplane_workspace_spend" in operator.metrics()
@@ -617,7 +609,7 @@ def test_rollover_resets_usage_and_keeps_history(
 
     obj = wait_for(current_period, timeout=15, what="current period")
     assert obj["status"]["usage"]["tokens"] == 0
-    assert _condition(obj, "BudgetWarning")["status"] == "False"  # type: ignore[index]
+    assert find_condition(obj, "BudgetWarning")["status"] == "False"  # type: ignore[index]
     # The first write of the new period persists the rollover; the closed month is kept.
     store = _store()
     store.settle(name, uid, "Monthly", "new-key", Amount(5))
@@ -668,8 +660,8 @@ def test_deleting_a_workspace_removes_its_namespace_and_keeps_its_ledger(
     assert json.loads(ledger.data["ledger.json"])["settled"]["tokens"] == 7
 
 
-def test_suspended_sets_its_condition(api: ApiClient, make_workspace: MakeWorkspace) -> None:
+def test_suspended_sets_itscondition(api: ApiClient, make_workspace: MakeWorkspace) -> None:
     ws = make_workspace({"suspended": True})
-    condition = _condition(ws, "Suspended")
+    condition = find_condition(ws, "Suspended")
     assert condition is not None
     assert condition["status"] == "True"

@@ -84,6 +84,10 @@ class Revision(KubeModel):
     """When the revision was generated."""
     deployed_at: datetime | None = None
     """When its preview was first deployed (the readiness deadline counts from here)."""
+    fixes: int | None = None
+    """Fix-up generations spent on this revision (spec.autoFix)."""
+    attempt: int | None = None
+    """The generation attempt that produced it (retries and fix-ups count up)."""
 
 
 class GenerationInFlight(KubeModel):
@@ -103,6 +107,8 @@ class GenerationInFlight(KubeModel):
     """Why it waits, e.g. BudgetExceeded, NoModelAvailable."""
     message: str | None = None
     """Why it waits, for people."""
+    fix_request: str | None = Field(default=None, max_length=4000)
+    """For a fix-up attempt: what failed, sent back to the model."""
 
 
 class VibeAppStatus(KubeModel):

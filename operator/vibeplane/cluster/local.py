@@ -106,13 +106,14 @@ class LocalCluster:
     # ---- up ------------------------------------------------------------------------------
 
     def build(self, progress: Progress = _noop) -> Path:
-        """Build (or find cached) the control-plane binary, fetch KServe's CRDs and build
-        MinIO, the embedded object store."""
+        """Build (or find cached) the control-plane binary, fetch KServe's CRDs, and build
+        MinIO (the embedded object store) and Helm."""
         binary = ensure_binary(
             repository_root() / "tests" / "controlplane", self.config.cache, progress
         )
         kserve_crds(self.config.cache)
         ensure_tool("minio", self.config.cache, progress)
+        ensure_tool("helm", self.config.cache, progress)  # the chart's tests install with it
         return binary
 
     def up(self, progress: Progress = _noop) -> Path:

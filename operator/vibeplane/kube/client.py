@@ -104,60 +104,33 @@ def matches(
     return True
 
 
+def _merge_patch(
+    info: KindInfo, name: str, namespace: str | None, body: Mapping[str, Any], status: bool
+) -> Manifest:
+    """A JSON merge patch of one of our objects (or its status); the updated object."""
+    custom = kubernetes.client.CustomObjectsApi(api_client())
+    suffix = "_status" if status else ""
+    scope = "cluster" if namespace is None else "namespaced"
+    method = getattr(custom, f"patch_{scope}_custom_object{suffix}")
+    where = (info.group, info.version) + ((namespace,) if namespace is not None else ())
+    result = method(
+        *where, info.plural, name, dict(body), _content_type="application/merge-patch+json"
+    )
+    return cast(Manifest, result)
+
+
 def patch_status(
     info: KindInfo, name: str, namespace: str | None, patch: Mapping[str, Any]
 ) -> Manifest:
     """Merge-patch the status subresource of one of our objects; return the updated object."""
-    custom = kubernetes.client.CustomObjectsApi(api_client())
-    body = {"status": dict(patch)}
-    if namespace is None:
-        result = custom.patch_cluster_custom_object_status(
-            info.group,
-            info.version,
-            info.plural,
-            name,
-            body,
-            _content_type="application/merge-patch+json",
-        )
-    else:
-        result = custom.patch_namespaced_custom_object_status(
-            info.group,
-            info.version,
-            namespace,
-            info.plural,
-            name,
-            body,
-            _content_type="application/merge-patch+json",
-        )
-    return cast(Manifest, result)
+    return _merge_patch(info, name, namespace, {"status": dict(patch)}, status=True)
 
 
 def patch_metadata(
     info: KindInfo, name: str, namespace: str | None, metadata: Mapping[str, Any]
 ) -> Manifest:
     """Merge-patch metadata (finalizers, annotations) of one of our objects."""
-    custom = kubernetes.client.CustomObjectsApi(api_client())
-    body = {"metadata": dict(metadata)}
-    if namespace is None:
-        result = custom.patch_cluster_custom_object(
-            info.group,
-            info.version,
-            info.plural,
-            name,
-            body,
-            _content_type="application/merge-patch+json",
-        )
-    else:
-        result = custom.patch_namespaced_custom_object(
-            info.group,
-            info.version,
-            namespace,
-            info.plural,
-            name,
-            body,
-            _content_type="application/merge-patch+json",
-        )
-    return cast(Manifest, result)
+    return _merge_patch(info, name, namespace, {"metadata": dict(metadata)}, status=False)
 
 
 def delete(api_version: str, kind: str, name: str, namespace: str | None = None) -> bool:

@@ -81,6 +81,8 @@ class Job:
     models: tuple[ModelTarget, ...]
     allow_training: bool
     fix_request: str | None = None
+    route_error: str = ""
+    """Why no model could be routed to (when `models` is empty)."""
 
     @property
     def key(self) -> str:
@@ -177,7 +179,8 @@ class Generator:
             self._settle(job, recorded)
             return Result("succeeded", "Generated", "resumed after a restart", recorded)
         if not job.models:
-            return Result("failed", "NoModelAvailable", "no allowed model is Ready", retry_after=10)
+            reason, _, message = (job.route_error or "NoModelAvailable: no model").partition(": ")
+            return Result("failed", reason, message, retry_after=10)
 
         previous = self._previous_files(job)
         messages = build_messages(job.prompts, previous, job.stack)
@@ -282,7 +285,12 @@ class Generator:
     def _recorded(self, job: Job) -> dict[str, Any] | None:
         """The revision if an earlier attempt stored it (any attempt: one per number)."""
         for entry in self.store.read_index(job.workspace, job.app_uid):
-            if entry.get("number") == job.revision and entry.get("sha256"):
+            # A fix-up (a later attempt) must not take the revision it is fixing for its own.
+            if (
+                entry.get("number") == job.revision
+                and entry.get("sha256")
+                and int(entry.get("attempt") or 0) >= job.attempt
+            ):
                 return dict(entry)
         return None
 

@@ -24,7 +24,7 @@ from vibeplane.budget.store import LedgerStore
 from vibeplane.generation.checks import FileLimits
 from vibeplane.kube import client
 from vibeplane.kube.cache import ObjectCache, WatchedKind
-from vibeplane.kube.conditions import ConditionSpec, now_rfc3339
+from vibeplane.kube.conditions import ConditionSpec, find, now_rfc3339
 from vibeplane.kube.reconcile import Context, Controller, ObjectKey, Outcome
 from vibeplane.metrics import PROMPT_TO_READY, WRITES
 from vibeplane.settings import (
@@ -140,6 +140,9 @@ class VibeAppReconciler:
         refused = False
 
         target = desired.next_revision(spec, revisions)
+        fix_request = (in_flight or {}).get("fixRequest")
+        if fix_request and target is None:  # a fix-up of the served revision (spec.autoFix)
+            target = int((in_flight or {})["revision"])
         if ws_spec.suspended and target is not None:
             generated = ConditionSpec(
                 "Generated",
@@ -152,7 +155,9 @@ class VibeAppReconciler:
             attempt = (
                 int(in_flight["attempt"]) if in_flight and in_flight["revision"] == target else 0
             )
-            job = self._job(context, spec, ws_meta, ws_spec, ws_status, revisions, target, attempt)
+            job = self._job(
+                context, spec, ws_meta, ws_spec, ws_status, revisions, target, attempt, fix_request
+            )
             result = self.generator.result(job.key)
             wait = _remaining((in_flight or {}).get("notBefore"))
             if result is not None:
@@ -176,6 +181,7 @@ class VibeAppReconciler:
                     "attempt": job.attempt,
                     "key": job.key,
                     "started": (in_flight or {}).get("started") or now_rfc3339(),
+                    "fixRequest": fix_request,
                 }
                 generated = ConditionSpec(
                     "Generated",
@@ -193,6 +199,18 @@ class VibeAppReconciler:
         preview_ready, phase, url, serving, requeue2 = self._preview(
             context, spec, ws_spec, revisions
         )
+        if preview_ready.reason == "ValidationFailed" and in_flight is None:
+            in_flight = self._fix_up(context.uid, spec, revisions, preview_ready.message)
+            if in_flight is not None:
+                fields["generation"] = in_flight
+                generated = ConditionSpec(
+                    "Generated",
+                    "False",
+                    "FixingUp",
+                    f"revision {in_flight['revision']} failed validation: asking the model to "
+                    f"fix it (attempt {in_flight['attempt']})",
+                )
+                self.enqueue(ObjectKey(namespace, context.name))
         if refused:
             phase = "BudgetExceeded"
         elif in_flight:
@@ -229,13 +247,18 @@ class VibeAppReconciler:
         revisions: list[dict[str, Any]],
         revision: int,
         attempt: int,
+        fix_request: str | None = None,
     ) -> Job:
         soft = any(
             c.get("type") == "BudgetWarning" and c.get("status") == "True"
             for c in ws_status.get("conditions") or []
         )
-        models, _ = self.resolve_models(spec, context.namespace or "", ws_spec, soft)
-        previous = next((r for r in reversed(revisions) if r.get("sha256")), None)
+        models, route_error = self.resolve_models(spec, context.namespace or "", ws_spec, soft)
+        # A fix-up edits the failing revision itself; a new revision builds on the newest.
+        candidates = [r for r in revisions if r.get("sha256")]
+        if fix_request:
+            candidates = [r for r in candidates if r["number"] == revision]
+        previous = candidates[-1] if candidates else None
         return Job(
             namespace=context.namespace or "",
             app=context.name,
@@ -251,6 +274,8 @@ class VibeAppReconciler:
             stack=spec.stack,
             models=tuple(models),
             allow_training=bool(ws_spec.data_sharing and ws_spec.data_sharing.allow_training),
+            fix_request=fix_request,
+            route_error=route_error,
         )
 
     def _absorb(
@@ -263,7 +288,10 @@ class VibeAppReconciler:
         """Fold a finished attempt into the status: (revisions, in flight, Generated)."""
         others = [r for r in revisions if r["number"] != job.revision]
         if result.outcome == "succeeded" and result.record is not None:
-            record = {k: v for k, v in result.record.items() if k not in ("key", "attempt")}
+            record = {k: v for k, v in result.record.items() if k != "key"}
+            if job.fix_request:
+                before = next((r for r in revisions if r["number"] == job.revision), {})
+                record["fixes"] = int(before.get("fixes") or 0) + 1
             return (
                 [*others, record],
                 None,
@@ -279,6 +307,7 @@ class VibeAppReconciler:
                 "notBefore": _after(result.retry_after),
                 "reason": result.reason,
                 "message": result.message[:2000],
+                "fixRequest": job.fix_request,
             }
             return (
                 revisions,
@@ -291,13 +320,34 @@ class VibeAppReconciler:
             "promptDigest": desired.prompt_digest(job.prompts[-1]),
         }
         if result.record is not None:
-            failed.update({k: v for k, v in result.record.items() if k not in ("key", "attempt")})
+            failed.update({k: v for k, v in result.record.items() if k != "key"})
         failed["validation"] = "Failed"
         return (
             [*others, failed],
             None,
             ConditionSpec("Generated", "False", result.reason, result.message[:2000]),
         )
+
+    @staticmethod
+    def _fix_up(
+        app_uid: str, spec: api.VibeAppSpec, revisions: list[dict[str, Any]], failure: str
+    ) -> dict[str, Any] | None:
+        """A charged fix-up generation for the newest revision that failed validation, while
+        spec.autoFix.attempts allows; None when there is none left (or a rollback is served)."""
+        allowed = spec.auto_fix.attempts if spec.auto_fix else 0
+        served = desired.served_revision(spec, revisions)
+        newest = max((int(r["number"]) for r in revisions), default=0)
+        if served is None or served["number"] != newest or int(served.get("fixes") or 0) >= allowed:
+            return None
+        attempt = int(served.get("attempt") or 0) + 1
+        return {
+            "revision": newest,
+            "attempt": attempt,
+            "key": desired.generation_key(app_uid, newest, attempt),
+            "started": now_rfc3339(),
+            "fixRequest": "The app you wrote did not start or its main page did not answer. "
+            f"What happened:\n{failure[-1500:]}\nFix it and keep everything else as it is.",
+        }
 
     # ---- the preview ---------------------------------------------------------------------
 
@@ -371,16 +421,22 @@ class VibeAppReconciler:
         if waited is None:
             serve["deployedAt"] = now_rfc3339()
         elif waited > self.settings.preview_ready_timeout and serve.get("validation") != "Passed":
-            tail = self._log_tail(name, namespace)
+            before = find(context.status.get("conditions"), "PreviewReady")
+            if (
+                serve.get("validation") == "Failed"
+                and before
+                and (before.get("reason") == "ValidationFailed")
+            ):
+                message = str(before.get("message"))  # the logs were read once already
+            else:
+                message = (
+                    f"revision {number} did not become ready in "
+                    f"{self.settings.preview_ready_timeout:.0f}s; log tail:\n"
+                    f"{self._log_tail(name, namespace)}"
+                )
             self._validated(serve, False)
             return (
-                ConditionSpec(
-                    "PreviewReady",
-                    "False",
-                    "ValidationFailed",
-                    f"revision {number} did not become ready in "
-                    f"{self.settings.preview_ready_timeout:.0f}s; log tail:\n{tail}",
-                ),
+                ConditionSpec("PreviewReady", "False", "ValidationFailed", message),
                 "Failed",
                 None,
                 number,

@@ -165,6 +165,12 @@ class _Handler(SimpleHTTPRequestHandler):
     server_version = "vibeplane-preview"
     sys_version = ""
 
+    def list_directory(self, path: str | os.PathLike[str]) -> None:
+        # A generated app answers with its own pages: a folder without index.html is a
+        # broken app (and the readiness probe, the revision's validation, must say so).
+        self.send_error(404, "no index.html")
+        return None
+
     def end_headers(self) -> None:
         self.send_header("X-Content-Type-Options", "nosniff")
         self.send_header("Cache-Control", "no-store")

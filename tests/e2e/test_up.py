@@ -1,0 +1,130 @@
+"""The README's first command, end to end: `vibeplane up` on its own cluster ends with a URL,
+and headless Chromium loads the generated app from it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import _free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def platform_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """A platform of its own (state, ports), so it never meets the suite's cluster."""
+    home = tmp_path_factory.mktemp("platform")
+    env = dict(
+        os.environ,
+        VIBEPLANE_HOME=str(home),
+        VIBEPLANE_APISERVER_PORT=str(_free_port()),
+        VIBEPLANE_ETCD_PORT=str(_free_port()),
+        VIBEPLANE_ETCD_PEER_PORT=str(_free_port()),
+        VIBEPLANE_S3_PORT=str(_free_port()),
+        VIBEPLANE_MODELSERVER_PORT=str(_free_port()),
+        VIBEPLANE_METRICS_PORT=str(_free_port()),
+        VIBEPLANE_LIVENESS_PORT=str(_free_port()),
+    )
+    yield env
+    subprocess.run(
+        [sys.executable, "-m", "vibeplane", "down"],
+        env=env,
+        check=False,
+        capture_output=True,
+        timeout=120,
+    )
+
+
+def _vibeplane(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "vibeplane", *args],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+
+def test_up_serves_the_app_in_a_browser_under_gvisor(
+    platform_environment: dict[str, str], artifacts: Path
+) -> None:
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.fail("chromium is not installed: `make test` installs it (apt-get install chromium)")
+    result = _vibeplane(platform_environment, "up")
+    assert result.returncode == 0, result.stderr[-3000:]
+    url = result.stdout.strip().splitlines()[-1]
+    assert url.startswith("http://127.0.0.1:")
+
+    profile = artifacts / "chromium-profile"
+    shutil.rmtree(profile, ignore_errors=True)
+    browser = [
+        chromium,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={profile}",
+        "--window-size=1280,900",
+    ]
+    dom = subprocess.run(
+        [*browser, "--dump-dom", url], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert "<title>Todo List</title>" in dom.stdout, dom.stderr[-2000:]
+    screenshot = artifacts / "vibeplane-up.png"
+    subprocess.run(
+        [*browser, f"--screenshot={screenshot}", url], capture_output=True, timeout=120, check=True
+    )
+    assert screenshot.stat().st_size > 1000
+
+    # The preview process runs under gVisor: runsc lists it, and it saw gVisor's kernel.
+    logs = _vibeplane(
+        platform_environment,
+        "cluster",
+        "kubectl",
+        "logs",
+        "-n",
+        "ws-demo",
+        "deployment/todo-preview",
+    )
+    assert logs.returncode == 0, logs.stderr
+    kernel = next(line for line in logs.stdout.splitlines() if "kernel" in line)
+    host = os.uname()
+    assert host.version not in kernel, f"the preview saw the host's kernel: {kernel}"
+    state = Path(platform_environment["VIBEPLANE_HOME"]) / "platform" / "node" / "runsc"
+    listed = subprocess.run(
+        ["runsc", f"--root={state}", "list"], capture_output=True, text=True, check=True
+    )
+    assert "running" in listed.stdout
+
+    # down leaves no platform process behind: none still carries this platform's environment.
+    assert _vibeplane(platform_environment, "down").returncode == 0
+    marker = f"VIBEPLANE_HOME={platform_environment['VIBEPLANE_HOME']}".encode()
+    leftovers = [pid for pid in _processes_with(marker) if pid != os.getpid()]
+    assert leftovers == [], [Path(f"/proc/{pid}/cmdline").read_bytes() for pid in leftovers]
+
+
+def _processes_with(marker: bytes) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if marker in (entry / "environ").read_bytes().split(b"\0"):
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found

@@ -1,0 +1,635 @@
+"""VibeApps end to end: real control plane, MinIO on loopback, the builtin model served by the
+real modelserver, previews under gVisor on the local preview node."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import tarfile
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import kubernetes
+import pytest
+from kubernetes.client import ApiClient
+
+from tests.integration.conftest import S3, ModelServer, OperatorProcess
+from tests.integration.support import GROUP, VERSION, find_condition, wait_for
+from vibeplane.budget.store import LedgerStore
+from vibeplane.settings import OperatorSettings
+from vibeplane.storage.s3 import app_prefix
+
+pytestmark = pytest.mark.integration
+PLATFORM = OperatorSettings().platform_namespace
+
+
+@pytest.fixture
+def tenant(api: ApiClient, operator: OperatorProcess) -> Iterator[dict[str, Any]]:
+    """A ready workspace; spec overridable through indirect parametrization."""
+    custom = kubernetes.client.CustomObjectsApi(api)
+    name = f"va{uuid.uuid4().hex[:6]}"
+    custom.create_cluster_custom_object(
+        GROUP,
+        VERSION,
+        "workspaces",
+        {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "Workspace",
+            "metadata": {"name": name},
+            "spec": {
+                "budget": {"tokens": 5_000_000, "money": "100"},
+                "dataSharing": {"allowTraining": True},
+            },
+        },
+    )
+
+    def ready() -> dict[str, Any] | None:
+        obj = custom.get_cluster_custom_object(GROUP, VERSION, "workspaces", name)
+        condition = find_condition(obj, "Ready")
+        return dict(obj) if condition and condition["status"] == "True" else None
+
+    yield wait_for(ready, timeout=30, what="workspace Ready")
+    custom.delete_cluster_custom_object(GROUP, VERSION, "workspaces", name)
+
+
+def _app(api: ApiClient, namespace: str, name: str) -> dict[str, Any]:
+    return dict(
+        kubernetes.client.CustomObjectsApi(api).get_namespaced_custom_object(
+            GROUP, VERSION, namespace, "vibeapps", name
+        )
+    )
+
+
+def _wait_phase(
+    api: ApiClient,
+    namespace: str,
+    name: str,
+    phase: str,
+    revision: int | None = None,
+    timeout: float = 180,
+) -> dict[str, Any]:
+    def reached() -> dict[str, Any] | None:
+        app = _app(api, namespace, name)
+        status = app.get("status") or {}
+        if status.get("phase") == phase and (
+            revision is None or status.get("revision") == revision
+        ):
+            return app
+        return None
+
+    return wait_for(reached, timeout=timeout, what=f"{name} {phase} rev {revision}")
+
+
+def _page(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        assert response.status == 200
+        text: str = response.read().decode()
+        return text
+
+
+def test_prompt_to_running_preview_with_revisions_and_rollback(
+    api: ApiClient, tenant: dict[str, Any], s3: S3, preview_node: str
+) -> None:
+    custom = kubernetes.client.CustomObjectsApi(api)
+    namespace, workspace = tenant["status"]["namespace"], tenant["metadata"]["name"]
+    custom.create_namespaced_custom_object(
+        GROUP,
+        VERSION,
+        namespace,
+        "vibeapps",
+        {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "VibeApp",
+            "metadata": {"name": "todo"},
+            "spec": {"prompts": ["a todo list with title and due date"]},
+        },
+    )
+    app = _wait_phase(api, namespace, "todo", "Running", 1)
+    first = app["status"]["revisions"][0]
+    assert first["model"] == "builtin"
+    assert first["tokensIn"] > 0
+    assert first["tokensOut"] > 0
+    # The bundle in S3 is the one status names, byte for byte.
+    key = first["artifactUri"].split("/", 3)[3]
+    data = s3.store.get(key)
+    assert data is not None
+    assert hashlib.sha256(data).hexdigest() == first["sha256"]
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as bundle:
+        assert "index.html" in bundle.getnames()
+    # Admitted under the restricted pod security level, in gVisor, with a URL that answers.
+    deployment = kubernetes.client.AppsV1Api(api).read_namespaced_deployment(
+        "todo-preview", namespace
+    )
+    assert deployment.spec.template.spec.runtime_class_name == "gvisor"
+    ns = kubernetes.client.CoreV1Api(api).read_namespace(namespace)
+    assert ns.metadata.labels["pod-security.kubernetes.io/enforce"] == "restricted"
+    page = _page(app["status"]["url"])
+    assert "Todo" in page
+
+    custom.patch_namespaced_custom_object(
+        GROUP,
+        VERSION,
+        namespace,
+        "vibeapps",
+        "todo",
+        {"spec": {"prompts": ["a todo list with title and due date", "add a priority field"]}},
+    )
+    app = _wait_phase(api, namespace, "todo", "Running", 2)
+    assert "priority" in _page(app["status"]["url"]).lower() + _app_js(app)
+    index = s3.store.read_index(workspace, app["metadata"]["uid"])
+    assert [entry["number"] for entry in index] == [1, 2]
+
+    custom.patch_namespaced_custom_object(
+        GROUP, VERSION, namespace, "vibeapps", "todo", {"spec": {"pinnedRevision": 1}}
+    )
+    app = _wait_phase(api, namespace, "todo", "Running", 1)
+    assert "priority" not in _app_js(app)
+    assert len(app["status"]["revisions"]) == 2  # rollback generated nothing
+
+
+def _app_js(app: dict[str, Any]) -> str:
+    url = app["status"]["url"].rstrip("/") + "/app.js"
+    try:
+        return _page(url).lower()
+    except OSError:
+        return ""
+
+
+def test_budget_exhausted_means_no_model_call(
+    api: ApiClient, operator: OperatorProcess, model_server: ModelServer
+) -> None:
+    custom = kubernetes.client.CustomObjectsApi(api)
+    name = f"poor{uuid.uuid4().hex[:6]}"
+    custom.create_cluster_custom_object(
+        GROUP,
+        VERSION,
+        "workspaces",
+        {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "Workspace",
+            "metadata": {"name": name},
+            "spec": {"budget": {"tokens": 100}},
+        },
+    )
+    try:
+        namespace = wait_for(
+            lambda: (
+                custom.get_cluster_custom_object(GROUP, VERSION, "workspaces", name).get("status")
+                or {}
+            ).get("namespace"),
+            timeout=30,
+            what="namespace",
+        )
+        calls_before = model_server.requests()
+        custom.create_namespaced_custom_object(
+            GROUP,
+            VERSION,
+            namespace,
+            "vibeapps",
+            {
+                "apiVersion": f"{GROUP}/{VERSION}",
+                "kind": "VibeApp",
+                "metadata": {"name": "a"},
+                "spec": {"prompts": ["a landing page for a bakery"]},
+            },
+        )
+        app = _wait_phase(api, namespace, "a", "BudgetExceeded", timeout=60)
+        assert find_condition(app, "BudgetOK")["status"] == "False"  # type: ignore[index]
+        time.sleep(2)
+        assert model_server.requests() == calls_before
+    finally:
+        custom.delete_cluster_custom_object(GROUP, VERSION, "workspaces", name)
+
+
+def test_training_records_only_when_allowed_and_deletion_cleans_s3(
+    api: ApiClient, tenant: dict[str, Any], s3: S3, model_server: ModelServer
+) -> None:
+    custom = kubernetes.client.CustomObjectsApi(api)
+    namespace, workspace = tenant["status"]["namespace"], tenant["metadata"]["name"]
+    custom.create_namespaced_custom_object(
+        GROUP,
+        VERSION,
+        namespace,
+        "vibeapps",
+        {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "VibeApp",
+            "metadata": {"name": "form"},
+            "spec": {
+                "prompts": ["a contact form with name, email and message"],
+                "preview": {"enabled": False},
+            },
+        },
+    )
+    app = wait_for(
+        lambda: (
+            (_app(api, namespace, "form").get("status") or {}).get("revision")
+            and _app(api, namespace, "form")
+        ),
+        timeout=120,
+        what="revision 1",
+    )
+    uid = app["metadata"]["uid"]
+    records = [k for k in s3.store.keys("datasets/interactions/") if f".{uid}." in k]
+    assert len(records) == 1
+    record = json.loads(s3.store.get(records[0]) or b"{}")
+    assert record["prompt"] == "a contact form with name, email and message"
+    assert record["model"] == "builtin"
+
+    assert s3.store.keys(app_prefix(workspace, uid))
+    custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, "vibeapps", "form")
+    wait_for(
+        lambda: not s3.store.keys(app_prefix(workspace, uid)), timeout=30, what="S3 objects deleted"
+    )
+    ledger = LedgerStore(PLATFORM).read(workspace, tenant["metadata"]["uid"], "Monthly")
+    revision = app["status"]["revisions"][0]
+    assert ledger.settled.tokens == revision["tokensIn"] + revision["tokensOut"]
+
+    # A workspace that does not allow training leaves no record.
+    private = f"priv{uuid.uuid4().hex[:6]}"
+    custom.create_cluster_custom_object(
+        GROUP,
+        VERSION,
+        "workspaces",
+        {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "Workspace",
+            "metadata": {"name": private},
+            "spec": {"dataSharing": {"allowTraining": False}},
+        },
+    )
+    try:
+        private_ns = wait_for(
+            lambda: (
+                custom.get_cluster_custom_object(GROUP, VERSION, "workspaces", private).get(
+                    "status"
+                )
+                or {}
+            ).get("namespace"),
+            timeout=30,
+            what="namespace",
+        )
+        custom.create_namespaced_custom_object(
+            GROUP,
+            VERSION,
+            private_ns,
+            "vibeapps",
+            {
+                "apiVersion": f"{GROUP}/{VERSION}",
+                "kind": "VibeApp",
+                "metadata": {"name": "p"},
+                "spec": {
+                    "prompts": ["a contact form with name and email"],
+                    "preview": {"enabled": False},
+                },
+            },
+        )
+        generated = wait_for(
+            lambda: (
+                (_app(api, private_ns, "p").get("status") or {}).get("revision")
+                and _app(api, private_ns, "p")
+            ),
+            timeout=120,
+            what="private revision",
+        )
+        private_uid = generated["metadata"]["uid"]
+        assert not [k for k in s3.store.keys("datasets/interactions/") if f".{private_uid}." in k]
+    finally:
+        custom.delete_cluster_custom_object(GROUP, VERSION, "workspaces", private)
+
+
+class EvilModel:
+    """An OpenAI-compatible endpoint that answers with output breaking the rules: fault
+    injection at the model boundary (the only place a stand-in is allowed)."""
+
+    def __init__(self, answer: str) -> None:
+        import http.server
+        import threading
+
+        answer_text = answer
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # the Ready probe lists models
+                self._send({"object": "list", "data": [{"id": "evil", "object": "model"}]})
+
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                self._send(
+                    {
+                        "id": "x",
+                        "object": "chat.completion",
+                        "model": "evil",
+                        "choices": [
+                            {
+                                "index": 0,
+                                "finish_reason": "stop",
+                                "message": {"role": "assistant", "content": answer_text},
+                            }
+                        ],
+                        "usage": {"prompt_tokens": 10, "completion_tokens": 20, "total_tokens": 30},
+                    }
+                )
+
+            def _send(self, body: dict[str, Any]) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: Any) -> None:
+                return
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+BAD_OUTPUTS = {
+    "traversal": '<file path="../../etc/evil.js">\nx\n</file>\n',
+    "absolute": '<file path="/etc/passwd">\nroot::0:0\n</file>\n',
+    "too-many-files": "".join(f'<file path="f{i}.js">\nx\n</file>\n' for i in range(10_000)),
+    "huge-file": '<file path="big.js">\n' + "x" * (50 * 1024 * 1024) + "\n</file>\n",
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_OUTPUTS))
+def test_bad_model_output_is_refused_and_nothing_reaches_s3(
+    api: ApiClient, tenant: dict[str, Any], s3: S3, case: str
+) -> None:
+    model = EvilModel(BAD_OUTPUTS[case])
+    custom = kubernetes.client.CustomObjectsApi(api)
+    namespace, workspace = tenant["status"]["namespace"], tenant["metadata"]["name"]
+    try:
+        custom.create_namespaced_custom_object(
+            GROUP,
+            VERSION,
+            namespace,
+            "modeldeployments",
+            {
+                "apiVersion": f"{GROUP}/{VERSION}",
+                "kind": "ModelDeployment",
+                "metadata": {"name": "evil"},
+                "spec": {
+                    "model": {"name": "evil"},
+                    "serving": {"external": {"baseURL": model.url, "model": "evil"}},
+                },
+            },
+        )
+        custom.create_namespaced_custom_object(
+            GROUP,
+            VERSION,
+            namespace,
+            "vibeapps",
+            {
+                "apiVersion": f"{GROUP}/{VERSION}",
+                "kind": "VibeApp",
+                "metadata": {"name": "bad"},
+                "spec": {"prompts": ["a todo list"], "model": "evil"},
+            },
+        )
+
+        def refused() -> dict[str, Any] | None:
+            condition = find_condition(_app(api, namespace, "bad"), "Generated")
+            return condition if condition and condition["reason"] == "AllModelsFailed" else None
+
+        condition = wait_for(refused, timeout=90, what="the output refused")
+        # A 50 MB answer is refused by the client's response limit (32 MiB) before parsing.
+        expected = {
+            "traversal": "PathTraversal",
+            "absolute": "AbsolutePath",
+            "too-many-files": "TooManyFiles",
+            "huge-file": "the response exceeds",
+        }[case]
+        assert expected in condition["message"]
+        uid = _app(api, namespace, "bad")["metadata"]["uid"]
+        assert s3.store.keys(app_prefix(workspace, uid)) == []
+        ledger = LedgerStore(PLATFORM).read(workspace, tenant["metadata"]["uid"], "Monthly")
+        assert ledger.settled.tokens == 0  # a refused output is not charged
+    finally:
+        model.server.shutdown()
+
+
+class SlowModel:
+    """Forwards to the real builtin model after a delay, so a test can kill the operator
+    while a generation is in flight (fault injection: latency at the model boundary)."""
+
+    def __init__(self, upstream: str, delay: float) -> None:
+        import http.server
+        import threading
+
+        self.calls = 0
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self._relay(urllib.request.Request(upstream + self.path.removeprefix("/v1")))
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                outer.calls += 1
+                time.sleep(delay)
+                request = urllib.request.Request(
+                    upstream + self.path.removeprefix("/v1"),
+                    data=body,
+                    headers={"Content-Type": "application/json"},
+                )
+                self._relay(request)
+
+            def _relay(self, request: urllib.request.Request) -> None:
+                try:
+                    with urllib.request.urlopen(request, timeout=60) as response:
+                        data = response.read()
+                except OSError:
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: Any) -> None:
+                return
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def test_killing_the_operator_mid_generation_charges_once(
+    api: ApiClient,
+    tenant: dict[str, Any],
+    s3: S3,
+    model_server: ModelServer,
+    operator: OperatorProcess,
+) -> None:
+    model = SlowModel(model_server.openai_base, delay=6)
+    custom = kubernetes.client.CustomObjectsApi(api)
+    namespace, workspace = tenant["status"]["namespace"], tenant["metadata"]["name"]
+    try:
+        custom.create_namespaced_custom_object(
+            GROUP,
+            VERSION,
+            namespace,
+            "modeldeployments",
+            {
+                "apiVersion": f"{GROUP}/{VERSION}",
+                "kind": "ModelDeployment",
+                "metadata": {"name": "slow"},
+                "spec": {
+                    "model": {"name": "builtin"},
+                    "serving": {"external": {"baseURL": model.url, "model": "builtin"}},
+                    "pricing": {"inputPerMillion": "1", "outputPerMillion": "2"},
+                },
+            },
+        )
+        custom.create_namespaced_custom_object(
+            GROUP,
+            VERSION,
+            namespace,
+            "vibeapps",
+            {
+                "apiVersion": f"{GROUP}/{VERSION}",
+                "kind": "VibeApp",
+                "metadata": {"name": "slow"},
+                "spec": {
+                    "prompts": ["a landing page for a bakery called Crumbs"],
+                    "model": "slow",
+                    "preview": {"enabled": False},
+                },
+            },
+        )
+        wait_for(lambda: model.calls >= 1, timeout=60, what="the model call in flight")
+        operator.stop(kill=True)  # SIGKILL while the model is answering
+        operator.start()
+        app = wait_for(
+            lambda: (
+                (_app(api, namespace, "slow").get("status") or {}).get("revision")
+                and _app(api, namespace, "slow")
+            ),
+            timeout=120,
+            what="revision 1",
+        )
+        revisions = app["status"]["revisions"]
+        assert [r["number"] for r in revisions] == [1]
+        uid = app["metadata"]["uid"]
+        assert [e["number"] for e in s3.store.read_index(workspace, uid)] == [1]
+        ledger = LedgerStore(PLATFORM).read(workspace, tenant["metadata"]["uid"], "Monthly")
+        assert ledger.settled.tokens == revisions[0]["tokensIn"] + revisions[0]["tokensOut"]
+        assert ledger.reserved(datetime.now(UTC)).tokens == 0
+        print(f"model calls: {model.calls} (the killed one was not charged)")
+    finally:
+        model.server.shutdown()
+
+
+class BrokenThenFixedModel:
+    """Writes an app without a main page; when told it failed, writes the page (fault
+    injection at the model boundary, to drive spec.autoFix)."""
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        self.calls: list[str] = []
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self._send({"object": "list", "data": [{"id": "fixer", "object": "model"}]})
+
+            def do_POST(self) -> None:
+                request = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+                last = str(request["messages"][-1]["content"])
+                outer.calls.append(last)
+                if "did not start" in last:
+                    text = '<file path="index.html">\n<title>Fixed</title><h1>Fixed</h1>\n</file>\n'
+                else:
+                    text = '<file path="app.js">\nconsole.log("no page")\n</file>\n'
+                self._send(
+                    {
+                        "id": "x",
+                        "object": "chat.completion",
+                        "model": "fixer",
+                        "choices": [
+                            {
+                                "index": 0,
+                                "finish_reason": "stop",
+                                "message": {"role": "assistant", "content": text},
+                            }
+                        ],
+                        "usage": {
+                            "prompt_tokens": 100,
+                            "completion_tokens": 50,
+                            "total_tokens": 150,
+                        },
+                    }
+                )
+
+            def _send(self, body: dict[str, Any]) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: Any) -> None:
+                return
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def test_auto_fix_sends_the_failure_back_and_charges_the_fix(
+    api: ApiClient, tenant: dict[str, Any], preview_node: str
+) -> None:
+    model = BrokenThenFixedModel()
+    custom = kubernetes.client.CustomObjectsApi(api)
+    namespace, workspace = tenant["status"]["namespace"], tenant["metadata"]["name"]
+    try:
+        custom.create_namespaced_custom_object(
+            GROUP,
+            VERSION,
+            namespace,
+            "modeldeployments",
+            {
+                "apiVersion": f"{GROUP}/{VERSION}",
+                "kind": "ModelDeployment",
+                "metadata": {"name": "fixer"},
+                "spec": {
+                    "model": {"name": "fixer"},
+                    "serving": {"external": {"baseURL": model.url, "model": "fixer"}},
+                    "pricing": {"inputPerMillion": "1", "outputPerMillion": "1"},
+                },
+            },
+        )
+        custom.create_namespaced_custom_object(
+            GROUP,
+            VERSION,
+            namespace,
+            "vibeapps",
+            {
+                "apiVersion": f"{GROUP}/{VERSION}",
+                "kind": "VibeApp",
+                "metadata": {"name": "fix"},
+                "spec": {"prompts": ["a page"], "model": "fixer", "autoFix": {"attempts": 1}},
+            },
+        )
+        app = _wait_phase(api, namespace, "fix", "Running", 1, timeout=150)
+        assert "Fixed" in _page(app["status"]["url"])
+        revision = app["status"]["revisions"][0]
+        assert revision["fixes"] == 1
+        assert revision["validation"] == "Passed"
+        assert len(model.calls) == 2
+        assert "did not start" in model.calls[1]
+        ledger = LedgerStore(PLATFORM).read(workspace, tenant["metadata"]["uid"], "Monthly")
+        assert ledger.settled.tokens == 300  # the broken generation and its fix, both charged
+    finally:
+        model.server.shutdown()
