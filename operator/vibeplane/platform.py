@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import socket
+import subprocess
 import sys
 import time
 import urllib.request
@@ -132,11 +133,24 @@ def start_modelserver(platform: Platform, steps: Steps) -> None:
     )
 
 
+def install_runsc(steps: Steps) -> None:
+    """gVisor from Debian's packages, when this machine can install it (root, apt-get)."""
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        raise RuntimeError(
+            "runsc (gVisor) is not installed and cannot be installed from here: "
+            "run `apt-get install runsc` as root (`make up` does it)"
+        )
+    steps.note("installing runsc (gVisor) from Debian's packages")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "runsc"]):
+        result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            raise RuntimeError(f"{' '.join(command)} failed:\n{result.stderr[-2000:]}")
+
+
 def start_preview_node(platform: Platform, steps: Steps) -> None:
     if shutil.which("runsc") is None:
-        raise RuntimeError(
-            "runsc (gVisor) is not installed: `apt-get install runsc` (`make up` does it)"
-        )
+        install_runsc(steps)
     process = platform.process("preview-node")
     _start(
         process,
@@ -165,11 +179,10 @@ def start_preview_node(platform: Platform, steps: Steps) -> None:
 
 
 def preview_command() -> list[str]:
-    """Previews on the local node run the stdlib-only preview runtime with the host's python
-    (the sandbox's root filesystem is the host's, read-only; the venv is not readable by the
-    preview's user)."""
-    script = repository_root() / "runtime" / "sandbox" / "vibeplane_sandbox" / "preview.py"
-    return ["/usr/bin/python3", str(script)]
+    """Previews on the local node run the stdlib-only preview runtime with the host's python:
+    the sandbox's root filesystem is the host's (read-only), and the node mounts its preview
+    runtime at the path the preview image uses (the checkout itself may be hidden there)."""
+    return ["/usr/bin/python3", "/opt/vibeplane/vibeplane_sandbox/preview.py"]
 
 
 def operator_environment(platform: Platform) -> dict[str, str]:

@@ -21,10 +21,10 @@ from kubernetes.client import ApiClient
 from tests.integration.support import AuditLog, wait_for
 from vibeplane.cluster.local import LocalCluster
 from vibeplane.cluster.s3server import LocalS3
+from vibeplane.platform import preview_command
 from vibeplane.storage.s3 import ObjectStore, S3Settings
 
 ROOT = Path(__file__).resolve().parents[2]
-PREVIEW_SCRIPT = ROOT / "runtime" / "sandbox" / "vibeplane_sandbox" / "preview.py"
 
 Kubectl = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -196,7 +196,7 @@ class OperatorProcess:
             VIBEPLANE_LIVENESS_PORT=str(self.liveness_port),
             VIBEPLANE_RESYNC_SECONDS="3",
             VIBEPLANE_PREVIEW_LOCAL_NODE="true",
-            VIBEPLANE_PREVIEW_COMMAND=json.dumps(["/usr/bin/python3", str(PREVIEW_SCRIPT)]),
+            VIBEPLANE_PREVIEW_COMMAND=json.dumps(preview_command()),
             VIBEPLANE_PREVIEW_READY_TIMEOUT="30",
             **environment,
         )

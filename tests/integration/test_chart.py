@@ -319,6 +319,10 @@ def test_every_setting_reaches_the_operator(helm: Helm, monkeypatch: pytest.Monk
         generation_workers=7,
         workspace_concurrency=3,
         model_timeout=33.0,
+        builtin_model_url="http://builtin.example:8080/openai/v1",
+        modelserver_runtime="my-runtime",
+        model_service_account="my-models",
+        model_storage_secret="my-storage",
     )
     serving = serving_settings(settings)
     assert serving.builtin_url == "http://builtin.example:8080/openai/v1"

@@ -633,3 +633,99 @@ def test_auto_fix_sends_the_failure_back_and_charges_the_fix(
         assert ledger.settled.tokens == 300  # the broken generation and its fix, both charged
     finally:
         model.server.shutdown()
+
+
+def test_routing_falls_back_and_a_dead_end_charges_nothing(
+    api: ApiClient, tenant: dict[str, Any], s3: S3, model_server: ModelServer
+) -> None:
+    custom = kubernetes.client.CustomObjectsApi(api)
+    namespace, workspace = tenant["status"]["namespace"], tenant["metadata"]["name"]
+    closed_port = _closed_port()
+    # A model that is down (nothing listens), with the builtin model as its fallback.
+    custom.create_namespaced_custom_object(
+        GROUP,
+        VERSION,
+        namespace,
+        "modeldeployments",
+        {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "ModelDeployment",
+            "metadata": {"name": "primary"},
+            "spec": {
+                "model": {"name": "primary"},
+                "serving": {
+                    "external": {
+                        "baseURL": f"http://127.0.0.1:{closed_port}/v1",
+                        "model": "primary",
+                    }
+                },
+                "routing": {"fallbacks": ["builtin"]},
+            },
+        },
+    )
+    custom.create_namespaced_custom_object(
+        GROUP,
+        VERSION,
+        namespace,
+        "vibeapps",
+        {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "VibeApp",
+            "metadata": {"name": "routed"},
+            "spec": {
+                "prompts": ["a landing page for a bakery"],
+                "model": "primary",
+                "preview": {"enabled": False},
+            },
+        },
+    )
+    app = wait_for(
+        lambda: (
+            (_app(api, namespace, "routed").get("status") or {}).get("revision")
+            and _app(api, namespace, "routed")
+        ),
+        timeout=120,
+        what="a revision",
+    )
+    revision = app["status"]["revisions"][0]
+    assert revision["model"] == "builtin"
+    assert revision["routeReason"].startswith("Fallback")
+
+    # A model nobody serves: a clear condition on the app, and nothing charged.
+    before = LedgerStore(PLATFORM).read(workspace, tenant["metadata"]["uid"], "Monthly").settled
+    custom.create_namespaced_custom_object(
+        GROUP,
+        VERSION,
+        namespace,
+        "vibeapps",
+        {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "VibeApp",
+            "metadata": {"name": "lost"},
+            "spec": {"prompts": ["a todo list"], "model": "ghost", "preview": {"enabled": False}},
+        },
+    )
+
+    def stuck() -> dict[str, Any] | None:
+        condition = find_condition(_app(api, namespace, "lost"), "Generated")
+        return (
+            condition
+            if condition
+            and condition["status"] == "False"
+            and condition["reason"] in ("NoModelAvailable", "ModelNotAllowed")
+            else None
+        )
+
+    condition = wait_for(stuck, timeout=60, what="a routing condition")
+    assert "ghost" in condition["message"]
+    after = LedgerStore(PLATFORM).read(workspace, tenant["metadata"]["uid"], "Monthly").settled
+    assert after == before
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port  # closed again: nothing listens there

@@ -108,8 +108,6 @@ class VibeAppReconciler:
         if metadata.get("deletionTimestamp"):
             self._finalize(context, workspace)
             return Outcome([])
-        if FINALIZER not in (metadata.get("finalizers") or []):
-            self._add_finalizer(context)
         if workspace is None:
             return Outcome(
                 [
@@ -128,6 +126,9 @@ class VibeAppReconciler:
             WorkspaceSpec.model_validate(workspace.get("spec") or {}),
         )
         ws_status = workspace.get("status") or {}
+        # Only apps of a workspace can have objects in S3: only they carry the finalizer.
+        if FINALIZER not in (metadata.get("finalizers") or []):
+            self._add_finalizer(context)
 
         revisions = [dict(r) for r in status.get("revisions") or []]
         in_flight: dict[str, Any] | None = status.get("generation")
@@ -547,9 +548,12 @@ class VibeAppReconciler:
         # The workspace may be gone already (its deletion takes the namespace and the apps
         # with it): the namespace's labels carry its name and retention until the end.
         labels = self._namespace_labels(context.namespace or "")
-        workspace_name = labels.get(LABEL_WORKSPACE) or (workspace or {})["metadata"]["name"]
+        workspace_name = labels.get(LABEL_WORKSPACE) or (
+            (workspace or {}).get("metadata") or {}
+        ).get("name")
         retain = labels.get(LABEL_RETAIN) == "true"
-        if not retain:
+        # An app outside any workspace never generated anything: nothing to remove.
+        if workspace_name and not retain:
             removed = self.store.delete_prefix(app_prefix(workspace_name, context.uid))
             log.info("deleted %d objects of %s/%s", removed, context.namespace, context.name)
         client.patch_metadata(

@@ -382,8 +382,17 @@ def _tmpfs(destination: str, *options: str) -> dict[str, Any]:
     return {"destination": destination, "type": "tmpfs", "source": "tmpfs", "options": [*options]}
 
 
+# Where the node mounts its own preview runtime (read-only) in every sandbox: the local
+# node's stand-in for the preview image, which ships the same file at the same path. The
+# host path of the checkout may itself be hidden in the sandbox (under /tmp, /root, ...).
+RUNTIME_MOUNT = "/opt/vibeplane/vibeplane_sandbox"
+
+
 def _mounts(
-    pod: Mapping[str, Any], container: Mapping[str, Any], masked_paths: Sequence[str]
+    pod: Mapping[str, Any],
+    container: Mapping[str, Any],
+    masked_paths: Sequence[str],
+    runtime_source: str | None = None,
 ) -> list[dict[str, Any]]:
     volumes = {v["name"]: v for v in (pod.get("spec") or {}).get("volumes") or []}
     mounts = [
@@ -397,6 +406,15 @@ def _mounts(
         },
     ]
     mounts += [_tmpfs(path, "ro", "nosuid", "nodev", "noexec", "size=4k") for path in masked_paths]
+    if runtime_source is not None:
+        mounts.append(
+            {
+                "destination": RUNTIME_MOUNT,
+                "type": "bind",
+                "source": runtime_source,
+                "options": ["rbind", "ro", "nosuid", "nodev"],
+            }
+        )
     destinations: set[str] = set()
     for mount in container.get("volumeMounts") or []:
         volume = volumes.get(mount["name"])
@@ -436,6 +454,7 @@ def oci_config(
     allocatable: Mapping[str, str] | None = None,
     cgroups_path: str | None = None,
     host_ip: str = "127.0.0.1",
+    runtime_source: str | None = None,
 ) -> dict[str, Any]:
     """The OCI runtime config for one container of `pod`, listening on loopback `port`.
 
@@ -519,7 +538,7 @@ def oci_config(
         # node serves; read-only keeps the host intact and gVisor's gofer mediates every access.
         "root": {"path": "/", "readonly": True},
         "hostname": env["HOSTNAME"],
-        "mounts": _mounts(pod, container, masked_paths),
+        "mounts": _mounts(pod, container, masked_paths, runtime_source),
         "annotations": annotations,
         "linux": linux,
     }

@@ -639,6 +639,7 @@ class PodWorker(threading.Thread):
                 lookups=self.agent.lookups(pod),
                 allocatable=self._allocatable(),
                 cgroups_path=f"/vibeplane/{self.uid}-{name}-{number}",
+                runtime_source=str(Path(__file__).resolve().parent),
             )
         except BundleError as error:
             detail = (error.reason, str(error))

@@ -12,6 +12,7 @@ import pytest
 
 # The control-plane fixtures, for test_sandbox_node (imported, not redefined).
 from tests.integration.conftest import api, cluster  # noqa: F401
+from vibeplane_sandbox.bundle import RUNTIME_MOUNT
 from vibeplane_sandbox.runtime import Runsc, check_runsc
 
 SANDBOX_SOURCE = Path(__file__).resolve().parents[3] / "runtime" / "sandbox"
@@ -61,7 +62,8 @@ def sandbox_python() -> str:
 
 @pytest.fixture(scope="session")
 def sandbox_pythonpath() -> str:
-    """Where `vibeplane_sandbox` is importable from inside a sandbox (the source checkout)."""
+    """Where `vibeplane_sandbox` is importable inside a sandbox the node agent runs: it mounts
+    its own package there (the checkout may be hidden in the sandbox, e.g. under /tmp)."""
     if not _world_usable(SANDBOX_SOURCE / "vibeplane_sandbox" / "preview.py"):
         pytest.fail(f"{SANDBOX_SOURCE} is not readable by other users; sandboxes import it")
-    return str(SANDBOX_SOURCE)
+    return str(Path(RUNTIME_MOUNT).parent)
