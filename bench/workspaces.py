@@ -39,7 +39,9 @@ def children(name: str, uid: str) -> list[dict]:  # type: ignore[type-arg]
     quota = desired.resource_quota(name, uid, spec)
     items += [quota] if quota else []
     items.append(desired.limit_range(name, uid, spec))
-    items += [p for p in desired.network_policies(name, uid, spec, "gw").values() if p]
+    items += [
+        p for p in desired.network_policies(name, uid, spec, "gw", "vibeplane-system").values() if p
+    ]
     return items
 
 

@@ -729,3 +729,43 @@ def _closed_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
     return port  # closed again: nothing listens there
+
+
+def test_idle_previews_hibernate_and_wake(
+    api: ApiClient, tenant: dict[str, Any], preview_node: str
+) -> None:
+    custom = kubernetes.client.CustomObjectsApi(api)
+    namespace = tenant["status"]["namespace"]
+    custom.create_namespaced_custom_object(
+        GROUP,
+        VERSION,
+        namespace,
+        "vibeapps",
+        {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "VibeApp",
+            "metadata": {"name": "sleepy"},
+            "spec": {
+                "prompts": ["a landing page for a bakery"],
+                "preview": {"enabled": True, "idleTimeout": "8s"},
+            },
+        },
+    )
+    _wait_phase(api, namespace, "sleepy", "Running", 1)
+    # Nobody visits: after the idle timeout the preview scales to zero.
+    app = _wait_phase(api, namespace, "sleepy", "Hibernated", 1, timeout=60)
+    assert find_condition(app, "Ready")["status"] == "True"  # type: ignore[index]
+    apps = kubernetes.client.AppsV1Api(api)
+    assert apps.read_namespaced_deployment("sleepy-preview", namespace).spec.replicas == 0
+    # The wake annotation brings it back.
+    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    custom.patch_namespaced_custom_object(
+        GROUP,
+        VERSION,
+        namespace,
+        "vibeapps",
+        "sleepy",
+        {"metadata": {"annotations": {"vibeplane.io/wake": stamp}}},
+    )
+    app = _wait_phase(api, namespace, "sleepy", "Running", 1, timeout=60)
+    assert "Bakery" in _page(app["status"]["url"]) or "bakery" in _page(app["status"]["url"])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import urllib.request
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -212,6 +213,13 @@ class VibeAppReconciler:
                     f"fix it (attempt {in_flight['attempt']})",
                 )
                 self.enqueue(ObjectKey(namespace, context.name))
+        last_activity = str(status.get("lastActivity") or now_rfc3339())
+        if generated.reason == "Generated":
+            last_activity = now_rfc3339()  # a new prompt is activity
+        elif phase == "Running" and url:
+            seen = _poll_activity(url)
+            if seen is not None and seen > last_activity:
+                last_activity = seen
         if refused:
             phase = "BudgetExceeded"
         elif in_flight:
@@ -227,7 +235,7 @@ class VibeAppReconciler:
                 "revisions": revisions[-KEPT_REVISIONS:],
                 "url": url,
                 "totalCost": _total(revisions),
-                "lastActivity": status.get("lastActivity") or now_rfc3339(),
+                "lastActivity": last_activity,
             }
         )
         return Outcome(
@@ -562,6 +570,19 @@ class VibeAppReconciler:
             context.namespace,
             {"finalizers": [f for f in finalizers if f != FINALIZER]},
         )
+
+
+ACTIVITY_PATH = "/__vibeplane/activity"
+
+
+def _poll_activity(url: str) -> str | None:
+    """When the preview last served a person, as the preview runtime reports it."""
+    try:
+        with urllib.request.urlopen(url.rstrip("/") + ACTIVITY_PATH, timeout=2) as response:
+            seconds = int(json.loads(response.read())["lastActivity"])
+    except (OSError, ValueError, KeyError):
+        return None
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _after(seconds: float) -> str:

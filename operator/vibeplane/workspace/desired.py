@@ -283,7 +283,11 @@ def _policy(name: str, workspace: str, uid: str, spec: WorkspaceSpec, body: Mani
 
 
 def network_policies(
-    workspace: str, uid: str, spec: WorkspaceSpec, gateway_namespace: str
+    workspace: str,
+    uid: str,
+    spec: WorkspaceSpec,
+    gateway_namespace: str,
+    platform_namespace: str,
 ) -> dict[str, Manifest | None]:
     """Default deny both ways, then allowances; None marks a policy to remove."""
     network = spec.network
@@ -334,7 +338,13 @@ def network_policies(
                                 "namespaceSelector": {
                                     "matchLabels": {namespace_of: gateway_namespace}
                                 }
-                            }
+                            },
+                            # The operator asks previews when they last served someone.
+                            {
+                                "namespaceSelector": {
+                                    "matchLabels": {namespace_of: platform_namespace}
+                                }
+                            },
                         ]
                     }
                 ],

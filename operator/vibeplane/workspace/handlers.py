@@ -86,7 +86,9 @@ class WorkspaceReconciler:
             children[("RoleBinding", binding_name)] = binding
         children[("ResourceQuota", "vibeplane-quota")] = desired.resource_quota(name, uid, spec)
         children[("LimitRange", "vibeplane-limits")] = desired.limit_range(name, uid, spec)
-        policies = desired.network_policies(name, uid, spec, self.settings.gateway_namespace)
+        policies = desired.network_policies(
+            name, uid, spec, self.settings.gateway_namespace, self.settings.platform_namespace
+        )
         for policy_name, policy in policies.items():
             children[("NetworkPolicy", policy_name)] = policy
         for (kind, child_name), manifest in children.items():

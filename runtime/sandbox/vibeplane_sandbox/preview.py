@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import hmac
+import json
 import os
 import posixpath
 import shutil
@@ -26,6 +27,7 @@ import signal
 import sys
 import tarfile
 import tempfile
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -161,9 +163,37 @@ def fetch(url: str, sha256: str, destination: Path) -> int:
     return count
 
 
+ACTIVITY_PATH = "/__vibeplane/activity"
+
+
+class _Activity:
+    """When a person (not a probe, not the operator asking) last requested a page."""
+
+    last = time.time()
+
+
 class _Handler(SimpleHTTPRequestHandler):
     server_version = "vibeplane-preview"
     sys_version = ""
+
+    def do_GET(self) -> None:
+        if self.path == ACTIVITY_PATH:
+            # The operator hibernates an idle preview: it asks here when traffic last came.
+            body = json.dumps({"lastActivity": int(_Activity.last)}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
+        if not self.headers.get("User-Agent", "").startswith("kube-probe/"):
+            _Activity.last = time.time()
+        super().do_GET()
+
+    def do_HEAD(self) -> None:
+        if not self.headers.get("User-Agent", "").startswith("kube-probe/"):
+            _Activity.last = time.time()
+        super().do_HEAD()
 
     def list_directory(self, path: str | os.PathLike[str]) -> None:
         # A generated app answers with its own pages: a folder without index.html is a

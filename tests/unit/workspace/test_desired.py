@@ -65,7 +65,9 @@ def test_children_match_golden(case: str, spec: WorkspaceSpec) -> None:
     quota = desired.resource_quota("team-a", UID, spec)
     children += [quota] if quota else []
     children.append(desired.limit_range("team-a", UID, spec))
-    policies = desired.network_policies("team-a", UID, spec, "vibeplane-gateway")
+    policies = desired.network_policies(
+        "team-a", UID, spec, "vibeplane-gateway", "vibeplane-system"
+    )
     children += [p for p in policies.values() if p]
     _check(f"children-{case}", children)
 
