@@ -46,6 +46,73 @@ def or_none(read: Callable[..., T], *args: Any) -> T | None:
         raise
 
 
+class StubModel:
+    """An OpenAI-compatible endpoint on 127.0.0.1 that answers with `answer(messages)`:
+    fault injection at the model boundary (garbage, slowness, broken apps), never a stand-in
+    for the real model server."""
+
+    def __init__(
+        self,
+        answer: Callable[[list[dict[str, Any]]], str],
+        delay: float = 0.0,
+        usage: tuple[int, int] = (10, 20),
+    ) -> None:
+        import http.server
+        import threading
+
+        self.calls: list[str] = []  # the last message of each request
+        stub = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # the Ready probe lists models
+                self._send({"object": "list", "data": [{"id": "stub", "object": "model"}]})
+
+            def do_POST(self) -> None:
+                request = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+                stub.calls.append(str(request["messages"][-1]["content"]))
+                time.sleep(delay)
+                self._send(
+                    {
+                        "id": "stub",
+                        "object": "chat.completion",
+                        "model": request.get("model"),
+                        "choices": [
+                            {
+                                "index": 0,
+                                "finish_reason": "stop",
+                                "message": {
+                                    "role": "assistant",
+                                    "content": answer(request["messages"]),
+                                },
+                            }
+                        ],
+                        "usage": {
+                            "prompt_tokens": usage[0],
+                            "completion_tokens": usage[1],
+                            "total_tokens": sum(usage),
+                        },
+                    }
+                )
+
+            def _send(self, body: dict[str, Any]) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: Any) -> None:
+                return
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
 @dataclass
 class AuditLog:
     """The API server's audit log (writes only, see vibeplane.cluster.local.AUDIT_POLICY)."""

@@ -19,8 +19,9 @@ import pytest
 from kubernetes.client import ApiClient
 
 from tests.integration.conftest import S3, ModelServer, OperatorProcess
-from tests.integration.support import GROUP, VERSION, find_condition, wait_for
+from tests.integration.support import GROUP, VERSION, StubModel, find_condition, wait_for
 from vibeplane.budget.store import LedgerStore
+from vibeplane.generation.client import chat
 from vibeplane.settings import OperatorSettings
 from vibeplane.storage.s3 import app_prefix
 
@@ -303,54 +304,6 @@ def test_training_records_only_when_allowed_and_deletion_cleans_s3(
         custom.delete_cluster_custom_object(GROUP, VERSION, "workspaces", private)
 
 
-class EvilModel:
-    """An OpenAI-compatible endpoint that answers with output breaking the rules: fault
-    injection at the model boundary (the only place a stand-in is allowed)."""
-
-    def __init__(self, answer: str) -> None:
-        import http.server
-        import threading
-
-        answer_text = answer
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # the Ready probe lists models
-                self._send({"object": "list", "data": [{"id": "evil", "object": "model"}]})
-
-            def do_POST(self) -> None:
-                self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                self._send(
-                    {
-                        "id": "x",
-                        "object": "chat.completion",
-                        "model": "evil",
-                        "choices": [
-                            {
-                                "index": 0,
-                                "finish_reason": "stop",
-                                "message": {"role": "assistant", "content": answer_text},
-                            }
-                        ],
-                        "usage": {"prompt_tokens": 10, "completion_tokens": 20, "total_tokens": 30},
-                    }
-                )
-
-            def _send(self, body: dict[str, Any]) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args: Any) -> None:
-                return
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-
 BAD_OUTPUTS = {
     "traversal": '<file path="../../etc/evil.js">\nx\n</file>\n',
     "absolute": '<file path="/etc/passwd">\nroot::0:0\n</file>\n',
@@ -363,7 +316,7 @@ BAD_OUTPUTS = {
 def test_bad_model_output_is_refused_and_nothing_reaches_s3(
     api: ApiClient, tenant: dict[str, Any], s3: S3, case: str
 ) -> None:
-    model = EvilModel(BAD_OUTPUTS[case])
+    model = StubModel(lambda _: BAD_OUTPUTS[case])
     custom = kubernetes.client.CustomObjectsApi(api)
     namespace, workspace = tenant["status"]["namespace"], tenant["metadata"]["name"]
     try:
@@ -413,53 +366,7 @@ def test_bad_model_output_is_refused_and_nothing_reaches_s3(
         ledger = LedgerStore(PLATFORM).read(workspace, tenant["metadata"]["uid"], "Monthly")
         assert ledger.settled.tokens == 0  # a refused output is not charged
     finally:
-        model.server.shutdown()
-
-
-class SlowModel:
-    """Forwards to the real builtin model after a delay, so a test can kill the operator
-    while a generation is in flight (fault injection: latency at the model boundary)."""
-
-    def __init__(self, upstream: str, delay: float) -> None:
-        import http.server
-        import threading
-
-        self.calls = 0
-        outer = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                self._relay(urllib.request.Request(upstream + self.path.removeprefix("/v1")))
-
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                outer.calls += 1
-                time.sleep(delay)
-                request = urllib.request.Request(
-                    upstream + self.path.removeprefix("/v1"),
-                    data=body,
-                    headers={"Content-Type": "application/json"},
-                )
-                self._relay(request)
-
-            def _relay(self, request: urllib.request.Request) -> None:
-                try:
-                    with urllib.request.urlopen(request, timeout=60) as response:
-                        data = response.read()
-                except OSError:
-                    return
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args: Any) -> None:
-                return
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        model.close()
 
 
 def test_killing_the_operator_mid_generation_charges_once(
@@ -469,7 +376,11 @@ def test_killing_the_operator_mid_generation_charges_once(
     model_server: ModelServer,
     operator: OperatorProcess,
 ) -> None:
-    model = SlowModel(model_server.openai_base, delay=6)
+    # The real builtin model's answer, after a delay long enough to kill the operator in.
+    model = StubModel(
+        lambda messages: chat(model_server.openai_base, "builtin", messages, None, 60).text,
+        delay=6,
+    )
     custom = kubernetes.client.CustomObjectsApi(api)
     namespace, workspace = tenant["status"]["namespace"], tenant["metadata"]["name"]
     try:
@@ -505,7 +416,7 @@ def test_killing_the_operator_mid_generation_charges_once(
                 },
             },
         )
-        wait_for(lambda: model.calls >= 1, timeout=60, what="the model call in flight")
+        wait_for(lambda: model.calls, timeout=60, what="the model call in flight")
         operator.stop(kill=True)  # SIGKILL while the model is answering
         operator.start()
         app = wait_for(
@@ -523,74 +434,23 @@ def test_killing_the_operator_mid_generation_charges_once(
         ledger = LedgerStore(PLATFORM).read(workspace, tenant["metadata"]["uid"], "Monthly")
         assert ledger.settled.tokens == revisions[0]["tokensIn"] + revisions[0]["tokensOut"]
         assert ledger.reserved(datetime.now(UTC)).tokens == 0
-        print(f"model calls: {model.calls} (the killed one was not charged)")
+        print(f"model calls: {len(model.calls)} (the killed one was not charged)")
     finally:
-        model.server.shutdown()
-
-
-class BrokenThenFixedModel:
-    """Writes an app without a main page; when told it failed, writes the page (fault
-    injection at the model boundary, to drive spec.autoFix)."""
-
-    def __init__(self) -> None:
-        import http.server
-        import threading
-
-        self.calls: list[str] = []
-        outer = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                self._send({"object": "list", "data": [{"id": "fixer", "object": "model"}]})
-
-            def do_POST(self) -> None:
-                request = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
-                last = str(request["messages"][-1]["content"])
-                outer.calls.append(last)
-                if "did not start" in last:
-                    text = '<file path="index.html">\n<title>Fixed</title><h1>Fixed</h1>\n</file>\n'
-                else:
-                    text = '<file path="app.js">\nconsole.log("no page")\n</file>\n'
-                self._send(
-                    {
-                        "id": "x",
-                        "object": "chat.completion",
-                        "model": "fixer",
-                        "choices": [
-                            {
-                                "index": 0,
-                                "finish_reason": "stop",
-                                "message": {"role": "assistant", "content": text},
-                            }
-                        ],
-                        "usage": {
-                            "prompt_tokens": 100,
-                            "completion_tokens": 50,
-                            "total_tokens": 150,
-                        },
-                    }
-                )
-
-            def _send(self, body: dict[str, Any]) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args: Any) -> None:
-                return
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        model.close()
 
 
 def test_auto_fix_sends_the_failure_back_and_charges_the_fix(
     api: ApiClient, tenant: dict[str, Any], preview_node: str
 ) -> None:
-    model = BrokenThenFixedModel()
+    # An app without a main page; told it failed, the page (drives spec.autoFix).
+    model = StubModel(
+        lambda messages: (
+            '<file path="index.html">\n<title>Fixed</title><h1>Fixed</h1>\n</file>\n'
+            if "did not start" in str(messages[-1]["content"])
+            else '<file path="app.js">\nconsole.log("no page")\n</file>\n'
+        ),
+        usage=(100, 50),
+    )
     custom = kubernetes.client.CustomObjectsApi(api)
     namespace, workspace = tenant["status"]["namespace"], tenant["metadata"]["name"]
     try:
@@ -632,7 +492,7 @@ def test_auto_fix_sends_the_failure_back_and_charges_the_fix(
         ledger = LedgerStore(PLATFORM).read(workspace, tenant["metadata"]["uid"], "Monthly")
         assert ledger.settled.tokens == 300  # the broken generation and its fix, both charged
     finally:
-        model.server.shutdown()
+        model.close()
 
 
 def test_routing_falls_back_and_a_dead_end_charges_nothing(

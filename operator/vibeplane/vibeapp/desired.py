@@ -231,26 +231,24 @@ def deployment_ready(deployment: Mapping[str, Any] | None, revision: int) -> boo
 # ---- status --------------------------------------------------------------------------------
 
 
+READY_MESSAGES = {
+    "Running": "the preview serves the current revision",
+    "Hibernated": "the preview is hibernated; a new prompt or the wake annotation wakes it",
+}
+
+
 def conditions_for(
     phase: str,
     generated: ConditionSpec,
     preview_ready: ConditionSpec,
     budget_ok: ConditionSpec,
 ) -> list[ConditionSpec]:
-    """The summary Ready follows the phase: Running (or Hibernated, by choice) is ready."""
-    ready = phase in ("Running", "Hibernated")
-    summary = ConditionSpec(
-        "Ready",
-        "True" if ready else "False",
-        phase,
-        {
-            "Running": "the preview serves the current revision",
-            "Hibernated": "the preview is hibernated; a new prompt or the wake annotation wakes it",
-        }.get(
-            phase,
-            next(c.message for c in (generated, preview_ready, budget_ok) if c.status != "True")
-            if any(c.status != "True" for c in (generated, preview_ready, budget_ok))
-            else phase,
-        ),
-    )
-    return [generated, preview_ready, budget_ok, summary]
+    """The summary Ready follows the phase: Running (or Hibernated, by choice) is ready;
+    otherwise it repeats the first condition that is not True, so kstatus and Argo CD show why."""
+    parts = (generated, preview_ready, budget_ok)
+    if phase in READY_MESSAGES:
+        summary = ConditionSpec("Ready", "True", phase, READY_MESSAGES[phase])
+    else:
+        blocking = next((c for c in parts if c.status != "True"), None)
+        summary = ConditionSpec("Ready", "False", phase, blocking.message if blocking else phase)
+    return [*parts, summary]
