@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -381,10 +380,3 @@ class Generator:
                 "time": record["time"],
             },
         )
-
-
-def elapsed_since(stamp: str | None) -> float | None:
-    if not stamp:
-        return None
-    started = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
-    return max(0.0, time.time() - started.timestamp())

@@ -38,7 +38,7 @@ from vibeplane.settings import (
 )
 from vibeplane.storage.s3 import ObjectStore, app_prefix
 from vibeplane.vibeapp import desired
-from vibeplane.vibeapp.generate import Generator, Job, ModelTarget, Result, elapsed_since
+from vibeplane.vibeapp.generate import Generator, Job, ModelTarget, Result
 from vibeplane.workspace.desired import LABEL_RETAIN, budget_limits
 
 log = logging.getLogger(__name__)
@@ -587,6 +587,14 @@ def _poll_activity(url: str) -> str | None:
 
 def _after(seconds: float) -> str:
     return (datetime.now(UTC) + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def elapsed_since(stamp: str | None) -> float | None:
+    """Seconds since an RFC 3339 stamp of ours (None without one)."""
+    if not stamp:
+        return None
+    moment = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    return max(0.0, (datetime.now(UTC) - moment).total_seconds())
 
 
 def _remaining(stamp: str | None) -> float:
