@@ -881,18 +881,30 @@ def _replaced(items: tuple[_T, ...], index: int, item: _T) -> tuple[_T, ...]:
     return tuple(item if i == index else old for i, old in enumerate(items))
 
 
+def _field_index(fields: Sequence[Field], name: str) -> int | None:
+    return next(
+        (i for i, f in enumerate(fields) if _same_name(f.label, name) or _same_name(f.key, name)),
+        None,
+    )
+
+
+def _section_index(sections: Sequence[Section], name: str) -> int | None:
+    return next(
+        (
+            i
+            for i, s in enumerate(sections)
+            if _same_name(s.heading, name) or _same_name(s.key, name)
+        ),
+        None,
+    )
+
+
 def _find_field(spec: AppSpec, name: str) -> int | None:
-    for i, field in enumerate(spec.fields):
-        if _same_name(field.label, name) or _same_name(field.key, name):
-            return i
-    return None
+    return _field_index(spec.fields, name)
 
 
 def _find_section(spec: AppSpec, name: str) -> int | None:
-    for i, section in enumerate(spec.sections):
-        if _same_name(section.heading, name) or _same_name(section.key, name):
-            return i
-    return None
+    return _section_index(spec.sections, name)
 
 
 _APP_WORDS: Final = re.compile(
@@ -1162,14 +1174,7 @@ def _fu_remove(spec: AppSpec, text: str) -> _Change | str | None:
                 signup = False
                 removed.append("sign-up form")
                 continue
-            j = next(
-                (
-                    k
-                    for k, s in enumerate(sections)
-                    if _same_name(s.heading, name) or _same_name(s.key, name)
-                ),
-                None,
-            )
+            j = _section_index(sections, name)
             if j is None:
                 return f"There is no section called “{_clean_name(name)}”."
             removed.append(sections.pop(j).heading)
@@ -1182,14 +1187,7 @@ def _fu_remove(spec: AppSpec, text: str) -> _Change | str | None:
     fields = list(spec.fields)
     removed_labels = []
     for name in names:
-        j = next(
-            (
-                k
-                for k, f in enumerate(fields)
-                if _same_name(f.label, name) or _same_name(f.key, name)
-            ),
-            None,
-        )
+        j = _field_index(fields, name)
         if j is None:
             return f"There is no field called “{_clean_name(name)}” to remove."
         removed_labels.append(fields.pop(j).label)
