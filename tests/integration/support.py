@@ -14,6 +14,26 @@ GROUP, VERSION = "vibeplane.io", "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
 
 
+PLURALS = {"Workspace": "workspaces", "ModelDeployment": "modeldeployments", "VibeApp": "vibeapps"}
+
+
+def create_object(
+    api: Any, kind: str, name: str, spec: dict[str, Any], namespace: str | None = None
+) -> dict[str, Any]:
+    """Create one of our objects (namespaced when `namespace` is given) as the admin."""
+    import kubernetes
+
+    custom = kubernetes.client.CustomObjectsApi(api)
+    body = {"apiVersion": API_VERSION, "kind": kind, "metadata": {"name": name}, "spec": spec}
+    if namespace is None:
+        created = custom.create_cluster_custom_object(GROUP, VERSION, PLURALS[kind], body)
+    else:
+        created = custom.create_namespaced_custom_object(
+            GROUP, VERSION, namespace, PLURALS[kind], body
+        )
+    return dict(created)
+
+
 def find_condition(obj: dict[str, Any], type_: str) -> dict[str, Any] | None:
     """The condition of `type_` in an object's status, if present."""
     for entry in (obj.get("status") or {}).get("conditions", []):

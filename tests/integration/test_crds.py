@@ -13,6 +13,7 @@ from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
 
 from tests.integration.conftest import Kubectl
+from tests.integration.support import create_object
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,42 +46,16 @@ def test_explain_shows_the_model_docstrings(kubectl: Kubectl) -> None:
 def test_get_shows_printer_columns(kubectl: Kubectl, api: ApiClient, namespace: str) -> None:
     custom = kubernetes.client.CustomObjectsApi(api)
     workspace = f"cols-{uuid.uuid4().hex[:6]}"
-    custom.create_cluster_custom_object(
-        GROUP,
-        VERSION,
-        "workspaces",
-        {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": "Workspace",
-            "metadata": {"name": workspace},
-            "spec": {},
-        },
-    )
+    create_object(api, "Workspace", workspace, {})
     try:
-        custom.create_namespaced_custom_object(
-            GROUP,
-            VERSION,
-            namespace,
-            "modeldeployments",
-            {
-                "apiVersion": f"{GROUP}/{VERSION}",
-                "kind": "ModelDeployment",
-                "metadata": {"name": "m"},
-                "spec": {"model": {"name": "m"}, "serving": {"builtin": {}}},
-            },
+        create_object(
+            api,
+            "ModelDeployment",
+            "m",
+            {"model": {"name": "m"}, "serving": {"builtin": {}}},
+            namespace=namespace,
         )
-        custom.create_namespaced_custom_object(
-            GROUP,
-            VERSION,
-            namespace,
-            "vibeapps",
-            {
-                "apiVersion": f"{GROUP}/{VERSION}",
-                "kind": "VibeApp",
-                "metadata": {"name": "a"},
-                "spec": {"prompts": ["a todo list"]},
-            },
-        )
+        create_object(api, "VibeApp", "a", {"prompts": ["a todo list"]}, namespace=namespace)
         result = kubectl("get", "ws", workspace)
         assert result.stdout.split()[:6] == ["NAME", "NAMESPACE", "USED", "%", "APPS", "READY"]
         result = kubectl("get", "md,va", "-n", namespace)
@@ -234,17 +209,7 @@ def test_unknown_fields_are_refused_by_strict_validation(api: ApiClient, namespa
 def test_workspace_namespace_is_immutable(api: ApiClient) -> None:
     custom = kubernetes.client.CustomObjectsApi(api)
     name = f"imm-{uuid.uuid4().hex[:6]}"
-    custom.create_cluster_custom_object(
-        GROUP,
-        VERSION,
-        "workspaces",
-        {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": "Workspace",
-            "metadata": {"name": name},
-            "spec": {"namespace": f"{name}-a"},
-        },
-    )
+    create_object(api, "Workspace", name, {"namespace": f"{name}-a"})
     try:
         with pytest.raises(ApiException) as refused:
             custom.patch_cluster_custom_object(

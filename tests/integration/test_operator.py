@@ -12,7 +12,14 @@ import pytest
 from kubernetes.client import ApiClient
 
 from tests.integration.conftest import OperatorProcess
-from tests.integration.support import GROUP, VERSION, AuditLog, find_condition, wait_for
+from tests.integration.support import (
+    GROUP,
+    VERSION,
+    AuditLog,
+    create_object,
+    find_condition,
+    wait_for,
+)
 from vibeplane.cluster.local import OPERATOR_USER
 
 pytestmark = pytest.mark.integration
@@ -26,17 +33,7 @@ def ready_of(obj: dict[str, Any]) -> dict[str, Any] | None:
 def workspace(api: ApiClient) -> Iterator[str]:
     custom = kubernetes.client.CustomObjectsApi(api)
     name = f"w{uuid.uuid4().hex[:6]}"
-    custom.create_cluster_custom_object(
-        GROUP,
-        VERSION,
-        "workspaces",
-        {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": "Workspace",
-            "metadata": {"name": name},
-            "spec": {"displayName": "Test team"},
-        },
-    )
+    create_object(api, "Workspace", name, {"displayName": "Test team"})
     yield name
     custom.delete_cluster_custom_object(GROUP, VERSION, "workspaces", name)
 
@@ -65,33 +62,23 @@ def test_model_deployment_and_vibeapp_get_a_readycondition(
     operator: OperatorProcess, api: ApiClient, namespace: str
 ) -> None:
     custom = kubernetes.client.CustomObjectsApi(api)
-    custom.create_namespaced_custom_object(
-        GROUP,
-        VERSION,
-        namespace,
-        "modeldeployments",
+    create_object(
+        api,
+        "ModelDeployment",
+        "m",
         {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": "ModelDeployment",
-            "metadata": {"name": "m"},
-            "spec": {
-                "model": {"name": "m"},
-                "serving": {"builtin": {}},
-                "pricing": {"inputPerMillion": "0.5"},
-            },
+            "model": {"name": "m"},
+            "serving": {"builtin": {}},
+            "pricing": {"inputPerMillion": "0.5"},
         },
+        namespace=namespace,
     )
-    custom.create_namespaced_custom_object(
-        GROUP,
-        VERSION,
-        namespace,
-        "vibeapps",
-        {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": "VibeApp",
-            "metadata": {"name": "a"},
-            "spec": {"prompts": ["a todo list with title and due date"]},
-        },
+    create_object(
+        api,
+        "VibeApp",
+        "a",
+        {"prompts": ["a todo list with title and due date"]},
+        namespace=namespace,
     )
     model = wait_for(
         lambda: (

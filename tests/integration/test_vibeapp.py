@@ -19,7 +19,14 @@ import pytest
 from kubernetes.client import ApiClient
 
 from tests.integration.conftest import S3, ModelServer, OperatorProcess
-from tests.integration.support import GROUP, VERSION, StubModel, find_condition, wait_for
+from tests.integration.support import (
+    GROUP,
+    VERSION,
+    StubModel,
+    create_object,
+    find_condition,
+    wait_for,
+)
 from vibeplane.budget.store import LedgerStore
 from vibeplane.generation.client import chat
 from vibeplane.settings import OperatorSettings
@@ -34,18 +41,13 @@ def tenant(api: ApiClient, operator: OperatorProcess) -> Iterator[dict[str, Any]
     """A ready workspace; spec overridable through indirect parametrization."""
     custom = kubernetes.client.CustomObjectsApi(api)
     name = f"va{uuid.uuid4().hex[:6]}"
-    custom.create_cluster_custom_object(
-        GROUP,
-        VERSION,
-        "workspaces",
+    create_object(
+        api,
+        "Workspace",
+        name,
         {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": "Workspace",
-            "metadata": {"name": name},
-            "spec": {
-                "budget": {"tokens": 5_000_000, "money": "100"},
-                "dataSharing": {"allowTraining": True},
-            },
+            "budget": {"tokens": 5_000_000, "money": "100"},
+            "dataSharing": {"allowTraining": True},
         },
     )
 
@@ -98,17 +100,12 @@ def test_prompt_to_running_preview_with_revisions_and_rollback(
 ) -> None:
     custom = kubernetes.client.CustomObjectsApi(api)
     namespace, workspace = tenant["status"]["namespace"], tenant["metadata"]["name"]
-    custom.create_namespaced_custom_object(
-        GROUP,
-        VERSION,
-        namespace,
-        "vibeapps",
-        {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": "VibeApp",
-            "metadata": {"name": "todo"},
-            "spec": {"prompts": ["a todo list with title and due date"]},
-        },
+    create_object(
+        api,
+        "VibeApp",
+        "todo",
+        {"prompts": ["a todo list with title and due date"]},
+        namespace=namespace,
     )
     app = _wait_phase(api, namespace, "todo", "Running", 1)
     first = app["status"]["revisions"][0]
@@ -166,17 +163,7 @@ def test_budget_exhausted_means_no_model_call(
 ) -> None:
     custom = kubernetes.client.CustomObjectsApi(api)
     name = f"poor{uuid.uuid4().hex[:6]}"
-    custom.create_cluster_custom_object(
-        GROUP,
-        VERSION,
-        "workspaces",
-        {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": "Workspace",
-            "metadata": {"name": name},
-            "spec": {"budget": {"tokens": 100}},
-        },
-    )
+    create_object(api, "Workspace", name, {"budget": {"tokens": 100}})
     try:
         namespace = wait_for(
             lambda: (
@@ -187,17 +174,8 @@ def test_budget_exhausted_means_no_model_call(
             what="namespace",
         )
         calls_before = model_server.requests()
-        custom.create_namespaced_custom_object(
-            GROUP,
-            VERSION,
-            namespace,
-            "vibeapps",
-            {
-                "apiVersion": f"{GROUP}/{VERSION}",
-                "kind": "VibeApp",
-                "metadata": {"name": "a"},
-                "spec": {"prompts": ["a landing page for a bakery"]},
-            },
+        create_object(
+            api, "VibeApp", "a", {"prompts": ["a landing page for a bakery"]}, namespace=namespace
         )
         app = _wait_phase(api, namespace, "a", "BudgetExceeded", timeout=60)
         assert find_condition(app, "BudgetOK")["status"] == "False"  # type: ignore[index]
@@ -212,20 +190,15 @@ def test_training_records_only_when_allowed_and_deletion_cleans_s3(
 ) -> None:
     custom = kubernetes.client.CustomObjectsApi(api)
     namespace, workspace = tenant["status"]["namespace"], tenant["metadata"]["name"]
-    custom.create_namespaced_custom_object(
-        GROUP,
-        VERSION,
-        namespace,
-        "vibeapps",
+    create_object(
+        api,
+        "VibeApp",
+        "form",
         {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": "VibeApp",
-            "metadata": {"name": "form"},
-            "spec": {
-                "prompts": ["a contact form with name, email and message"],
-                "preview": {"enabled": False},
-            },
+            "prompts": ["a contact form with name, email and message"],
+            "preview": {"enabled": False},
         },
+        namespace=namespace,
     )
     app = wait_for(
         lambda: (
@@ -253,17 +226,7 @@ def test_training_records_only_when_allowed_and_deletion_cleans_s3(
 
     # A workspace that does not allow training leaves no record.
     private = f"priv{uuid.uuid4().hex[:6]}"
-    custom.create_cluster_custom_object(
-        GROUP,
-        VERSION,
-        "workspaces",
-        {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": "Workspace",
-            "metadata": {"name": private},
-            "spec": {"dataSharing": {"allowTraining": False}},
-        },
-    )
+    create_object(api, "Workspace", private, {"dataSharing": {"allowTraining": False}})
     try:
         private_ns = wait_for(
             lambda: (
@@ -275,20 +238,15 @@ def test_training_records_only_when_allowed_and_deletion_cleans_s3(
             timeout=30,
             what="namespace",
         )
-        custom.create_namespaced_custom_object(
-            GROUP,
-            VERSION,
-            private_ns,
-            "vibeapps",
+        create_object(
+            api,
+            "VibeApp",
+            "p",
             {
-                "apiVersion": f"{GROUP}/{VERSION}",
-                "kind": "VibeApp",
-                "metadata": {"name": "p"},
-                "spec": {
-                    "prompts": ["a contact form with name and email"],
-                    "preview": {"enabled": False},
-                },
+                "prompts": ["a contact form with name and email"],
+                "preview": {"enabled": False},
             },
+            namespace=private_ns,
         )
         generated = wait_for(
             lambda: (
@@ -317,35 +275,24 @@ def test_bad_model_output_is_refused_and_nothing_reaches_s3(
     api: ApiClient, tenant: dict[str, Any], s3: S3, case: str
 ) -> None:
     model = StubModel(lambda _: BAD_OUTPUTS[case])
-    custom = kubernetes.client.CustomObjectsApi(api)
     namespace, workspace = tenant["status"]["namespace"], tenant["metadata"]["name"]
     try:
-        custom.create_namespaced_custom_object(
-            GROUP,
-            VERSION,
-            namespace,
-            "modeldeployments",
+        create_object(
+            api,
+            "ModelDeployment",
+            "evil",
             {
-                "apiVersion": f"{GROUP}/{VERSION}",
-                "kind": "ModelDeployment",
-                "metadata": {"name": "evil"},
-                "spec": {
-                    "model": {"name": "evil"},
-                    "serving": {"external": {"baseURL": model.url, "model": "evil"}},
-                },
+                "model": {"name": "evil"},
+                "serving": {"external": {"baseURL": model.url, "model": "evil"}},
             },
+            namespace=namespace,
         )
-        custom.create_namespaced_custom_object(
-            GROUP,
-            VERSION,
-            namespace,
-            "vibeapps",
-            {
-                "apiVersion": f"{GROUP}/{VERSION}",
-                "kind": "VibeApp",
-                "metadata": {"name": "bad"},
-                "spec": {"prompts": ["a todo list"], "model": "evil"},
-            },
+        create_object(
+            api,
+            "VibeApp",
+            "bad",
+            {"prompts": ["a todo list"], "model": "evil"},
+            namespace=namespace,
         )
 
         def refused() -> dict[str, Any] | None:
@@ -381,40 +328,29 @@ def test_killing_the_operator_mid_generation_charges_once(
         lambda messages: chat(model_server.openai_base, "builtin", messages, None, 60).text,
         delay=6,
     )
-    custom = kubernetes.client.CustomObjectsApi(api)
     namespace, workspace = tenant["status"]["namespace"], tenant["metadata"]["name"]
     try:
-        custom.create_namespaced_custom_object(
-            GROUP,
-            VERSION,
-            namespace,
-            "modeldeployments",
+        create_object(
+            api,
+            "ModelDeployment",
+            "slow",
             {
-                "apiVersion": f"{GROUP}/{VERSION}",
-                "kind": "ModelDeployment",
-                "metadata": {"name": "slow"},
-                "spec": {
-                    "model": {"name": "builtin"},
-                    "serving": {"external": {"baseURL": model.url, "model": "builtin"}},
-                    "pricing": {"inputPerMillion": "1", "outputPerMillion": "2"},
-                },
+                "model": {"name": "builtin"},
+                "serving": {"external": {"baseURL": model.url, "model": "builtin"}},
+                "pricing": {"inputPerMillion": "1", "outputPerMillion": "2"},
             },
+            namespace=namespace,
         )
-        custom.create_namespaced_custom_object(
-            GROUP,
-            VERSION,
-            namespace,
-            "vibeapps",
+        create_object(
+            api,
+            "VibeApp",
+            "slow",
             {
-                "apiVersion": f"{GROUP}/{VERSION}",
-                "kind": "VibeApp",
-                "metadata": {"name": "slow"},
-                "spec": {
-                    "prompts": ["a landing page for a bakery called Crumbs"],
-                    "model": "slow",
-                    "preview": {"enabled": False},
-                },
+                "prompts": ["a landing page for a bakery called Crumbs"],
+                "model": "slow",
+                "preview": {"enabled": False},
             },
+            namespace=namespace,
         )
         wait_for(lambda: model.calls, timeout=60, what="the model call in flight")
         operator.stop(kill=True)  # SIGKILL while the model is answering
@@ -451,36 +387,25 @@ def test_auto_fix_sends_the_failure_back_and_charges_the_fix(
         ),
         usage=(100, 50),
     )
-    custom = kubernetes.client.CustomObjectsApi(api)
     namespace, workspace = tenant["status"]["namespace"], tenant["metadata"]["name"]
     try:
-        custom.create_namespaced_custom_object(
-            GROUP,
-            VERSION,
-            namespace,
-            "modeldeployments",
+        create_object(
+            api,
+            "ModelDeployment",
+            "fixer",
             {
-                "apiVersion": f"{GROUP}/{VERSION}",
-                "kind": "ModelDeployment",
-                "metadata": {"name": "fixer"},
-                "spec": {
-                    "model": {"name": "fixer"},
-                    "serving": {"external": {"baseURL": model.url, "model": "fixer"}},
-                    "pricing": {"inputPerMillion": "1", "outputPerMillion": "1"},
-                },
+                "model": {"name": "fixer"},
+                "serving": {"external": {"baseURL": model.url, "model": "fixer"}},
+                "pricing": {"inputPerMillion": "1", "outputPerMillion": "1"},
             },
+            namespace=namespace,
         )
-        custom.create_namespaced_custom_object(
-            GROUP,
-            VERSION,
-            namespace,
-            "vibeapps",
-            {
-                "apiVersion": f"{GROUP}/{VERSION}",
-                "kind": "VibeApp",
-                "metadata": {"name": "fix"},
-                "spec": {"prompts": ["a page"], "model": "fixer", "autoFix": {"attempts": 1}},
-            },
+        create_object(
+            api,
+            "VibeApp",
+            "fix",
+            {"prompts": ["a page"], "model": "fixer", "autoFix": {"attempts": 1}},
+            namespace=namespace,
         )
         app = _wait_phase(api, namespace, "fix", "Running", 1, timeout=150)
         assert "Fixed" in _page(app["status"]["url"])
@@ -498,46 +423,35 @@ def test_auto_fix_sends_the_failure_back_and_charges_the_fix(
 def test_routing_falls_back_and_a_dead_end_charges_nothing(
     api: ApiClient, tenant: dict[str, Any], s3: S3, model_server: ModelServer
 ) -> None:
-    custom = kubernetes.client.CustomObjectsApi(api)
     namespace, workspace = tenant["status"]["namespace"], tenant["metadata"]["name"]
     closed_port = _closed_port()
     # A model that is down (nothing listens), with the builtin model as its fallback.
-    custom.create_namespaced_custom_object(
-        GROUP,
-        VERSION,
-        namespace,
-        "modeldeployments",
+    create_object(
+        api,
+        "ModelDeployment",
+        "primary",
         {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": "ModelDeployment",
-            "metadata": {"name": "primary"},
-            "spec": {
-                "model": {"name": "primary"},
-                "serving": {
-                    "external": {
-                        "baseURL": f"http://127.0.0.1:{closed_port}/v1",
-                        "model": "primary",
-                    }
-                },
-                "routing": {"fallbacks": ["builtin"]},
+            "model": {"name": "primary"},
+            "serving": {
+                "external": {
+                    "baseURL": f"http://127.0.0.1:{closed_port}/v1",
+                    "model": "primary",
+                }
             },
+            "routing": {"fallbacks": ["builtin"]},
         },
+        namespace=namespace,
     )
-    custom.create_namespaced_custom_object(
-        GROUP,
-        VERSION,
-        namespace,
-        "vibeapps",
+    create_object(
+        api,
+        "VibeApp",
+        "routed",
         {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": "VibeApp",
-            "metadata": {"name": "routed"},
-            "spec": {
-                "prompts": ["a landing page for a bakery"],
-                "model": "primary",
-                "preview": {"enabled": False},
-            },
+            "prompts": ["a landing page for a bakery"],
+            "model": "primary",
+            "preview": {"enabled": False},
         },
+        namespace=namespace,
     )
     app = wait_for(
         lambda: (
@@ -553,17 +467,12 @@ def test_routing_falls_back_and_a_dead_end_charges_nothing(
 
     # A model nobody serves: a clear condition on the app, and nothing charged.
     before = LedgerStore(PLATFORM).read(workspace, tenant["metadata"]["uid"], "Monthly").settled
-    custom.create_namespaced_custom_object(
-        GROUP,
-        VERSION,
-        namespace,
-        "vibeapps",
-        {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": "VibeApp",
-            "metadata": {"name": "lost"},
-            "spec": {"prompts": ["a todo list"], "model": "ghost", "preview": {"enabled": False}},
-        },
+    create_object(
+        api,
+        "VibeApp",
+        "lost",
+        {"prompts": ["a todo list"], "model": "ghost", "preview": {"enabled": False}},
+        namespace=namespace,
     )
 
     def stuck() -> dict[str, Any] | None:
@@ -596,20 +505,15 @@ def test_idle_previews_hibernate_and_wake(
 ) -> None:
     custom = kubernetes.client.CustomObjectsApi(api)
     namespace = tenant["status"]["namespace"]
-    custom.create_namespaced_custom_object(
-        GROUP,
-        VERSION,
-        namespace,
-        "vibeapps",
+    create_object(
+        api,
+        "VibeApp",
+        "sleepy",
         {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": "VibeApp",
-            "metadata": {"name": "sleepy"},
-            "spec": {
-                "prompts": ["a landing page for a bakery"],
-                "preview": {"enabled": True, "idleTimeout": "8s"},
-            },
+            "prompts": ["a landing page for a bakery"],
+            "preview": {"enabled": True, "idleTimeout": "8s"},
         },
+        namespace=namespace,
     )
     _wait_phase(api, namespace, "sleepy", "Running", 1)
     # Nobody visits: after the idle timeout the preview scales to zero.

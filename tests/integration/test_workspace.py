@@ -19,7 +19,15 @@ from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
 
 from tests.integration.conftest import OperatorProcess
-from tests.integration.support import GROUP, VERSION, AuditLog, find_condition, or_none, wait_for
+from tests.integration.support import (
+    GROUP,
+    VERSION,
+    AuditLog,
+    create_object,
+    find_condition,
+    or_none,
+    wait_for,
+)
 from vibeplane.budget.ledger import Amount, Limits
 from vibeplane.budget.store import LedgerStore, ledger_name
 from vibeplane.cluster.local import OPERATOR_USER
@@ -39,17 +47,7 @@ def make_workspace(api: ApiClient, operator: OperatorProcess) -> Iterator[MakeWo
 
     def make(spec: dict[str, Any], ready: bool = True) -> dict[str, Any]:
         name = f"w{uuid.uuid4().hex[:8]}"
-        custom.create_cluster_custom_object(
-            GROUP,
-            VERSION,
-            "workspaces",
-            {
-                "apiVersion": f"{GROUP}/{VERSION}",
-                "kind": "Workspace",
-                "metadata": {"name": name},
-                "spec": spec,
-            },
-        )
+        create_object(api, "Workspace", name, spec)
         created.append(name)
         if not ready:
             return dict(custom.get_cluster_custom_object(GROUP, VERSION, "workspaces", name))
@@ -154,18 +152,7 @@ def test_rbac_isolates_tenants(api: ApiClient, make_workspace: MakeWorkspace) ->
     # An editor of A creates VibeApps in A, for real, through impersonation.
     alice = kubernetes.client.ApiClient(api.configuration)
     alice.set_default_header("Impersonate-User", "alice")
-    kubernetes.client.CustomObjectsApi(alice).create_namespaced_custom_object(
-        GROUP,
-        VERSION,
-        ns_a,
-        "vibeapps",
-        {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": "VibeApp",
-            "metadata": {"name": "mine"},
-            "spec": {"prompts": ["a todo list"]},
-        },
-    )
+    create_object(api, "VibeApp", "mine", {"prompts": ["a todo list"]}, namespace=ns_a)
     # ...and cannot get, list or watch anything in B.
     for resource, group in [
         ("vibeapps", GROUP),
@@ -625,17 +612,7 @@ def test_deleting_a_workspace_removes_its_namespace_and_keeps_its_ledger(
     custom = kubernetes.client.CustomObjectsApi(api)
     core = kubernetes.client.CoreV1Api(api)
     name = f"w{uuid.uuid4().hex[:8]}"
-    custom.create_cluster_custom_object(
-        GROUP,
-        VERSION,
-        "workspaces",
-        {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": "Workspace",
-            "metadata": {"name": name},
-            "spec": {"budget": {"tokens": 100}},
-        },
-    )
+    create_object(api, "Workspace", name, {"budget": {"tokens": 100}})
     obj = wait_for(
         lambda: (
             (_get_workspace(api, name).get("status") or {}).get("namespace")
