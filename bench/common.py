@@ -18,7 +18,7 @@ from typing import Any
 
 import kubernetes
 
-from vibeplane.cluster.local import OPERATOR_USER, LocalCluster
+from vibeplane.cluster.local import OPERATOR_USER, WRITE_VERBS, LocalCluster
 
 
 def cluster() -> LocalCluster:
@@ -108,7 +108,8 @@ def wait(check: Callable[[], Any], timeout: float, what: str, interval: float = 
 
 
 class Audit:
-    """Write requests counted from the API server's audit log."""
+    """Requests counted from the API server's audit log: everyone's writes, and the operator's
+    reads too (vibeplane.cluster.local.AUDIT_POLICY)."""
 
     def __init__(self, local: LocalCluster) -> None:
         self.path = local.config.audit_log
@@ -116,21 +117,33 @@ class Audit:
     def mark(self) -> int:
         return self.path.stat().st_size
 
-    def writes(self, mark: int, user: str = OPERATOR_USER) -> Counter[str]:
-        """verb -> count of write requests by `user` after `mark`."""
+    def requests(
+        self, mark: int, user: str = OPERATOR_USER, writes_only: bool = False
+    ) -> Counter[str]:
+        """ "verb resource[/subresource]" -> count of requests by `user` after `mark`; leader
+        election's lease renewals are left out (a heartbeat, not work on an object)."""
         counts: Counter[str] = Counter()
         with open(self.path, "rb") as log:
             log.seek(mark)
             for line in log:
                 event = json.loads(line)
-                if event.get("stage") == "ResponseComplete" and (
-                    event.get("user", {}).get("username") == user
-                ):
-                    resource_name = (event.get("objectRef") or {}).get("resource", "?")
-                    subresource = (event.get("objectRef") or {}).get("subresource")
-                    suffix = f"/{subresource}" if subresource else ""
-                    counts[f"{event['verb']} {resource_name}{suffix}"] += 1
+                if event.get("stage") != "ResponseComplete":
+                    continue
+                if event.get("user", {}).get("username") != user:
+                    continue
+                if writes_only and event.get("verb") not in WRITE_VERBS:
+                    continue
+                ref = event.get("objectRef") or {}
+                if ref.get("resource") == "leases":
+                    continue
+                resource_name = ref.get("resource", event.get("requestURI"))
+                suffix = f"/{ref['subresource']}" if ref.get("subresource") else ""
+                counts[f"{event['verb']} {resource_name}{suffix}"] += 1
         return counts
+
+    def writes(self, mark: int, user: str = OPERATOR_USER) -> Counter[str]:
+        """verb -> count of write requests by `user` after `mark`."""
+        return self.requests(mark, user, writes_only=True)
 
 
 def self_rss_mb() -> float:

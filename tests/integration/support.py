@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from vibeplane.cluster.local import WRITE_VERBS
+
 T = TypeVar("T")
 GROUP, VERSION = "vibeplane.io", "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
@@ -135,7 +137,8 @@ class StubModel:
 
 @dataclass
 class AuditLog:
-    """The API server's audit log (writes only, see vibeplane.cluster.local.AUDIT_POLICY)."""
+    """The API server's audit log: everyone's writes and the operator's reads (see
+    vibeplane.cluster.local.AUDIT_POLICY)."""
 
     path: Path
 
@@ -154,7 +157,7 @@ class AuditLog:
         """Write requests by `user` after `mark`, optionally only in one namespace."""
         found = []
         for event in self.events_since(mark):
-            if event.get("stage") != "ResponseComplete":
+            if event.get("stage") != "ResponseComplete" or event.get("verb") not in WRITE_VERBS:
                 continue
             if event.get("user", {}).get("username") != user:
                 continue

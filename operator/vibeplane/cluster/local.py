@@ -33,8 +33,10 @@ COMPONENTS = ("etcd", "apiserver", "controller-manager", "scheduler")
 IDENTITIES = ("admin", "operator", "controller-manager", "scheduler")
 OPERATOR_USER = "vibeplane-operator"
 
-# Writes only, at Metadata level: enough to count write requests per verb and user from the
-# API server's side (idempotency and zero-write checks), cheap enough to leave on.
+WRITE_VERBS = frozenset({"create", "update", "patch", "delete", "deletecollection"})
+# At Metadata level: every request of the operator (its reads too, so benchmarks count requests
+# per verb from the API server's side) and everyone's writes (idempotency and zero-write checks);
+# cheap enough to leave on: the operator reads through watches, and watches log once.
 AUDIT_POLICY = {
     "apiVersion": "audit.k8s.io/v1",
     "kind": "Policy",
@@ -45,7 +47,8 @@ AUDIT_POLICY = {
             "resources": [{"group": "coordination.k8s.io", "resources": ["leases"]}],
             "users": ["system:kube-controller-manager", "system:kube-scheduler"],
         },
-        {"level": "Metadata", "verbs": ["create", "update", "patch", "delete", "deletecollection"]},
+        {"level": "Metadata", "users": [OPERATOR_USER]},
+        {"level": "Metadata", "verbs": sorted(WRITE_VERBS)},
         {"level": "None"},
     ],
 }
