@@ -51,6 +51,10 @@ class OperatorSettings:
     preview_domain: str = ""
     """Previews answer at http://<app>-<namespace>.<domain>/ through the gateway; empty: the
     Service's cluster address (or, on the local node, its loopback port)."""
+    preview_activity_poll: bool = True
+    """Ask running previews when they last served someone (hibernation by traffic). Off where
+    the operator cannot reach previews (simulated nodes): then only prompts and the wake
+    annotation count as activity."""
     preview_ready_timeout: float = 180.0
     """Seconds a new revision's preview has to become ready before it counts as failed."""
     generation_workers: int = 4
@@ -88,6 +92,7 @@ class OperatorSettings:
             ),
             preview_local_node=env("preview_local_node", "false") == "true",
             preview_domain=env("preview_domain", cls.preview_domain),
+            preview_activity_poll=env("preview_activity_poll", "true") == "true",
             preview_ready_timeout=float(
                 env("preview_ready_timeout", str(cls.preview_ready_timeout))
             ),

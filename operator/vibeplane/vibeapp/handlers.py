@@ -216,7 +216,7 @@ class VibeAppReconciler:
         last_activity = str(status.get("lastActivity") or now_rfc3339())
         if generated.reason == "Generated":
             last_activity = now_rfc3339()  # a new prompt is activity
-        elif phase == "Running" and url:
+        elif phase == "Running" and url and self.settings.preview_activity_poll:
             seen = _poll_activity(url)
             if seen is not None and seen > last_activity:
                 last_activity = seen
