@@ -53,3 +53,7 @@ PROMPT_TO_READY = Histogram(
     "Time from a revision's generation start to its preview answering.",
     buckets=(1, 2, 5, 10, 20, 30, 60, 120, 300),
 )
+LEADER = Gauge(
+    "vibeplane_leader",
+    "1 while this replica holds the leader election Lease (and reconciles), 0 while it stands by.",
+)
