@@ -142,6 +142,31 @@ class LocalCluster:
         self._install_manifests(binary, root, progress)
         return self.config.admin_kubeconfig
 
+    def restart(self, component: str, grace: float = 15.0, progress: Progress = _noop) -> int:
+        """Stop one component (SIGTERM, SIGKILL after `grace` seconds) and start it again with
+        the same arguments and state, waiting until it is healthy; returns its new pid. The chaos
+        tests restart the API server under a running operator this way."""
+        binary = ensure_binary(repository_root() / "tests" / "controlplane", self.config.cache)
+        components: dict[str, tuple[list[str], Callable[[], bool] | None]] = {
+            "etcd": (self._etcd_args(binary), self._etcd_healthy),
+            "apiserver": (self._apiserver_args(binary), self.ready),
+            "controller-manager": (self._controller_manager_args(binary), None),
+            "scheduler": (self._scheduler_args(binary), None),
+        }
+        if component not in components:
+            raise ValueError(f"unknown component {component!r}: one of {', '.join(COMPONENTS)}")
+        argv, healthy = components[component]
+        process = self.process(component)
+        if process.stop(grace):
+            progress(f"stopped {component}")
+        self._start_once(component, argv, progress)
+        if healthy is not None:
+            self._wait(healthy, component, 120)
+        pid = process.pid()
+        if pid is None:
+            raise ClusterError(f"{component} exited after a restart:\n{process.log_tail()}")
+        return pid
+
     def _start_once(self, name: str, argv: Sequence[str], progress: Progress) -> None:
         process = self.process(name)
         if process.running():
