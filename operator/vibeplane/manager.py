@@ -91,7 +91,7 @@ class Operator:
             ledgers=ledgers,
         )
         self.controllers: list[Controller] = [self.workspaces, self.models, self.vibeapps]
-        self.vibeapps.subscribe(self._app_appeared_or_went)
+        self.vibeapps.subscribe(lambda _, body: self._requeue_workspace_of(body))
         self.resyncer = Resyncer(self.controllers, settings.resync_seconds)
 
     def _model_bodies(self) -> list[dict[str, Any]]:
@@ -107,12 +107,15 @@ class Operator:
         app = (metadata.get("labels") or {}).get(LABEL_APP)
         if app is not None:
             self.vibeapps.enqueue(ObjectKey(metadata.get("namespace"), app))
+            # The workspace counts running previews: it follows its apps' Deployments too.
+            self._requeue_workspace_of(body)
             return
         owner = workspace.workspace_of(body)
         if owner is not None:
             self.workspaces.enqueue(owner)
 
-    def _app_appeared_or_went(self, _: str, body: dict[str, Any]) -> None:
+    def _requeue_workspace_of(self, body: dict[str, Any]) -> None:
+        """The workspace whose namespace holds `body` counts it (apps, running previews)."""
         namespace = self.cache.lookup("Namespace", body["metadata"].get("namespace", ""))
         owner = workspace.workspace_of(namespace) if namespace else None
         if owner is not None:
@@ -121,6 +124,11 @@ class Operator:
     def start(self) -> None:
         ensure_platform_namespace(self.settings)
         self.cache.prime()
+        # Every controller knows every object before the first reconcile runs.
+        for controller in self.controllers:
+            controller.prime()
+        for controller in self.controllers:
+            controller.resync()
         self.resyncer.start()
 
     def stop(self) -> None:

@@ -4,11 +4,19 @@ Every write the operator makes goes through `apply`: it compares the desired obj
 live one first and sends nothing when the live object already holds every desired field, so a
 reconcile of a converged object costs reads only. Writes use server-side apply with a field
 manager per controller, so ownership of each field is visible in managedFields.
+
+"Holds every desired field" alone would miss one change: a field the operator stops setting
+(server-side apply removes it, but only if asked). Comparing whole specs instead would never
+match objects the API server fills with defaults (a Deployment's pod template gains a dozen
+fields), so every reconcile would write. So each applied object carries the digest of what was
+applied in an annotation: a new desired object has a new digest, which the live one lacks.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 import os
 import re
 from collections.abc import Mapping
@@ -62,26 +70,24 @@ def apply(
     desired: Manifest,
     field_manager: str,
     live: Manifest | None = None,
-    exact: tuple[str, ...] = (),
     lookup: bool = True,
 ) -> Manifest | None:
-    """Server-side apply `desired` unless the live object already matches.
+    """Server-side apply `desired` unless the live object already matches (see `matches`).
 
-    Returns the object as the API server stored it, or None when nothing was sent. Top-level
-    keys in `exact` (e.g. "spec") must match entirely, so a field dropped from `desired` is
-    removed; elsewhere the live object may hold more than we set (server defaults, others'
-    labels). Pass `live` when the caller has it (from a watch cache); with `lookup=False` a
-    missing `live` means the object does not exist.
+    Returns the object as the API server stored it, or None when nothing was sent. Pass `live`
+    when the caller has it (from a watch cache); with `lookup=False` a missing `live` means the
+    object does not exist.
     """
     metadata = desired["metadata"]
     if live is None and lookup:
         live = get(
             desired["apiVersion"], desired["kind"], metadata["name"], metadata.get("namespace")
         )
-    if live is not None and matches(live, desired, exact):
+    body = stamped(desired)
+    if live is not None and contains(live, body):
         return None
     result = _resource(desired["apiVersion"], desired["kind"]).server_side_apply(
-        body=desired,
+        body=body,
         name=metadata["name"],
         namespace=metadata.get("namespace"),
         field_manager=field_manager,
@@ -91,17 +97,23 @@ def apply(
     return stored
 
 
-def matches(
-    live: Mapping[str, Any], desired: Mapping[str, Any], exact: tuple[str, ...] = ()
-) -> bool:
-    """Whether `live` already is what `desired` asks for (see `apply`)."""
-    for key, value in desired.items():
-        if key in exact:
-            if not equivalent(live.get(key), value):
-                return False
-        elif key not in live or not contains(live[key], value):
-            return False
-    return True
+APPLIED_ANNOTATION = "vibeplane.io/applied"
+
+
+def stamped(desired: Manifest) -> Manifest:
+    """`desired` with the digest of its own content in the applied annotation."""
+    canonical = json.dumps(desired, sort_keys=True, separators=(",", ":"), default=str)
+    digest = hashlib.sha256(canonical.encode()).hexdigest()[:16]
+    metadata = dict(desired["metadata"])
+    metadata["annotations"] = {**(metadata.get("annotations") or {}), APPLIED_ANNOTATION: digest}
+    return {**desired, "metadata": metadata}
+
+
+def matches(live: Mapping[str, Any], desired: Manifest) -> bool:
+    """Whether `live` already is what `desired` asks for: the same desired object was applied
+    last (its digest) and every desired field still holds (nobody changed one since).
+    Fields the server or others add are allowed."""
+    return contains(live, stamped(desired))
 
 
 def _merge_patch(
@@ -200,23 +212,6 @@ def same_value(live: object, desired: object) -> bool:
         return True
     live_quantity, desired_quantity = _quantity_value(live), _quantity_value(desired)
     return live_quantity is not None and live_quantity == desired_quantity
-
-
-def equivalent(live: object, desired: object) -> bool:
-    """Equal in structure and value, quantities compared by value."""
-    if isinstance(desired, Mapping):
-        return (
-            isinstance(live, Mapping)
-            and set(live) == set(desired)
-            and all(equivalent(live[key], value) for key, value in desired.items())
-        )
-    if isinstance(desired, list):
-        return (
-            isinstance(live, list)
-            and len(live) == len(desired)
-            and all(equivalent(a, b) for a, b in zip(live, desired, strict=True))
-        )
-    return same_value(live, desired)
 
 
 def contains(live: object, desired: object) -> bool:

@@ -144,6 +144,25 @@ class Controller:
         if previous is None or not reconciled or _essence(previous) != _essence(body):
             self.queue.add(key)
 
+    def prime(self) -> None:
+        """List the kind once at startup (queue nothing: see `Operator.start`).
+
+        Kopf's watches begin after startup, so without this an object's first reconcile could
+        run while its neighbours are still unknown: a Workspace would count its apps as 0 and
+        write that, then the right number a moment later: two writes for nothing after every
+        restart. A body from the list is replaced by any newer one from the watch.
+        """
+        items = client.list_objects(f"{self.info.group}/{self.info.version}", self.info.kind)
+        with self._lock:
+            for item in items:
+                if item.get("metadata", {}).get("name"):
+                    self._bodies.setdefault(ObjectKey.of(item), item)
+
+    def forget(self, key: ObjectKey) -> None:
+        """The object is gone (the API server said 404): stop tracking it."""
+        with self._lock:
+            self._bodies.pop(key, None)
+
     def subscribe(self, listener: Callable[[str, Body], None]) -> None:
         """Call `listener(event_type, body)` when an object appears or is deleted."""
         self._listeners.append(listener)
@@ -239,6 +258,7 @@ class Controller:
             updated = client.patch_status(self.info, key.name, key.namespace, changes)
         except ApiException as error:
             if error.status == 404:
+                self.forget(key)  # deleted since this body was seen
                 return
             raise
         WRITES.labels(self.info.kind, f"{self.info.kind}/status").inc()

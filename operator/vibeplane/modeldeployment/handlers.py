@@ -223,12 +223,11 @@ class ModelDeploymentReconciler:
                     namespace, self.serving, storage_secret is not None, account
                 ),
                 account,
-                exact=(),
             )
             manifest = desired.inference_service(
                 name, namespace, context.uid, spec, self.serving, plan
             )
-            stored = self._apply(manifest, live, exact=("spec",))
+            stored = self._apply(manifest, live)
         except ApiException as error:
             refused = _refusal(error)
             if refused is None:
@@ -246,13 +245,12 @@ class ModelDeploymentReconciler:
         return Outcome(conditions, fields, requeue)
 
     def _apply(
-        self, manifest: dict[str, Any], live: Mapping[str, Any] | None, exact: tuple[str, ...]
+        self, manifest: dict[str, Any], live: Mapping[str, Any] | None
     ) -> dict[str, Any] | None:
         stored = client.apply(
             manifest,
             FIELD_MANAGER,
             live=dict(live) if live else None,
-            exact=exact,
             lookup=False,
         )
         if stored is not None:

@@ -396,7 +396,7 @@ class VibeAppReconciler:
         deployment = desired.preview_deployment(
             name, namespace, context.uid, serve, bundle_url, url_expires, replicas, self.preview
         )
-        stored = client.apply(deployment, FIELD_MANAGER, live=live, exact=("spec",), lookup=False)
+        stored = client.apply(deployment, FIELD_MANAGER, live=live, lookup=False)
         if stored is not None:
             WRITES.labels("VibeApp", "Deployment").inc()
             stored.setdefault("kind", "Deployment")

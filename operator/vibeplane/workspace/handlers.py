@@ -39,7 +39,6 @@ CHILD_KINDS = (
     WatchedKind("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy", MANAGED),
     WatchedKind("", "v1", "configmaps", "ConfigMap", {LABEL_LEDGER: "true"}),
 )
-EXACT = ("spec", "subjects", "roleRef")
 
 
 class WorkspaceReconciler:
@@ -140,7 +139,7 @@ class WorkspaceReconciler:
 
     def _apply(self, manifest: dict[str, Any], live: Mapping[str, Any] | None) -> None:
         stored = client.apply(
-            manifest, FIELD_MANAGER, live=dict(live) if live else None, exact=EXACT, lookup=False
+            manifest, FIELD_MANAGER, live=dict(live) if live else None, lookup=False
         )
         if stored is not None:
             stored.setdefault("kind", manifest["kind"])

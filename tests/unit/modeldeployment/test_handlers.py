@@ -58,7 +58,6 @@ class FakeKube:
         manifest: dict[str, Any],
         field_manager: str,
         live: dict[str, Any] | None = None,
-        exact: tuple[str, ...] = (),
         lookup: bool = True,
     ) -> dict[str, Any] | None:
         metadata = manifest["metadata"]
@@ -66,10 +65,10 @@ class FakeKube:
         current = self.objects.get(key)
         if live is None and lookup:
             live = current
-        if live is not None and client.matches(live, manifest, exact):
+        if live is not None and client.matches(live, manifest):
             return None
         self.applied.append(copy.deepcopy(manifest))
-        stored = copy.deepcopy(manifest)
+        stored = client.stamped(copy.deepcopy(manifest))
         generation = 1
         if current is not None:
             generation = current["metadata"].get("generation", 1)
