@@ -11,13 +11,15 @@ only watches (`on.event`), and:
 - every object is re-queued every `resync_seconds` (drift repair, period rollover);
 - watches on children or other inputs re-queue their owner by name (`Controller.enqueue`);
 - the spec is re-validated through the pydantic model: a spec the API server accepted but the
-  operator refuses becomes Ready=False/InvalidSpec, never a crash loop;
+  operator refuses becomes Ready=False/InvalidSpec, never a crash loop; so does a child the API
+  server refuses as invalid (400, 422): Ready=False/Refused with the server's message;
 - status is written (a merge patch on the status subresource) only when it differs.
 """
 
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import threading
 from collections.abc import Callable, Mapping
@@ -79,13 +81,30 @@ class Outcome:
 Reconciler = Callable[[Context], Outcome]
 
 
+MAX_PROBLEMS = 20
+"""Problems a validation message lists; the rest are counted (a condition message is bounded)."""
+
+
 def validation_message(error: ValidationError) -> str:
     """One line per problem, naming the field as users write it."""
+    problems = error.errors()
     lines = []
-    for problem in error.errors():
+    for problem in problems[:MAX_PROBLEMS]:
         location = ".".join(str(part) for part in problem["loc"]) or "spec"
-        lines.append(f"spec.{location}: {problem['msg']}")
+        lines.append(f"spec.{location}: {problem['msg'][:300]}")
+    if len(problems) > MAX_PROBLEMS:
+        lines.append(f"and {len(problems) - MAX_PROBLEMS} more")
     return "; ".join(lines)
+
+
+def refusal_message(error: ApiException) -> str:
+    """What the API server said when it refused a write for good (400, 422)."""
+    try:
+        body = json.loads(error.body or "{}")
+    except (TypeError, ValueError):
+        body = {}
+    message = body.get("message") if isinstance(body, dict) else None
+    return f"the API server refused a write: {message or error.reason}"[:2000]
 
 
 def _essence(body: Mapping[str, Any]) -> tuple[Any, ...]:
@@ -232,8 +251,15 @@ class Controller:
                 RECONCILES.labels(self.info.kind, "error").inc()
                 if error.status == 404:
                     return  # the object or its namespace is going away
-                raise
-            RECONCILES.labels(self.info.kind, "ok").inc()
+                if error.status not in (400, 422):
+                    raise  # transient: the work queue retries with backoff
+                # A child the spec asks for is invalid (e.g. a namespace name too long):
+                # retrying cannot help, the spec must change.
+                outcome = Outcome(
+                    [ConditionSpec("Ready", "False", "Refused", refusal_message(error))]
+                )
+            else:
+                RECONCILES.labels(self.info.kind, "ok").inc()
         self._write_status(key, status, generation, outcome)
         if outcome.requeue_after is not None:
             self.queue.add_after(key, outcome.requeue_after)
