@@ -22,12 +22,14 @@ from tests.integration.conftest import S3, ModelServer, OperatorProcess
 from tests.integration.support import (
     GROUP,
     VERSION,
+    AuditLog,
     StubModel,
     create_object,
     find_condition,
     wait_for,
 )
 from vibeplane.budget.store import LedgerStore
+from vibeplane.cluster.local import OPERATOR_USER
 from vibeplane.generation.client import chat
 from vibeplane.settings import OperatorSettings
 from vibeplane.storage.s3 import app_prefix
@@ -533,3 +535,37 @@ def test_idle_previews_hibernate_and_wake(
     )
     app = _wait_phase(api, namespace, "sleepy", "Running", 1, timeout=60)
     assert "Bakery" in _page(app["status"]["url"]) or "bakery" in _page(app["status"]["url"])
+
+
+def test_a_running_app_costs_no_writes_at_rest_or_after_a_restart(
+    api: ApiClient,
+    tenant: dict[str, Any],
+    preview_node: str,
+    operator: OperatorProcess,
+    audit: AuditLog,
+) -> None:
+    """Once an app runs, resyncs (every 3 s here), its timers (readiness, idleness, activity
+    polls) and a restart of the operator send nothing to the API server for it, its preview,
+    its workspace or the workspace's ledger: counted from the API server's audit log."""
+    namespace, workspace = tenant["status"]["namespace"], tenant["metadata"]["name"]
+    create_object(api, "VibeApp", "quiet", {"prompts": ["a todo list"]}, namespace)
+    _wait_phase(api, namespace, "quiet", "Running", revision=1)
+    time.sleep(4)  # the last writes of convergence (the workspace's counts) land
+    mark = audit.mark()
+    time.sleep(10)
+    operator.restart()
+    time.sleep(10)
+
+    def ours(event: dict[str, Any]) -> bool:
+        ref = event.get("objectRef") or {}
+        return (
+            ref.get("namespace") == namespace
+            or ref.get("name") == workspace
+            or str(ref.get("name", "")).startswith(f"ledger-{workspace}-")
+        )
+
+    writes = [event for event in audit.writes(mark, OPERATOR_USER) if ours(event)]
+    assert writes == [], [
+        f"{e['verb']} {e['objectRef'].get('resource')}/{e['objectRef'].get('name')}"
+        for e in writes
+    ]
