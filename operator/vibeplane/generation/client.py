@@ -158,12 +158,17 @@ def _request(
         )
     deadline = time.monotonic() + timeout
     connection: http.client.HTTPConnection
-    if parts.scheme == "https":
-        connection = http.client.HTTPSConnection(
-            parts.hostname, port, timeout=timeout, context=ssl.create_default_context()
-        )
-    else:
-        connection = http.client.HTTPConnection(parts.hostname, port, timeout=timeout)
+    try:
+        if parts.scheme == "https":
+            connection = http.client.HTTPSConnection(
+                parts.hostname, port, timeout=timeout, context=ssl.create_default_context()
+            )
+        else:
+            connection = http.client.HTTPConnection(parts.hostname, port, timeout=timeout)
+    except http.client.InvalidURL:
+        # A host with spaces or control characters ("http://my host/v1" passes the CRD's
+        # rule): refused here, before any connection.
+        raise ModelCallError("ClientError", f"invalid URL {where}: bad host", False) from None
     headers = {"Accept": "application/json", "User-Agent": _USER_AGENT}
     if payload is not None:
         headers["Content-Type"] = "application/json"
