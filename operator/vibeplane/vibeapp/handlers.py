@@ -18,6 +18,7 @@ from typing import Any
 
 import kubernetes
 from kubernetes.client.exceptions import ApiException
+from pydantic import ValidationError
 
 from vibeplane.api import vibeapp as api
 from vibeplane.api.workspace import WorkspaceSpec
@@ -122,10 +123,23 @@ class VibeAppReconciler:
                 {"phase": "Pending"},
                 requeue_after=10,
             )
-        ws_meta, ws_spec = (
-            workspace["metadata"],
-            WorkspaceSpec.model_validate(workspace.get("spec") or {}),
-        )
+        ws_meta = workspace["metadata"]
+        try:
+            ws_spec = WorkspaceSpec.model_validate(workspace.get("spec") or {})
+        except ValidationError:
+            # The workspace's own Ready condition (InvalidSpec) says what is wrong.
+            return Outcome(
+                [
+                    ConditionSpec(
+                        "Ready",
+                        "False",
+                        "WorkspaceInvalid",
+                        f"workspace {ws_meta['name']} has an invalid spec (see its Ready "
+                        "condition): no generations or previews until it is fixed",
+                    )
+                ],
+                {"phase": "Pending"},
+            )
         ws_status = workspace.get("status") or {}
         # Only apps of a workspace can have objects in S3: only they carry the finalizer.
         if FINALIZER not in (metadata.get("finalizers") or []):
@@ -371,6 +385,22 @@ class VibeAppReconciler:
         namespace, name = context.namespace or "", context.name
         serve = desired.served_revision(spec, revisions)
         preview = spec.preview or api.Preview()
+        with_bundle = [int(r["number"]) for r in revisions if r.get("sha256")]
+        if serve is None and spec.pinned_revision is not None and with_bundle:
+            return (
+                ConditionSpec(
+                    "PreviewReady",
+                    "False",
+                    "PinnedRevisionNotFound",
+                    f"spec.pinnedRevision {spec.pinned_revision} is not a stored revision "
+                    f"(stored: {', '.join(map(str, with_bundle))}); pin one of those, or remove "
+                    "pinnedRevision to serve the latest",
+                ),
+                "Pending",
+                None,
+                None,
+                None,
+            )
         if serve is None:
             return (
                 ConditionSpec(
@@ -410,8 +440,15 @@ class VibeAppReconciler:
         number = int(serve["number"])
         if replicas == 0:
             reason = "WorkspaceSuspended" if ws_spec.suspended else "Hibernated"
+            message = "the preview is scaled to zero"
+            woke = (context.body["metadata"].get("annotations") or {}).get(WAKE_ANNOTATION)
+            if woke and parse_time(woke) is None:
+                message += (
+                    f"; the {WAKE_ANNOTATION} annotation {woke[:64]!r} is not a time such as "
+                    "2026-11-24T10:00:00Z and was ignored"
+                )
             return (
-                ConditionSpec("PreviewReady", "False", reason, "the preview is scaled to zero"),
+                ConditionSpec("PreviewReady", "False", reason, message),
                 "Hibernated",
                 None,
                 number,
@@ -511,11 +548,14 @@ class VibeAppReconciler:
     ) -> bool:
         """Idle longer than idleTimeout (by status.lastActivity) and not woken since."""
         annotations = context.body["metadata"].get("annotations") or {}
-        last = context.status.get("lastActivity")
-        woke = annotations.get(WAKE_ANNOTATION)
-        newest = max((stamp for stamp in (last, woke) if stamp), default=None)
-        idle = elapsed_since(newest) if newest else None
-        return idle is not None and idle > _seconds(preview.idle_timeout)
+        last = parse_time(context.status.get("lastActivity"))
+        # Written by people: an unreadable value is ignored (and said so when hibernated).
+        woke = parse_time(annotations.get(WAKE_ANNOTATION))
+        newest = max((moment for moment in (last, woke) if moment), default=None)
+        if newest is None:
+            return False
+        idle = (datetime.now(UTC) - newest).total_seconds()
+        return idle > _seconds(preview.idle_timeout)
 
     def _log_tail(self, name: str, namespace: str) -> str:
         core = kubernetes.client.CoreV1Api(client.api_client())
@@ -595,6 +635,18 @@ def elapsed_since(stamp: str | None) -> float | None:
         return None
     moment = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
     return max(0.0, (datetime.now(UTC) - moment).total_seconds())
+
+
+def parse_time(stamp: str | None) -> datetime | None:
+    """A time as people (the wake annotation) or we write it: RFC 3339 / ISO 8601, e.g.
+    `date -u +%FT%TZ`, UTC when no offset is given; None when absent or unreadable."""
+    if not stamp:
+        return None
+    try:
+        moment = datetime.fromisoformat(stamp.strip())
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _remaining(stamp: str | None) -> float:

@@ -1,0 +1,191 @@
+"""The VibeApp reconcile with input people write badly: each ends in a condition, not a raise.
+
+A reconcile that raises is retried with backoff forever and the app never says why. These
+inputs did that, or said something misleading: a wake annotation that is not a time (any
+tenant editor can write one), a pinned revision that does not exist, and a workspace whose
+spec the models refuse (stored before a stricter CRD). The API server, the object store and
+the generator are faked; the reconcile itself is the real one.
+"""
+
+from __future__ import annotations
+
+import copy
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from vibeplane.api.vibeapp import VibeAppSpec
+from vibeplane.kube import client
+from vibeplane.kube.conditions import ConditionSpec
+from vibeplane.kube.reconcile import Context, ObjectKey, Outcome
+from vibeplane.settings import FINALIZER, LABEL_WORKSPACE, OperatorSettings
+from vibeplane.vibeapp.handlers import WAKE_ANNOTATION, VibeAppReconciler, parse_time
+
+NAMESPACE, WORKSPACE = "ws-team", "team"
+LONG_AGO = (datetime.now(UTC) - timedelta(hours=3)).strftime("%Y-%m-%dT%H:%M:%SZ")
+REVISION = {
+    "number": 1,
+    "sha256": "ab" * 32,
+    "artifactUri": f"s3://vibeplane/workspaces/{WORKSPACE}/apps/u-1/bundles/{'ab' * 32}.tar.gz",
+    "validation": "Passed",
+    "time": LONG_AGO,
+}
+
+
+class FakeCache:
+    """The object cache: the workspace's namespace, and what the reconcile applies."""
+
+    def __init__(self) -> None:
+        self.bodies: dict[tuple[str, str | None, str], dict[str, Any]] = {
+            ("Namespace", None, NAMESPACE): {
+                "kind": "Namespace",
+                "metadata": {"name": NAMESPACE, "labels": {LABEL_WORKSPACE: WORKSPACE}},
+            }
+        }
+
+    def lookup(self, kind: str, name: str, namespace: str | None = None) -> Any:
+        return copy.deepcopy(self.bodies.get((kind, namespace, name)))
+
+    def remember(self, body: dict[str, Any]) -> None:
+        metadata = body["metadata"]
+        self.bodies[(body["kind"], metadata.get("namespace"), metadata["name"])] = body
+
+    def items(self, kind: str, namespace: str | None = None) -> list[Any]:
+        return [b for (k, ns, _), b in self.bodies.items() if k == kind and ns == namespace]
+
+
+class FakeGenerator:
+    def __init__(self) -> None:
+        self.submitted: list[Any] = []
+
+    def result(self, key: str) -> None:
+        return None
+
+    def running(self, key: str) -> bool:
+        return False
+
+    def submit(self, job: Any, done: Any) -> None:
+        self.submitted.append(job)
+
+
+class FakeStore:
+    def presigned_get(self, key: str, seconds: int) -> str:
+        return f"http://s3.invalid/vibeplane/{key}?X-Amz-Expires={seconds}"
+
+
+class Harness:
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.workspace_spec: dict[str, Any] = {}
+        self.generator = FakeGenerator()
+        self.cache = FakeCache()
+        self.reconciler = VibeAppReconciler(
+            OperatorSettings(preview_activity_poll=False),
+            self.cache,  # type: ignore[arg-type]
+            self._workspace,
+            lambda *_: ([], "NoModelAvailable: no model in this test"),
+            self.generator,  # type: ignore[arg-type]
+            FakeStore(),  # type: ignore[arg-type]
+            enqueue=self._enqueue,
+        )
+        monkeypatch.setattr(client, "apply", self._apply)
+
+    def _workspace(self, name: str) -> dict[str, Any]:
+        return {"metadata": {"name": name, "uid": "w-1"}, "spec": self.workspace_spec}
+
+    @staticmethod
+    def _enqueue(key: ObjectKey) -> None:
+        return None
+
+    def _apply(self, manifest: dict[str, Any], *_: Any, **__: Any) -> dict[str, Any]:
+        stored = copy.deepcopy(manifest)
+        self.cache.remember(stored)
+        return stored
+
+    def reconcile(self, spec: dict[str, Any], annotations: dict[str, str] | None = None) -> Outcome:
+        status = {"revisions": [dict(REVISION)], "lastActivity": LONG_AGO, "revision": 1}
+        body = {
+            "metadata": {
+                "name": "app",
+                "namespace": NAMESPACE,
+                "uid": "u-1",
+                "generation": 1,
+                "finalizers": [FINALIZER],
+                "annotations": annotations or {},
+            },
+            "spec": spec,
+            "status": status,
+        }
+        context = Context(
+            "app",
+            NAMESPACE,
+            "u-1",
+            1,
+            VibeAppSpec.model_validate(spec),
+            status,
+            body,
+            OperatorSettings(),
+        )
+        return self.reconciler(context)
+
+
+@pytest.fixture
+def harness(monkeypatch: pytest.MonkeyPatch) -> Harness:
+    return Harness(monkeypatch)
+
+
+def _condition(outcome: Outcome, type_: str) -> ConditionSpec:
+    return next(c for c in outcome.conditions if c.type == type_)
+
+
+@settings(
+    max_examples=200,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    st.text(max_size=40)
+    | st.sampled_from(["now", "yesterday", "2026-13-45T99:99:99Z", "1700000000", "tomorrow 9am"])
+)
+def test_any_wake_annotation_ends_in_a_phase_never_a_raise(harness: Harness, wake: str) -> None:
+    outcome = harness.reconcile({"prompts": ["a todo list"]}, {WAKE_ANNOTATION: wake})
+    assert outcome.fields["phase"] in ("Hibernated", "Deploying")
+    if parse_time(wake) is None:
+        # Idle for hours and not woken: an unreadable wake time is named, not silently lost.
+        assert outcome.fields["phase"] == "Hibernated"
+        if wake:
+            assert "was ignored" in _condition(outcome, "PreviewReady").message
+
+
+def test_an_unreadable_wake_annotation_is_named_and_a_readable_one_wakes(
+    harness: Harness,
+) -> None:
+    outcome = harness.reconcile({"prompts": ["a todo list"]}, {WAKE_ANNOTATION: "now"})
+    assert outcome.fields["phase"] == "Hibernated"
+    message = _condition(outcome, "PreviewReady").message
+    assert f"the {WAKE_ANNOTATION} annotation 'now' is not a time" in message
+    # RFC 3339 with an offset, as `date --iso-8601=seconds` writes it, wakes the app.
+    stamp = datetime.now(UTC).astimezone().isoformat(timespec="seconds")
+    outcome = harness.reconcile({"prompts": ["a todo list"]}, {WAKE_ANNOTATION: stamp})
+    assert outcome.fields["phase"] == "Deploying"
+
+
+def test_a_pinned_revision_that_does_not_exist_says_so(harness: Harness) -> None:
+    outcome = harness.reconcile({"prompts": ["a todo list"], "pinnedRevision": 7})
+    preview = _condition(outcome, "PreviewReady")
+    assert (preview.status, preview.reason) == ("False", "PinnedRevisionNotFound")
+    assert "spec.pinnedRevision 7 is not a stored revision (stored: 1)" in preview.message
+    ready = _condition(outcome, "Ready")
+    assert ready.status == "False"
+    assert ready.message == preview.message  # the summary shows why
+
+
+def test_a_workspace_the_models_refuse_stops_the_app_with_a_condition(harness: Harness) -> None:
+    harness.workspace_spec = {"budget": {"money": "ten dollars"}}  # stored before the CRD rule
+    outcome = harness.reconcile({"prompts": ["a todo list", "add a due date"]})
+    ready = _condition(outcome, "Ready")
+    assert (ready.status, ready.reason) == ("False", "WorkspaceInvalid")
+    assert f"workspace {WORKSPACE} has an invalid spec" in ready.message
+    assert harness.generator.submitted == []  # nothing is generated on a budget it cannot read
