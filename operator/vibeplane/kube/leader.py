@@ -359,9 +359,14 @@ class LeaderElector:
         timeout = self.timing.renew_deadline if timeout is None else timeout
         try:
             return self._attempt(timeout)
-        except (ApiException, HTTPError, OSError) as error:
-            # The API server is unreachable or refused: nothing changed, try again later (the
-            # renew loop gives up leadership once this lasts past the renew deadline).
+        except ApiException as error:
+            # Only a create is answered 404 (a missing Lease reads as None): no namespace.
+            problem = "its namespace does not exist" if error.status == 404 else error.reason
+            log.warning("Lease %s: attempt refused (%s): %s", self.lock, error.status, problem)
+            return False
+        except (HTTPError, OSError) as error:
+            # The API server is unreachable: nothing changed, try again later (the renew loop
+            # gives up leadership once this lasts past the renew deadline).
             log.warning("Lease %s: attempt failed: %s", self.lock, error)
             return False
         finally:
@@ -434,6 +439,12 @@ class LeaderElector:
 
     def _renew_loop(self) -> None:
         while not self._stop_renewing.wait(self.timing.retry_period):
+            # A process that was frozen (SIGSTOP, a paused VM, a long GC) wakes up past its
+            # deadline: stop on the local clock alone, before a request could take time in
+            # which the other threads, woken too, write as if they still led.
+            if leadership_lost(self._last_renewed, self._clock(), self.timing):
+                self._lose(f"not renewed for {self.timing.renew_deadline:g} s")
+                return
             # Never wait on a request past the deadline: a hung connection must not keep a
             # leader that can no longer renew.
             remaining = self.timing.renew_deadline - (self._clock() - self._last_renewed)

@@ -301,6 +301,38 @@ def test_a_leader_that_cannot_renew_stops_before_the_lease_expires() -> None:
     assert not leader.leading
 
 
+def test_a_leader_that_was_frozen_stops_without_asking_the_api_server() -> None:
+    """Woken past its deadline (SIGSTOP, a paused VM), it stops on its own clock: no request
+    first, during which its other threads would go on as the leader."""
+    lock = MemoryLock()
+    offset = [0.0]
+    reasons: list[str] = []
+    lost = threading.Event()
+
+    def on_lost(reason: str) -> None:
+        reasons.append(reason)
+        lost.set()
+
+    leader = LeaderElector(
+        lock, "a", FAST, on_lost=on_lost, clock=lambda: time.monotonic() + offset[0]
+    )
+    assert leader.acquire(threading.Event())
+    leader.start_renewing()
+    time.sleep(0.5)
+    requests = []
+    original_get = lock.get
+
+    def counted_get(timeout: float) -> tuple[LeaseRecord, str] | None:
+        requests.append(timeout)
+        return original_get(timeout)
+
+    lock.get = counted_get  # type: ignore[method-assign]
+    offset[0] = FAST.renew_deadline  # the process slept through its deadline
+    assert lost.wait(2)
+    assert reasons == ["not renewed for 2 s"]
+    assert requests == []
+
+
 def test_a_leader_that_sees_another_holder_stops_at_once() -> None:
     lock = MemoryLock()
     leader, reasons, lost = run_leader(lock)
