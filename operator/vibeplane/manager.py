@@ -9,11 +9,26 @@ Kopf's defaults are tuned for a generic operator; the choices here are vibeplane
 - watches the server ends every 5 minutes (with a client-side margin), so a silently dead
   connection is noticed, and a request timeout well under Kopf's default 5 minutes;
 - standalone: Kopf's peering is not leader election, and runs without its peering CRDs.
+
+With leader election on (the chart's default), `run` first campaigns for a Lease
+(`vibeplane.kube.leader`) and starts Kopf only once this replica leads. A standby builds no
+controller, watches nothing and writes nothing (not even the platform namespace); it serves
+its own /healthz on the liveness port so that its liveness probe passes, and hands the port to
+Kopf when it starts leading. A leader that cannot renew exits at once; one that is stopped
+(SIGTERM) releases the Lease once its work is done, so a standby takes over within a retry
+period instead of a lease duration.
 """
 
 from __future__ import annotations
 
+import atexit
+import http.server
+import json
 import logging
+import signal
+import threading
+from collections.abc import Callable
+from types import TracebackType
 from typing import Any
 
 import kopf
@@ -22,6 +37,7 @@ from prometheus_client import start_http_server
 from vibeplane.budget.store import LedgerStore
 from vibeplane.kube import client
 from vibeplane.kube.cache import ObjectCache
+from vibeplane.kube.leader import ElectionTiming, LeaderElector, LeaseLock
 from vibeplane.kube.reconcile import Controller, ObjectKey, Resyncer
 from vibeplane.modeldeployment import handlers as modeldeployment
 from vibeplane.settings import (
@@ -36,6 +52,10 @@ from vibeplane.vibeapp import handlers as vibeapp
 from vibeplane.vibeapp.desired import LABEL_APP
 from vibeplane.vibeapp.models import ModelResolver
 from vibeplane.workspace import handlers as workspace
+
+log = logging.getLogger(__name__)
+# How long a stopping leader waits for in-flight reconciles before it gives the Lease up.
+DRAIN_SECONDS = 30.0
 
 
 def configure_kopf(kopf_settings: kopf.OperatorSettings) -> None:
@@ -136,6 +156,10 @@ class Operator:
         for controller in self.controllers:
             controller.queue.shutdown()
 
+    def wait_stopped(self, timeout: float) -> bool:
+        """After `stop`: wait for in-flight reconciles; whether all finished in time."""
+        return all(controller.queue.join(timeout) for controller in self.controllers)
+
 
 def setup(settings: OperatorSettings) -> Operator:
     """Build the controllers and register Kopf's startup and cleanup."""
@@ -153,17 +177,119 @@ def setup(settings: OperatorSettings) -> Operator:
     return operator
 
 
+class StandbyHealth:
+    """/healthz on the liveness port while this replica stands by.
+
+    Kopf's liveness endpoint exists only once Kopf runs, which a standby does not; without an
+    answer the liveness probe would restart every standby forever. It answers 200 while the
+    election keeps making attempts (`healthy`), 503 when it hangs. Closed (the port freed)
+    before Kopf binds the same port: the probe sees at most Kopf's startup as a gap, well
+    inside its failure threshold.
+    """
+
+    def __init__(self, address: str, port: int, healthy: Callable[[], bool]) -> None:
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                if self.path.split("?")[0] != "/healthz":
+                    self.send_error(404)
+                    return
+                ok = healthy()
+                body = json.dumps({"role": "standby", "electing": ok}).encode()
+                self.send_response(200 if ok else 503)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                return
+
+        self._server = http.server.ThreadingHTTPServer((address, port), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="standby-healthz", daemon=True
+        )
+
+    def __enter__(self) -> StandbyHealth:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def elect(settings: OperatorSettings) -> LeaderElector | None:
+    """Block until this replica leads; None when it was signalled to stop first.
+
+    Nothing is written while another replica's lease is valid. Once leading, the Lease is
+    renewed in a thread (losing it exits the process) and released when the process exits
+    normally (see `run`).
+    """
+    timing = ElectionTiming(
+        lease_duration=settings.leader_election_lease_duration,
+        renew_deadline=settings.leader_election_renew_deadline,
+        retry_period=settings.leader_election_retry_period,
+    )
+    lock = LeaseLock(settings.leader_election_lease, settings.platform_namespace, client.api_client)
+    elector = LeaderElector(lock, settings.leader_election_identity, timing)
+    stop = threading.Event()
+    signals = (signal.SIGTERM, signal.SIGINT)
+    previous = {number: signal.signal(number, lambda *_: stop.set()) for number in signals}
+    try:
+        with StandbyHealth(settings.bind_address, settings.liveness_port, elector.healthy):
+            leading = elector.acquire(stop)
+    finally:
+        # Kopf installs its own handlers when it starts; a signal in between ends the process
+        # the default way, and the Lease expires (nothing has been reconciled yet).
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+    if not leading:
+        log.info("stopped while standing by: nothing was written")
+        return None
+    if stop.is_set():
+        elector.release()
+        return None
+    elector.start_renewing()
+    # atexit runs after the interpreter has joined its non-daemon threads, among them the
+    # generation pool: a generation that was running when Kopf stopped has finished (under
+    # our Lease, still renewed) before the Lease goes.
+    atexit.register(elector.release)
+    return elector
+
+
 def run(settings: OperatorSettings | None = None, verbose: bool = False) -> None:
     """Run the operator until it is signalled to stop."""
     settings = settings or OperatorSettings.from_env()
     kopf.configure(verbose=verbose, log_format=kopf.LogFormat.JSON)
     start_http_server(settings.metrics_port, addr=settings.bind_address)
-    setup(settings)
-    kopf.run(
-        clusterwide=True,
-        standalone=True,
-        liveness_endpoint=f"http://{settings.bind_address}:{settings.liveness_port}/healthz",
-    )
+    client.identify(settings.leader_election_identity)
+    elector: LeaderElector | None = None
+    if settings.leader_election:
+        elector = elect(settings)
+        if elector is None:
+            return
+    operator = setup(settings)
+    try:
+        kopf.run(
+            clusterwide=True,
+            standalone=True,
+            liveness_endpoint=f"http://{settings.bind_address}:{settings.liveness_port}/healthz",
+        )
+    finally:
+        # Kopf's cleanup stopped the controllers; a reconcile still running must end before
+        # the Lease is released, or the next leader would write beside it.
+        operator.stop()
+        if not operator.wait_stopped(DRAIN_SECONDS):
+            log.warning("reconciles still running after %g s", DRAIN_SECONDS)
+            if elector is not None:
+                # Better a standby that waits for the Lease to expire than two writers.
+                atexit.unregister(elector.release)
 
 
 __all__ = ["LABEL_WORKSPACE", "ObjectKey", "Operator", "run", "setup"]

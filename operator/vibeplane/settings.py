@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+import socket
+from dataclasses import dataclass, field
 
 # Our one finalizer: a VibeApp's objects in S3 are removed before the app goes.
 FINALIZER = "vibeplane.io/artifacts"
@@ -20,6 +21,16 @@ MANAGER_NAME = "vibeplane"
 def field_manager(controller: str) -> str:
     """The server-side apply field manager of one controller, e.g. vibeplane-workspace."""
     return f"{MANAGER_NAME}-{controller}"
+
+
+def default_identity() -> str:
+    """This process among the operator's replicas: host name and process id.
+
+    Unique on one machine too (two local replicas differ by pid), and a restarted process
+    is a new candidate that waits for its predecessor's lease to expire. In a pod the chart
+    sets the pod's name instead (downward API), which `kubectl get lease` shows as holder.
+    """
+    return f"{socket.gethostname()}_{os.getpid()}"
 
 
 @dataclass(frozen=True)
@@ -71,6 +82,31 @@ class OperatorSettings:
     """The ServiceAccount InferenceServices run under (one per namespace, made by the operator)."""
     model_storage_secret: str = "vibeplane-model-storage"
     """The Secret with S3 credentials that ServiceAccount lists when it exists."""
+    leader_election: bool = False
+    """Run as one of several replicas of which only the holder of a Lease reconciles
+    (`vibeplane.kube.leader`). Off by default: a single process (`vibeplane up`, the test
+    suite's operator) has nobody to be elected against, and renewing a Lease every
+    `leader_election_retry_period` would be a write every 2 s that the zero-write checks of an
+    idle operator would have to filter out. The Helm chart turns it on, so replicas > 1 is safe
+    there."""
+    leader_election_lease: str = "vibeplane-operator"
+    """The Lease's name (coordination.k8s.io/v1), in `platform_namespace`."""
+    leader_election_identity: str = field(default_factory=default_identity)
+    """Who this replica is: the Lease's holderIdentity while it leads, and part of the
+    User-Agent of every request it sends, so the API server's audit log tells replicas apart.
+    Must differ between replicas. Default: `default_identity()`; the chart: the pod's name."""
+    leader_election_lease_duration: float = 15.0
+    """Seconds a standby waits, after it last saw the Lease change, before taking it over: the
+    longest failover after a leader dies without releasing. client-go's default (kube-scheduler
+    and kube-controller-manager use it), well inside the 30 s a failover may take."""
+    leader_election_renew_deadline: float = 10.0
+    """Seconds the leader keeps leading without a successful renewal before it stops itself.
+    Shorter than the lease duration (client-go's default, 10 of 15 s), so a leader cut off from
+    the API server has stopped before any standby can see the Lease expire."""
+    leader_election_retry_period: float = 2.0
+    """Seconds between attempts: the leader renews this often, a standby looks this often
+    (plus jitter). client-go's default: five chances to renew within the deadline, and a
+    standby notices a released Lease within about this long."""
 
     @classmethod
     def from_env(cls) -> OperatorSettings:
@@ -103,4 +139,16 @@ class OperatorSettings:
             modelserver_runtime=env("modelserver_runtime", cls.modelserver_runtime),
             model_service_account=env("model_service_account", cls.model_service_account),
             model_storage_secret=env("model_storage_secret", cls.model_storage_secret),
+            leader_election=env("leader_election", "false") == "true",
+            leader_election_lease=env("leader_election_lease", cls.leader_election_lease),
+            leader_election_identity=env("leader_election_identity", "") or default_identity(),
+            leader_election_lease_duration=float(
+                env("leader_election_lease_duration", str(cls.leader_election_lease_duration))
+            ),
+            leader_election_renew_deadline=float(
+                env("leader_election_renew_deadline", str(cls.leader_election_renew_deadline))
+            ),
+            leader_election_retry_period=float(
+                env("leader_election_retry_period", str(cls.leader_election_retry_period))
+            ),
         )

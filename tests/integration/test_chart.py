@@ -158,7 +158,9 @@ def test_lint_passes_with_each_optional_component(helm: Helm, component: str) ->
     ("flag", "message"),
     [
         ("replicas=abc", "at '/replicas': got string, want integer"),
-        ("replicas=2", "at '/replicas': maximum: got 2, want 1"),
+        ("replicas=-1", "at '/replicas': minimum: got -1, want 0"),
+        ("leaderElection.retryPeriodSeconds=0", "at '/leaderElection/retryPeriodSeconds'"),
+        ("leaderElection.leaseName=Not_A_Name", "at '/leaderElection/leaseName'"),
         ("replicsa=1", "additional properties 'replicsa' not allowed"),
         ("modelserver.modelDeployment.tier=huge", "value must be one of 'small', 'medium'"),
         ("image.pullPolicy=Sometimes", "at '/image/pullPolicy'"),
@@ -184,6 +186,18 @@ def test_bad_values_are_refused_by_the_schema(helm: Helm, flag: str, message: st
         ),
         (["s3.credentials.accessKeyId=AKIA"], "set both accessKeyId and secretAccessKey"),
         (["serviceAccount.create=false"], "serviceAccount.name is required"),
+        (
+            ["replicas=2", "leaderElection.enabled=false"],
+            "replicas > 1 needs leaderElection.enabled",
+        ),
+        (
+            ["leaderElection.renewDeadlineSeconds=15"],
+            "leaseDurationSeconds must be longer than renewDeadlineSeconds",
+        ),
+        (
+            ["leaderElection.retryPeriodSeconds=9"],
+            "renewDeadlineSeconds must be longer than 1.2 x retryPeriodSeconds",
+        ),
         (
             ["serviceMonitor.enabled=true", "metrics.service.enabled=false"],
             "serviceMonitor.enabled needs metrics.service.enabled",
@@ -238,7 +252,11 @@ def test_operator_deployment(helm: Helm) -> None:
     objects = render(helm, ["modelserver.enabled=true"])
     deployment = find(objects, "Deployment", "vp-vibeplane-operator")
     assert deployment["spec"]["replicas"] == 1
-    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    # Leader election is on: a new pod stands by until the old one releases the Lease.
+    assert deployment["spec"]["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+    }
     pod = deployment["spec"]["template"]["spec"]
     assert pod["serviceAccountName"] == "vp-vibeplane-operator"
     assert pod["securityContext"]["runAsNonRoot"] is True
@@ -258,6 +276,10 @@ def test_operator_deployment(helm: Helm) -> None:
     assert ports == {"metrics": 9090, "healthz": 8080}
     env = container_env(deployment)
     assert env["VIBEPLANE_BIND_ADDRESS"] == "0.0.0.0"
+    assert env["VIBEPLANE_LEADER_ELECTION"] == "true"
+    assert env["VIBEPLANE_LEADER_ELECTION_LEASE"] == "vibeplane-operator"
+    # Each replica is its pod: in the Lease's holderIdentity and its requests' User-Agent.
+    assert env["VIBEPLANE_LEADER_ELECTION_IDENTITY"] == {"fieldRef": {"fieldPath": "metadata.name"}}
     assert env["VIBEPLANE_BUILTIN_MODEL_URL"] == (
         "http://vp-vibeplane-modelserver.vibeplane-system.svc:8080/openai/v1"
     )
@@ -266,6 +288,34 @@ def test_operator_deployment(helm: Helm) -> None:
     model = find(objects, "ModelDeployment", "builtin")
     assert model["metadata"]["namespace"] == "vibeplane-system"
     assert model["spec"]["serving"] == {"builtin": {}}
+
+
+def test_replicas_beyond_one_run_with_leader_election(helm: Helm) -> None:
+    objects = render(helm, ["replicas=2"])
+    deployment = find(objects, "Deployment", "vp-vibeplane-operator")
+    assert deployment["spec"]["replicas"] == 2
+    assert container_env(deployment)["VIBEPLANE_LEADER_ELECTION"] == "true"
+    role = find(objects, "Role", "vp-vibeplane-leader-election")
+    assert role["metadata"]["namespace"] == "vibeplane-system"
+    assert role["rules"] == [
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
+        {
+            "apiGroups": ["coordination.k8s.io"],
+            "resources": ["leases"],
+            "verbs": ["get", "update"],
+            "resourceNames": ["vibeplane-operator"],
+        },
+    ]
+    binding = find(objects, "RoleBinding", "vp-vibeplane-leader-election")
+    assert binding["roleRef"]["name"] == "vp-vibeplane-leader-election"
+
+    # One replica without election: as before, never two operators at once, and no Lease
+    # rights it would not use.
+    single = render(helm, ["leaderElection.enabled=false"])
+    deployment = find(single, "Deployment", "vp-vibeplane-operator")
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    assert container_env(deployment)["VIBEPLANE_LEADER_ELECTION"] == "false"
+    assert not [o for o in single if o["metadata"]["name"] == "vp-vibeplane-leader-election"]
 
 
 def test_every_setting_reaches_the_operator(helm: Helm, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -293,15 +343,23 @@ def test_every_setting_reaches_the_operator(helm: Helm, monkeypatch: pytest.Monk
         "s3.bucket=my-bucket",
         "s3.region=eu-west-1",
         "s3.encryption=false",
+        "leaderElection.leaseName=my-lease",
+        "leaderElection.leaseDurationSeconds=20",
+        "leaderElection.renewDeadlineSeconds=12",
+        "leaderElection.retryPeriodSeconds=3",
     ]
     deployment = find(render(helm, flags), "Deployment", "vp-vibeplane-operator")
     env = container_env(deployment)
     for name in list(os.environ):
         if name.startswith(("VIBEPLANE_", "AWS_")):
             monkeypatch.delenv(name)
+    # What the kubelet puts there from the downward API.
+    pod_name = "vp-vibeplane-operator-5d4f8-x2k9q"
     for name, value in env.items():
         if isinstance(value, str):
             monkeypatch.setenv(name, value)
+        elif value == {"fieldRef": {"fieldPath": "metadata.name"}}:
+            monkeypatch.setenv(name, pod_name)
     settings = OperatorSettings.from_env()
     assert settings == OperatorSettings(
         platform_namespace="plat",
@@ -325,6 +383,12 @@ def test_every_setting_reaches_the_operator(helm: Helm, monkeypatch: pytest.Monk
         modelserver_runtime="my-runtime",
         model_service_account="my-models",
         model_storage_secret="my-storage",
+        leader_election=True,
+        leader_election_lease="my-lease",
+        leader_election_identity=pod_name,
+        leader_election_lease_duration=20.0,
+        leader_election_renew_deadline=12.0,
+        leader_election_retry_period=3.0,
     )
     serving = serving_settings(settings)
     assert serving.builtin_url == "http://builtin.example:8080/openai/v1"
@@ -569,6 +633,7 @@ def test_install_and_uninstall_on_the_real_control_plane(
             rbac.read_cluster_role(name),
             rbac.read_cluster_role_binding(name),
             rbac.read_namespaced_role(f"{fullname}-ledgers", chart_namespace),
+            rbac.read_namespaced_role(f"{fullname}-leader-election", chart_namespace),
             core.read_namespaced_service(f"{fullname}-metrics", chart_namespace),
             apps.read_namespaced_deployment(f"{fullname}-modelserver", chart_namespace),
         ]
@@ -591,7 +656,21 @@ def test_install_and_uninstall_on_the_real_control_plane(
             for verb, resource in ledger
             if not _allowed(api, user, _attributes(verb, resource, chart_namespace))
         ]
+        # Leader election: its one Lease in the platform namespace, no other, nowhere else.
+        lease = _attributes("get", "leases.coordination.k8s.io", chart_namespace)
+        for verb in ("get", "update"):
+            if not _allowed(api, user, {**lease, "verb": verb, "name": "vibeplane-operator"}):
+                missing.append((verb, "leases/vibeplane-operator", chart_namespace))
+        if not _allowed(api, user, {**lease, "verb": "create"}):
+            missing.append(("create", "leases", chart_namespace))
         assert missing == [], f"the chart's RBAC does not allow {missing}"
+        for attributes in (
+            {**lease, "verb": "update", "name": "kube-scheduler"},
+            {**lease, "verb": "delete", "name": "vibeplane-operator"},
+            {**lease, "verb": "patch", "name": "vibeplane-operator"},
+            _attributes("update", "leases.coordination.k8s.io", "kube-system"),
+        ):
+            assert not _allowed(api, user, attributes), f"the chart's RBAC allows {attributes}"
         granted = [check for check in FORBIDDEN if _allowed(api, user, _attributes(*check))]
         assert granted == [], f"the chart's RBAC allows more than it should: {granted}"
 

@@ -130,7 +130,7 @@ def test_the_default_values_satisfy_the_schema() -> None:
     ("change", "problem"),
     [
         ({"replicas": "abc"}, "/replicas: str, want integer"),
-        ({"replicas": 2}, "/replicas: above 1"),
+        ({"replicas": -1}, "/replicas: below 0"),
         ({"replicsa": 1}, "/: replicsa is not allowed"),
         ({"image": {"repository": "x", "pullPolicy": "Sometimes"}}, "/image/pullPolicy"),
     ],

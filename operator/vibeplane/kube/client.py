@@ -28,6 +28,7 @@ from kubernetes.client import ApiClient
 from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import NotFoundError
 
+from vibeplane import __version__
 from vibeplane.api.meta import KindInfo
 
 Manifest = dict[str, Any]
@@ -44,6 +45,13 @@ def api_client() -> ApiClient:
             config_file=os.environ.get("KUBECONFIG")
         )
     return ApiClient()
+
+
+def identify(identity: str) -> None:
+    """Name this replica in the User-Agent of every request it sends from now on, e.g.
+    `vibeplane-operator/0.1.0 (vibeplane-operator-5d4f8-x2k9q)`: the API server's audit log
+    records the userAgent, so it tells which replica wrote what."""
+    api_client().user_agent = f"vibeplane-operator/{__version__} ({identity})"
 
 
 @functools.cache

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
@@ -95,6 +96,14 @@ class WorkQueue(Generic[Key]):
             for timer in self._timers.values():
                 timer.cancel()
             self._condition.notify_all()
+
+    def join(self, timeout: float) -> bool:
+        """After `shutdown`: wait for the workers to finish what they are processing; whether
+        they all did within `timeout` seconds (keys still queued are not processed)."""
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        return not any(thread.is_alive() for thread in self._threads)
 
     def _work(self) -> None:
         while True:
