@@ -39,6 +39,7 @@ from vibeplane.kube import client
 from vibeplane.kube.cache import ObjectCache
 from vibeplane.kube.leader import ElectionTiming, LeaderElector, LeaseLock
 from vibeplane.kube.reconcile import Controller, ObjectKey, Resyncer
+from vibeplane.metrics import LEADER
 from vibeplane.modeldeployment import handlers as modeldeployment
 from vibeplane.settings import (
     ANNOTATION_PREFIX,
@@ -274,6 +275,8 @@ def run(settings: OperatorSettings | None = None, verbose: bool = False) -> None
         elector = elect(settings)
         if elector is None:
             return
+    else:
+        LEADER.set(1)  # the only replica: it reconciles
     operator = setup(settings)
     try:
         kopf.run(

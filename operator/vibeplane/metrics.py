@@ -55,5 +55,6 @@ PROMPT_TO_READY = Histogram(
 )
 LEADER = Gauge(
     "vibeplane_leader",
-    "1 while this replica holds the leader election Lease (and reconciles), 0 while it stands by.",
+    "1 while this replica reconciles (it holds the leader election Lease, or runs without "
+    "election), 0 while it stands by.",
 )

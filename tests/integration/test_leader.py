@@ -302,3 +302,11 @@ def test_a_frozen_leader_that_wakes_after_a_takeover_exits_at_once(
     first_writes, second_writes = writes_by(audit, mark, first), writes_by(audit, mark, second)
     assert not [event for event in first_writes if touches(event, workspace)]
     assert_one_after_the_other(first_writes, second_writes, "after the frozen leader woke")
+
+
+def test_the_single_operator_without_election_counts_as_the_leader(
+    operator: OperatorProcess,
+) -> None:
+    """The session's operator runs without election (the local default): it reconciles, so
+    its gauge says so, and dashboards summing vibeplane_leader see one either way."""
+    assert leader_gauge(operator) == 1
