@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import kubernetes
 import pytest
@@ -185,6 +186,11 @@ def preview_node(
 class OperatorProcess:
     """`vibeplane operator` as a real process under its own identity; restartable."""
 
+    running: ClassVar[set[OperatorProcess]] = set()
+    """The operators this session has running. pytest keeps one instance of a session fixture
+    per conftest that defines or imports it, so a test that needs the cluster to itself
+    (tests/chaos) finds the others here, to stop them and start them again after."""
+
     def __init__(self, cluster: LocalCluster, log: Path, environment: dict[str, str]) -> None:
         self.log = log
         self.metrics_port, self.liveness_port = _free_port(), _free_port()
@@ -210,6 +216,7 @@ class OperatorProcess:
                 stdout=output,
                 stderr=subprocess.STDOUT,
             )
+        OperatorProcess.running.add(self)
         wait_for(self._healthy, timeout=60, what="operator /healthz")
 
     def _healthy(self) -> bool:
@@ -236,6 +243,7 @@ class OperatorProcess:
             self.process.kill()
             self.process.wait()
         self.process = None
+        OperatorProcess.running.discard(self)
 
     def restart(self) -> None:
         self.stop()
