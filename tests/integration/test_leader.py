@@ -258,22 +258,28 @@ def test_one_leader_reconciles_and_hands_over_on_kill_and_on_sigterm(
     terminated = second_process.process
     signalled_at = time.monotonic()
     terminated.terminate()
-    after_term = new_workspace(api, workspaces)
+    # Created while the leader stops: it still holds the Lease until its in-flight reconciles
+    # are done, so either replica may reconcile this one, but never both at once (below).
+    during_stop = new_workspace(api, workspaces)
     wait_for(lambda: holder(api, lease) == third, timeout=40, what=f"{third} to lead")
     handover = time.monotonic() - signalled_at
-    wait_for(lambda: ready(api, after_term), timeout=60, what=f"Workspace {after_term} Ready")
+    wait_for(lambda: ready(api, during_stop), timeout=60, what=f"Workspace {during_stop} Ready")
     ready_after = time.monotonic() - signalled_at
     assert terminated.wait(timeout=30) == 0
     print(
         f"SIGTERM: {third} held the Lease {handover:.1f} s after the signal; "
-        f"Workspace {after_term} Ready after {ready_after:.1f} s"
+        f"Workspace {during_stop} (created right after the signal) Ready after {ready_after:.1f} s"
     )
     assert f"{second} released it" in second_process.log.read_text()
-    # Released, not expired: faster than a lease duration even counting Kopf's shutdown.
+    # Released, not expired: faster than a lease duration even counting Kopf's shutdown and
+    # the in-flight reconciles it waits for.
     assert handover < LEASE_DURATION
+    assert leader_gauge(third_process) == 1
+    after_handover = new_workspace(api, workspaces)
+    wait_for(lambda: ready(api, after_handover), timeout=60, what=f"Workspace {after_handover}")
     second_writes, third_writes = writes_by(audit, mark, second), writes_by(audit, mark, third)
-    assert [event for event in third_writes if touches(event, after_term)]
-    assert not [event for event in second_writes if touches(event, after_term)]
+    assert [event for event in third_writes if touches(event, after_handover)]
+    assert not [event for event in second_writes if touches(event, after_handover)]
     assert_one_after_the_other(second_writes, third_writes, "after SIGTERM")
 
 
