@@ -1,9 +1,10 @@
 """Two operator replicas with Lease-based leader election, on the real control plane.
 
-How this test shares the session: the session's `operator` (one process, leader election off)
-is stopped for the test's duration and started again in a `finally`, so the tests after this
-one find it as before. While it ran it would be a third writer that no Lease restrains: the
-claim "only the leader reconciles" could not be checked beside it. The replicas here campaign
+How these tests share the session: every operator the session has running (the `operator`
+fixture's, leader election off, and any other, see `OperatorProcess.running`) is stopped for a
+test's duration and started again in a `finally`, so the tests after it find them as before.
+While one ran it would be a writer that no Lease restrains: the claim "only the leader
+reconciles" could not be checked beside it. The replicas here campaign
 for a Lease of their own name (in the platform namespace, as in a real install), deleted at
 the end, so no state of this test reaches another.
 
@@ -149,13 +150,16 @@ def ready(api: ApiClient, name: str) -> bool:
 
 
 @pytest.fixture
-def without_session_operator(operator: OperatorProcess) -> Iterator[None]:
-    """The session's operator stopped for one test, started again after it."""
-    operator.stop()
+def without_other_operators() -> Iterator[None]:
+    """The session's running operators stopped for one test, started again after it."""
+    others = list(OperatorProcess.running)
+    for process in others:
+        process.stop()
     try:
         yield
     finally:
-        operator.start()
+        for process in others:
+            process.start()
 
 
 @pytest.fixture
@@ -164,7 +168,7 @@ def replicas(
     api: ApiClient,
     s3: S3,
     model_server: ModelServer,
-    without_session_operator: None,
+    without_other_operators: None,
     tmp_path: Path,
 ) -> Iterator[Replicas]:
     """Replicas campaigning for a Lease of this test's own; killed, and the Lease deleted,
