@@ -147,7 +147,7 @@ class VibeAppReconciler:
 
         revisions = [dict(r) for r in status.get("revisions") or []]
         in_flight: dict[str, Any] | None = status.get("generation")
-        generated = ConditionSpec("Generated", "True", "UpToDate", "every prompt has a revision")
+        generated = _settled(revisions, status.get("conditions"))
         budget_ok = ConditionSpec(
             "BudgetOK", "True", "WithinBudget", "the budget allows generations"
         )
@@ -404,7 +404,12 @@ class VibeAppReconciler:
         if serve is None:
             return (
                 ConditionSpec(
-                    "PreviewReady", "False", "NoRevision", "no revision has been generated yet"
+                    "PreviewReady",
+                    "False",
+                    "NoRevision",
+                    "no revision has files to serve"
+                    if revisions
+                    else "no revision has been generated yet",
                 ),
                 "Pending",
                 None,
@@ -610,6 +615,24 @@ class VibeAppReconciler:
             context.namespace,
             {"finalizers": [f for f in finalizers if f != FINALIZER]},
         )
+
+
+def _settled(
+    revisions: list[dict[str, Any]], conditions: list[Mapping[str, Any]] | None
+) -> ConditionSpec:
+    """Generated while no generation is due: True, unless the newest revision failed (the
+    model declined, or every model failed): then the reason it failed with stays."""
+    newest = max(revisions, key=lambda r: int(r["number"]), default=None)
+    if newest is None or newest.get("sha256"):
+        return ConditionSpec("Generated", "True", "UpToDate", "every prompt has a revision")
+    before = find(conditions, "Generated")
+    if before is not None and before.get("status") == "False":
+        return ConditionSpec(
+            "Generated", "False", str(before.get("reason")), str(before.get("message") or "")
+        )
+    return ConditionSpec(
+        "Generated", "False", "GenerationFailed", f"revision {newest['number']} has no files"
+    )
 
 
 ACTIVITY_PATH = "/__vibeplane/activity"
