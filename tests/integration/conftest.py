@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -13,7 +14,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, TypeVar, cast
 
 import kubernetes
 import pytest
@@ -28,6 +29,23 @@ from vibeplane.storage.s3 import ObjectStore, S3Settings
 ROOT = Path(__file__).resolve().parents[2]
 
 Kubectl = Callable[..., subprocess.CompletedProcess[str]]
+T = TypeVar("T")
+
+# pytest keeps one instance of a session fixture per conftest that defines or imports it
+# (tests/security imports these). What must be one per cluster (the operator, the preview
+# node: two would fight over the same objects and the same node name) and what is costly to
+# start twice (the model server) is started by the first instance and shared by the others.
+_SHARED: dict[str, object] = {}
+
+
+@contextlib.contextmanager
+def _one_per_session(name: str, value: T) -> Iterator[T]:
+    """Offer `value` to the other instances of fixture `name` while it lives."""
+    _SHARED[name] = value
+    try:
+        yield value
+    finally:
+        del _SHARED[name]
 
 
 @pytest.fixture(scope="session")
@@ -132,8 +150,16 @@ class ModelServer:
 def model_server(artifacts: Path) -> Iterator[ModelServer]:
     from tests.runtime.modelserver.modelserver_support import running_modelserver
 
-    with running_modelserver("builtin", artifacts / "modelserver-builtin.log") as server:
-        yield ModelServer(server.openai_base, f"{server.url}/metrics")
+    if "model_server" in _SHARED:
+        yield cast(ModelServer, _SHARED["model_server"])
+        return
+    with (
+        running_modelserver("builtin", artifacts / "modelserver-builtin.log") as server,
+        _one_per_session(
+            "model_server", ModelServer(server.openai_base, f"{server.url}/metrics")
+        ) as shared,
+    ):
+        yield shared
 
 
 @pytest.fixture(scope="session")
@@ -142,6 +168,9 @@ def preview_node(
 ) -> Iterator[str]:
     """The local preview node (runtime/sandbox): pods with runtimeClassName gvisor run under
     runsc on this machine, on loopback ports."""
+    if "preview_node" in _SHARED:
+        yield cast(str, _SHARED["preview_node"])
+        return
     if shutil.which("runsc") is None:
         pytest.fail("runsc is not installed: `make test` installs it (apt-get install runsc)")
     state = tmp_path_factory.mktemp("node")
@@ -174,7 +203,8 @@ def preview_node(
         return any(c.type == "Ready" and c.status == "True" for c in node.status.conditions or [])
 
     wait_for(node_ready, timeout=60, what="node vibeplane-local Ready")
-    yield "vibeplane-local"
+    with _one_per_session("preview_node", "vibeplane-local") as node:
+        yield node
     process.terminate()
     try:
         process.wait(timeout=30)
@@ -267,6 +297,9 @@ def operator(
     """The operator for the whole session, resyncing every 3 s, with the embedded object
     store, the builtin model (a ModelDeployment in the platform namespace) and previews
     scheduled on the local preview node."""
+    if "operator" in _SHARED:
+        yield cast(OperatorProcess, _SHARED["operator"])
+        return
     log = tmp_path_factory.mktemp("operator") / "operator.log"
     process = OperatorProcess(
         cluster, log, {**s3.environment, "VIBEPLANE_BUILTIN_MODEL_URL": model_server.openai_base}
@@ -298,6 +331,7 @@ def operator(
         force=True,
         _content_type="application/apply-patch+yaml",
     )
-    yield process
+    with _one_per_session("operator", process):
+        yield process
     process.stop()
     shutil.copyfile(log, artifacts / "operator.log")

@@ -83,6 +83,8 @@ class StubModel:
         import threading
 
         self.calls: list[str] = []  # the last message of each request
+        # Every chat request whole: its headers and its JSON body (what the model is told).
+        self.requests: list[tuple[dict[str, str], dict[str, Any]]] = []
         stub = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -91,6 +93,7 @@ class StubModel:
 
             def do_POST(self) -> None:
                 request = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+                stub.requests.append((dict(self.headers), request))
                 stub.calls.append(str(request["messages"][-1]["content"]))
                 time.sleep(delay)
                 self._send(
