@@ -164,6 +164,17 @@ class Generator:
         with self._lock:
             return key in self._running
 
+    def app_busy(self, app_uid: str) -> bool:
+        """Whether an attempt of this app is still running here. Finished ones are dropped:
+        this asks for an app being deleted, and nobody will take their results."""
+        prefix = f"{app_uid}:"
+        with self._lock:
+            for key in [k for k, future in self._running.items() if k.startswith(prefix)]:
+                if not self._running[key].done():
+                    return True
+                del self._running[key]
+            return False
+
     # ---- one attempt ---------------------------------------------------------------------
 
     def run(self, job: Job) -> Result:

@@ -108,6 +108,10 @@ class VibeAppReconciler:
         metadata = body["metadata"]
         workspace = self._workspace(namespace)
         if metadata.get("deletionTimestamp"):
+            if self.generator.app_busy(context.uid):
+                # Its generation would store a bundle after the objects were removed: remove
+                # them once it is done (its end re-queues the app; the requeue is a fallback).
+                return Outcome([], requeue_after=5)
             self._finalize(context, workspace)
             return Outcome([])
         if workspace is None:
