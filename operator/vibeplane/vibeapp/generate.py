@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -108,38 +109,68 @@ class Result:
 
 @dataclass
 class Generator:
-    """Runs attempts on a bounded pool, at most `per_workspace` at once per workspace."""
+    """Runs attempts on a bounded pool, at most `per_workspace` at once per workspace.
+
+    An attempt whose workspace is at its limit waits in that workspace's line, not on a pool
+    thread: a thread blocked on one busy workspace would leave others idle (10 apps of one
+    workspace queued first would hold the pool while 99 workspaces waited).
+    """
 
     ledgers: LedgerStore
     store: ObjectStore
     file_limits: FileLimits
-    workers: int = 4
+    workers: int = 16
     per_workspace: int = 2
     timeout: float = 120.0
     _pool: ThreadPoolExecutor = field(init=False)
     _running: dict[str, Future[Result]] = field(default_factory=dict)
-    _semaphores: dict[str, threading.BoundedSemaphore] = field(default_factory=dict)
+    _active: dict[str, int] = field(default_factory=dict)
+    _waiting: dict[str, deque[tuple[Job, Future[Result]]]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
         self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="generate")
 
     def submit(self, job: Job, done: Callable[[Job], None]) -> None:
-        """Start `job` unless the same attempt is already running here."""
+        """Start `job` unless the same attempt is already running (or waiting) here."""
         with self._lock:
             if job.key in self._running:
                 return
-            semaphore = self._semaphores.setdefault(
-                job.workspace, threading.BoundedSemaphore(self.per_workspace)
-            )
-
-            def run() -> Result:
-                with semaphore:
-                    return self.run(job)
-
-            future = self._pool.submit(run)
+            future: Future[Result] = Future()
             self._running[job.key] = future
+            if self._active.get(job.workspace, 0) < self.per_workspace:
+                self._active[job.workspace] = self._active.get(job.workspace, 0) + 1
+                self._start(job, future)
+            else:
+                self._waiting.setdefault(job.workspace, deque()).append((job, future))
         future.add_done_callback(lambda _: done(job))
+
+    def _start(self, job: Job, future: Future[Result]) -> None:
+        """Run `job` on the pool; it holds one of its workspace's slots (taken by the caller)."""
+
+        def run() -> None:
+            try:
+                result = self.run(job)
+            except Exception as error:  # handed to whoever takes the result
+                self._next_in_line(job.workspace)
+                future.set_exception(error)
+            else:
+                self._next_in_line(job.workspace)
+                future.set_result(result)
+
+        self._pool.submit(run)
+
+    def _next_in_line(self, workspace: str) -> None:
+        """A slot of `workspace` is free: give it to the next waiting attempt, if any."""
+        with self._lock:
+            line = self._waiting.get(workspace)
+            if line:
+                self._start(*line.popleft())
+                return
+            self._waiting.pop(workspace, None)
+            self._active[workspace] -= 1
+            if not self._active[workspace]:
+                del self._active[workspace]
 
     def result(self, key: str) -> Result | None:
         """The result of a finished attempt (taken once), None while running or unknown."""
