@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import os
 import resource
+import signal
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,11 +43,16 @@ def free_port() -> int:
 
 @dataclass
 class Operator:
+    """`vibeplane operator` as its own process (optionally under py-spy) with its own ports."""
+
     process: subprocess.Popen[bytes]
     metrics_port: int
+    profiled: bool = False
 
     @classmethod
-    def start(cls, local: LocalCluster, log: Path, **env: str) -> Operator:
+    def start(
+        cls, local: LocalCluster, log: Path, profile: Path | None = None, **env: str
+    ) -> Operator:
         metrics, liveness = free_port(), free_port()
         environment = dict(
             os.environ,
@@ -55,15 +61,28 @@ class Operator:
             VIBEPLANE_LIVENESS_PORT=str(liveness),
             **env,
         )
-        with open(log, "wb") as output:
+        command = [sys.executable, "-m", "vibeplane", "operator"]
+        if profile is not None:
+            # Sampled without pausing the process (--nonblocking): the figures stay close to
+            # an unprofiled run; idle threads are left out, so the stacks show CPU time.
+            spy = Path(sys.executable).parent / "py-spy"
+            command = [str(spy), "record", "--nonblocking", "--rate", "50", "--format", "raw"]
+            command += ["--output", str(profile), "--", sys.executable, "-m", "vibeplane"]
+            command += ["operator"]
+        with open(log, "ab") as output:
             process = subprocess.Popen(
-                [sys.executable, "-m", "vibeplane", "operator"],
-                env=environment,
-                stdout=output,
-                stderr=subprocess.STDOUT,
+                command, env=environment, stdout=output, stderr=subprocess.STDOUT
             )
         wait(lambda: _get(f"http://127.0.0.1:{liveness}/healthz"), 60, "operator healthz")
-        return cls(process, metrics)
+        return cls(process, metrics, profiled=profile is not None)
+
+    @property
+    def pid(self) -> int:
+        """The operator's pid (py-spy's child when profiled)."""
+        if not self.profiled:
+            return self.process.pid
+        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+        return int(children.read_text().split()[0])
 
     def metric(self, name: str) -> float:
         """A metric of the operator process (summed over labels)."""
@@ -74,18 +93,20 @@ class Operator:
         return total
 
     def peak_rss_mb(self) -> float:
-        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        status = Path(f"/proc/{self.pid}/status").read_text()
         peak = next(line for line in status.splitlines() if line.startswith("VmHWM:"))
         return int(peak.split()[1]) / 1024
 
     def cpu_seconds(self) -> float:
-        stat = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        stat = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
         ticks = os.sysconf("SC_CLK_TCK")
         return (int(stat[11]) + int(stat[12])) / ticks
 
     def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=30)
+        """SIGTERM to the operator itself; py-spy, when profiling, then writes its stacks."""
+        if self.process.poll() is None:
+            os.kill(self.pid, signal.SIGTERM)
+        self.process.wait(timeout=60)
 
 
 def _get(url: str) -> str | None:
@@ -114,34 +135,49 @@ class Audit:
     def __init__(self, local: LocalCluster) -> None:
         self.path = local.config.audit_log
 
-    def mark(self) -> int:
-        return self.path.stat().st_size
+    def mark(self) -> tuple[int, int]:
+        """Where the log ends now: (inode, offset)."""
+        stat = self.path.stat()
+        return stat.st_ino, stat.st_size
+
+    def _lines_since(self, mark: tuple[int, int]) -> Iterator[bytes]:
+        """Lines written after `mark`, across one rotation of the log (--audit-log-maxsize)."""
+        inode, offset = mark
+        if self.path.stat().st_ino != inode:
+            rotated = sorted(self.path.parent.glob("audit-*.log"), key=lambda p: p.stat().st_mtime)
+            previous = next((p for p in rotated if p.stat().st_ino == inode), None)
+            if previous is not None:
+                with open(previous, "rb") as log:
+                    log.seek(offset)
+                    yield from log
+            offset = 0
+        with open(self.path, "rb") as log:
+            log.seek(offset)
+            yield from log
 
     def requests(
-        self, mark: int, user: str = OPERATOR_USER, writes_only: bool = False
+        self, mark: tuple[int, int], user: str = OPERATOR_USER, writes_only: bool = False
     ) -> Counter[str]:
         """ "verb resource[/subresource]" -> count of requests by `user` after `mark`; leader
         election's lease renewals are left out (a heartbeat, not work on an object)."""
         counts: Counter[str] = Counter()
-        with open(self.path, "rb") as log:
-            log.seek(mark)
-            for line in log:
-                event = json.loads(line)
-                if event.get("stage") != "ResponseComplete":
-                    continue
-                if event.get("user", {}).get("username") != user:
-                    continue
-                if writes_only and event.get("verb") not in WRITE_VERBS:
-                    continue
-                ref = event.get("objectRef") or {}
-                if ref.get("resource") == "leases":
-                    continue
-                resource_name = ref.get("resource", event.get("requestURI"))
-                suffix = f"/{ref['subresource']}" if ref.get("subresource") else ""
-                counts[f"{event['verb']} {resource_name}{suffix}"] += 1
+        for line in self._lines_since(mark):
+            event = json.loads(line)
+            if event.get("stage") != "ResponseComplete":
+                continue
+            if event.get("user", {}).get("username") != user:
+                continue
+            if writes_only and event.get("verb") not in WRITE_VERBS:
+                continue
+            ref = event.get("objectRef") or {}
+            if ref.get("resource") == "leases":
+                continue
+            resource_name = ref.get("resource", event.get("requestURI"))
+            suffix = f"/{ref['subresource']}" if ref.get("subresource") else ""
+            counts[f"{event['verb']} {resource_name}{suffix}"] += 1
         return counts
 
-    def writes(self, mark: int, user: str = OPERATOR_USER) -> Counter[str]:
+    def writes(self, mark: tuple[int, int], user: str = OPERATOR_USER) -> Counter[str]:
         """verb -> count of write requests by `user` after `mark`."""
         return self.requests(mark, user, writes_only=True)
 

@@ -272,7 +272,8 @@ class LocalCluster:
             "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
             f"--service-account-key-file={pki / 'sa.pub'}",
             f"--service-account-signing-key-file={pki / 'sa.key'}",
-            "--service-cluster-ip-range=10.0.0.0/24",
+            # Room for thousands of preview Services (benchmarks run 1,000 apps and more).
+            "--service-cluster-ip-range=10.0.0.0/16",
             "--allow-privileged=true",
             "--profiling=false",
             f"--audit-policy-file={self.config.home / 'audit-policy.yaml'}",
