@@ -339,7 +339,9 @@ def main() -> None:
             "VIBEPLANE_BUILTIN_MODEL_URL": f"http://127.0.0.1:{port}/openai/v1",
             "VIBEPLANE_PREVIEW_ACTIVITY_POLL": "false",
         }
-        operator = Operator.start(local, scratch / "operator.log", args.profile, **environment)
+        operator = Operator.start(
+            local, scratch / "operator.log", profile=args.profile, **environment
+        )
         stack.callback(lambda: operator.stop())
         wait(lambda: _model_ready(custom), 60, "builtin ModelDeployment Ready")
         calls_before = model_calls(port)

@@ -51,7 +51,7 @@ class Operator:
 
     @classmethod
     def start(
-        cls, local: LocalCluster, log: Path, profile: Path | None = None, **env: str
+        cls, local: LocalCluster, log: Path, *, profile: Path | None = None, **env: str
     ) -> Operator:
         metrics, liveness = free_port(), free_port()
         environment = dict(
