@@ -20,7 +20,7 @@ import json
 import os
 import re
 from collections.abc import Mapping
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_CEILING, Decimal, InvalidOperation, localcontext
 from typing import Any, cast
 
 import kubernetes
@@ -219,7 +219,22 @@ def same_value(live: object, desired: object) -> bool:
     if live == desired:
         return True
     live_quantity, desired_quantity = _quantity_value(live), _quantity_value(desired)
-    return live_quantity is not None and live_quantity == desired_quantity
+    if live_quantity is None or desired_quantity is None:
+        return False
+    return live_quantity == _stored_precision(desired_quantity)
+
+
+MILLI = Decimal("0.001")
+
+
+def _stored_precision(value: Decimal) -> Decimal:
+    """What the API server keeps of a quantity: finer than a milli-unit is rounded up to one
+    ("0.5m" is stored as "1m"), so a desired "0.5m" must compare equal to a live "1m"."""
+    exponent = value.as_tuple().exponent
+    if not isinstance(exponent, int) or exponent >= -3:
+        return value
+    with localcontext(prec=max(28, len(value.as_tuple().digits) + 3)):
+        return value.quantize(MILLI, rounding=ROUND_CEILING)
 
 
 def contains(live: object, desired: object) -> bool:

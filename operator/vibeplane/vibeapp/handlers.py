@@ -27,7 +27,7 @@ from vibeplane.generation.checks import FileLimits
 from vibeplane.kube import client
 from vibeplane.kube.cache import ObjectCache, WatchedKind
 from vibeplane.kube.conditions import ConditionSpec, find, now_rfc3339
-from vibeplane.kube.reconcile import Context, Controller, ObjectKey, Outcome
+from vibeplane.kube.reconcile import Context, Controller, ObjectKey, Outcome, refusal_message
 from vibeplane.metrics import PROMPT_TO_READY, WRITES
 from vibeplane.settings import (
     FINALIZER,
@@ -435,18 +435,31 @@ class VibeAppReconciler:
         deployment = desired.preview_deployment(
             name, namespace, context.uid, serve, bundle_url, url_expires, replicas, self.preview
         )
-        stored = client.apply(deployment, FIELD_MANAGER, live=live, lookup=False)
-        if stored is not None:
-            WRITES.labels("VibeApp", "Deployment").inc()
-            stored.setdefault("kind", "Deployment")
-            self.cache.remember(stored)
-            live = stored
-        service = desired.preview_service(name, namespace, context.uid)
-        service_live = self.cache.lookup("Service", desired.preview_name(name), namespace)
-        if client.apply(service, FIELD_MANAGER, live=service_live, lookup=False) is not None:
-            WRITES.labels("VibeApp", "Service").inc()
-
         number = int(serve["number"])
+        try:
+            stored = client.apply(deployment, FIELD_MANAGER, live=live, lookup=False)
+            if stored is not None:
+                WRITES.labels("VibeApp", "Deployment").inc()
+                stored.setdefault("kind", "Deployment")
+                self.cache.remember(stored)
+                live = stored
+            service = desired.preview_service(name, namespace, context.uid)
+            service_live = self.cache.lookup("Service", desired.preview_name(name), namespace)
+            if client.apply(service, FIELD_MANAGER, live=service_live, lookup=False) is not None:
+                WRITES.labels("VibeApp", "Service").inc()
+        except ApiException as error:
+            if error.status not in (400, 422):
+                raise
+            # The app's name makes an invalid preview (a Service name is a DNS label of at
+            # most 63 characters, a label value too): said here, with the revisions kept.
+            return (
+                ConditionSpec("PreviewReady", "False", "PreviewRefused", refusal_message(error)),
+                "Failed",
+                None,
+                number,
+                None,
+            )
+
         if replicas == 0:
             reason = "WorkspaceSuspended" if ws_spec.suspended else "Hibernated"
             message = "the preview is scaled to zero"

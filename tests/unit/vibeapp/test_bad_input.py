@@ -3,19 +3,22 @@
 A reconcile that raises is retried with backoff forever and the app never says why. These
 inputs did that, or said something misleading: a wake annotation that is not a time (any
 tenant editor can write one), a pinned revision that does not exist, a workspace whose spec
-the models refuse (stored before a stricter CRD), and a prompt the model declines. The API
-server, the object store and the generator are faked; the reconcile itself is the real one.
+the models refuse (stored before a stricter CRD), a prompt the model declines, and a name
+that makes a preview the API server refuses. The API server, the object store and the
+generator are faked; the reconcile itself is the real one.
 """
 
 from __future__ import annotations
 
 import copy
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from kubernetes.client.exceptions import ApiException
 
 from vibeplane.api.vibeapp import VibeAppSpec
 from vibeplane.kube import client
@@ -79,6 +82,7 @@ class FakeStore:
 class Harness:
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.workspace_spec: dict[str, Any] = {}
+        self.refuse: dict[str, str] = {}  # kind -> the API server's message
         self.generator = FakeGenerator()
         self.cache = FakeCache()
         self.reconciler = VibeAppReconciler(
@@ -100,6 +104,10 @@ class Harness:
         return None
 
     def _apply(self, manifest: dict[str, Any], *_: Any, **__: Any) -> dict[str, Any]:
+        if manifest["kind"] in self.refuse:
+            error = ApiException(status=422, reason="Unprocessable Entity")
+            error.body = json.dumps({"message": self.refuse[manifest["kind"]]})
+            raise error
         stored = copy.deepcopy(manifest)
         self.cache.remember(stored)
         return stored
@@ -214,3 +222,18 @@ def test_a_declined_prompt_keeps_saying_why(harness: Harness) -> None:
     assert _condition(outcome, "Ready").message == said
     assert _condition(outcome, "PreviewReady").message == "no revision has files to serve"
     assert harness.generator.submitted == []  # not generated again on every reconcile
+
+
+def test_a_preview_the_api_server_refuses_is_a_condition_and_keeps_the_revisions(
+    harness: Harness,
+) -> None:
+    # "my.app" is a fine VibeApp name, but no Service can be called "my.app-preview".
+    said = 'Service "my.app-preview" is invalid: metadata.name: a DNS-1035 label must ...'
+    harness.refuse = {"Service": said}
+    status = {"revisions": [dict(REVISION)], "lastActivity": datetime.now(UTC).isoformat()}
+    outcome = harness.reconcile({"prompts": ["a todo list"]}, status=status)
+    preview = _condition(outcome, "PreviewReady")
+    assert (preview.status, preview.reason) == ("False", "PreviewRefused")
+    assert said in preview.message
+    assert outcome.fields["phase"] == "Failed"
+    assert outcome.fields["revisions"] == [REVISION]
