@@ -148,3 +148,15 @@ class LedgerStore:
     def release(self, workspace: str, uid: str, kind: PeriodKind, key: str) -> bool:
         """Give the reservation back after a failed generation (nothing is charged)."""
         return self.update(workspace, uid, kind, lambda state, _now: ledger_ops.release(state, key))
+
+    def release_prefix(self, workspace: str, uid: str, kind: PeriodKind, prefix: str) -> list[str]:
+        """Give back every reservation whose key starts with `prefix` (those of an app being
+        deleted, whose generations will never settle them); the keys released."""
+
+        def operation(state: Ledger, _now: datetime) -> tuple[Ledger, list[str]]:
+            keys = sorted(key for key in state.reservations if key.startswith(prefix))
+            for key in keys:
+                state, _ = ledger_ops.release(state, key)
+            return state, keys
+
+        return self.update(workspace, uid, kind, operation)

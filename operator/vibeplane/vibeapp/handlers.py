@@ -626,6 +626,17 @@ class VibeAppReconciler:
         if workspace_name and not retain:
             removed = self.store.delete_prefix(app_prefix(workspace_name, context.uid))
             log.info("deleted %d objects of %s/%s", removed, context.namespace, context.name)
+        if workspace is not None:
+            # What the app still holds in the ledger (an attempt reserved, then the operator
+            # restarted) no generation will settle now: give it back, or it would hold the
+            # workspace's budget for an hour. Keys are generation_key(): "<app uid>:...".
+            budget = (workspace.get("spec") or {}).get("budget") or {}
+            self.generator.ledgers.release_prefix(
+                workspace["metadata"]["name"],
+                workspace["metadata"]["uid"],
+                budget.get("period", "Monthly"),
+                f"{context.uid}:",
+            )
         client.patch_metadata(
             api.INFO,
             context.name,
