@@ -15,3 +15,13 @@ def artifacts() -> Path:
     path = ROOT / "artifacts"
     path.mkdir(exist_ok=True)
     return path
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    # Options must be added in the rootdir conftest; tests/chaos reads this one.
+    parser.addoption(
+        "--chaos-long",
+        action="store_true",
+        help="run tests/chaos in its long form (50 apps, 20 operator kills); "
+        "also VIBEPLANE_CHAOS=long",
+    )
