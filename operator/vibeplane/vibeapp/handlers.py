@@ -681,11 +681,9 @@ def _after(seconds: float) -> str:
 
 
 def elapsed_since(stamp: str | None) -> float | None:
-    """Seconds since an RFC 3339 stamp of ours (None without one)."""
-    if not stamp:
-        return None
-    moment = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
-    return max(0.0, (datetime.now(UTC) - moment).total_seconds())
+    """Seconds since an RFC 3339 stamp (None without a readable one)."""
+    moment = parse_time(stamp)
+    return None if moment is None else max(0.0, (datetime.now(UTC) - moment).total_seconds())
 
 
 def parse_time(stamp: str | None) -> datetime | None:
@@ -701,11 +699,9 @@ def parse_time(stamp: str | None) -> datetime | None:
 
 
 def _remaining(stamp: str | None) -> float:
-    """Seconds until `stamp` (0 when absent or past)."""
-    if not stamp:
-        return 0.0
-    moment = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
-    return max(0.0, (moment - datetime.now(UTC)).total_seconds())
+    """Seconds until `stamp` (0 when absent, unreadable or past)."""
+    moment = parse_time(stamp)
+    return 0.0 if moment is None else max(0.0, (moment - datetime.now(UTC)).total_seconds())
 
 
 def _pod_ready(pod: Mapping[str, Any]) -> bool:
