@@ -55,6 +55,8 @@ from vibeplane.vibeapp.models import ModelResolver
 from vibeplane.workspace import handlers as workspace
 
 log = logging.getLogger(__name__)
+# How long a workspace gathers changes of its apps before it counts them again.
+COUNTS_WINDOW = 1.0
 # How long a stopping leader waits for in-flight reconciles before it gives the Lease up.
 DRAIN_SECONDS = 30.0
 
@@ -136,11 +138,12 @@ class Operator:
             self.workspaces.enqueue(owner)
 
     def _requeue_workspace_of(self, body: dict[str, Any]) -> None:
-        """The workspace whose namespace holds `body` counts it (apps, running previews)."""
+        """The workspace whose namespace holds `body` counts it (apps, running previews): its
+        counts are gathered over a second, so a burst of apps costs one status write."""
         namespace = self.cache.lookup("Namespace", body["metadata"].get("namespace", ""))
         owner = workspace.workspace_of(namespace) if namespace else None
         if owner is not None:
-            self.workspaces.enqueue(owner)
+            self.workspaces.enqueue(owner, within=COUNTS_WINDOW)
 
     def start(self) -> None:
         ensure_platform_namespace(self.settings)

@@ -191,9 +191,13 @@ class Controller:
         with self._lock:
             return sum(1 for key in self._bodies if key.namespace == namespace)
 
-    def enqueue(self, key: ObjectKey) -> None:
-        """Reconcile this object soon (a child or an input of it changed)."""
-        self.queue.add(key)
+    def enqueue(self, key: ObjectKey, within: float = 0.0) -> None:
+        """Reconcile this object soon (a child or an input of it changed); with `within`, at
+        most that many seconds from now, together with whatever else asks meanwhile."""
+        if within > 0:
+            self.queue.add_within(key, within)
+        else:
+            self.queue.add(key)
 
     def resync(self) -> None:
         """Queue every known object."""

@@ -44,6 +44,7 @@ class WorkQueue(Generic[Key]):
         self._processing: set[Key] = set()
         self._failures: dict[Key, int] = {}
         self._timers: dict[Key, threading.Timer] = {}
+        self._gathering: set[Key] = set()
         self._condition = threading.Condition()
         self._stopping = False
         self._threads = [
@@ -75,6 +76,22 @@ class WorkQueue(Generic[Key]):
             timer.daemon = True
             self._timers[key] = timer
             timer.start()
+
+    def add_within(self, key: Key, window: float) -> None:
+        """Queue `key` at most `window` seconds from now; calls meanwhile join that one pass, so
+        a burst of events (ten apps appearing in a workspace) costs one reconcile, not ten."""
+        with self._condition:
+            if self._stopping or key in self._dirty or key in self._gathering:
+                return
+            self._gathering.add(key)
+        timer = threading.Timer(window, self._gathered, args=(key,))
+        timer.daemon = True
+        timer.start()
+
+    def _gathered(self, key: Key) -> None:
+        with self._condition:
+            self._gathering.discard(key)
+        self.add(key)
 
     def _fire(self, key: Key) -> None:
         with self._condition:

@@ -119,7 +119,7 @@ class Generator:
     ledgers: LedgerStore
     store: ObjectStore
     file_limits: FileLimits
-    workers: int = 16
+    workers: int = 4
     per_workspace: int = 2
     timeout: float = 120.0
     _pool: ThreadPoolExecutor = field(init=False)
