@@ -71,6 +71,8 @@ class FaultPlan:
     burst_kind: str = "500"
     hang_next: int = 0
     """The next so many requests hang."""
+    fault_next: int = 0
+    """The next so many requests meet a fault drawn from `kinds`, whatever the fraction."""
     delay: float = 0.0
     """Seconds every request the proxy may fault waits before it is answered (a slow server)."""
 
@@ -147,7 +149,11 @@ class FaultProxy:
                 return "hang"
             if time.monotonic() < plan.fail_until:
                 return plan.burst_kind
-            if not plan.kinds or self._random.random() >= plan.fault_fraction:
+            if not plan.kinds:
+                return None
+            if plan.fault_next > 0:
+                plan.fault_next -= 1
+            elif self._random.random() >= plan.fault_fraction:
                 return None
             kinds, weights = zip(*sorted(plan.kinds.items()), strict=True)
             drawn: str = self._random.choices(kinds, weights)[0]

@@ -16,7 +16,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -362,7 +362,10 @@ def test_chaos_run_converges_charges_once_and_loses_nothing(
 
     # The disruptions.
     s3_faults.set_plan(fault_fraction=form.s3_fault_fraction, kinds={"500": 1.0})
-    model_faults.set_plan(fault_fraction=form.model_fault_fraction, kinds=dict(MODEL_FAULTS))
+    # The first call surely meets a fault; the others by chance.
+    model_faults.set_plan(
+        fault_fraction=form.model_fault_fraction, kinds=dict(MODEL_FAULTS), fault_next=1
+    )
     writer.start()
     timeline.start()
     try:
@@ -451,7 +454,17 @@ def test_chaos_run_converges_charges_once_and_loses_nothing(
         "problems": problems,
     }
     (artifacts / "chaos-report.json").write_text(json.dumps(report, indent=2) + "\n")
-    (artifacts / "chaos-apps.json").write_text(json.dumps(list(bodies.values()), indent=1))
+    # What the checks read, for whoever has to find out why one failed.
+    evidence = {
+        "apps": list(bodies.values()),
+        "ledger_steps": [
+            {**asdict(step), "closed": sorted(step.closed), "money": str(step.money)}
+            for step in watch.steps
+        ],
+        "model_calls": [asdict(call) for call in model_faults.calls],
+        "timeline": timeline.done,
+    }
+    (artifacts / "chaos-evidence.json").write_text(json.dumps(evidence, indent=1))
     lines = [
         f"chaos ({form.name}, seed {seed}): "
         + json.dumps({k: report[k] for k in report if k != "problems"})

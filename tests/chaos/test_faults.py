@@ -112,6 +112,16 @@ def test_a_burst_answers_s3_internal_errors_for_its_period_only(echo: str) -> No
         proxy.close()
 
 
+def test_the_next_requests_can_be_made_to_fail_whatever_the_fraction(echo: str) -> None:
+    proxy = S3Faults(echo, seed=1, hang_seconds=1)
+    try:
+        proxy.set_plan(fault_fraction=0.0, kinds={"500": 1.0}, fault_next=1)
+        statuses = [_request(proxy.url, "GET", "/b/k", headers=SIGNED)[0] for _ in range(3)]
+        assert statuses == [500, 200, 200]
+    finally:
+        proxy.close()
+
+
 def test_a_hang_outlasts_the_client_and_then_the_proxy_passes_again(echo: str) -> None:
     proxy = S3Faults(echo, seed=1, hang_seconds=3)
     try:
