@@ -96,12 +96,18 @@ def _safe_url(url: str) -> str:
 
 
 def _excerpt(body: bytes, api_key: str | None) -> str:
-    """The server's error message: OpenAI's `error.message`, else the start of the body."""
-    text = body.decode("utf-8", errors="replace")
+    """The server's error message, when it gave one the OpenAI way (`error.message`, `error`,
+    `detail` in a JSON object); otherwise only the body's size.
+
+    A body that is not such an error is never quoted: a model's URL comes from a tenant, so a
+    quoted page would let a tenant read, through the operator's status, whatever the operator
+    can reach (another tenant's preview, a cluster-internal service).
+    """
     try:
-        data = json.loads(text)
-    except ValueError:
+        data = json.loads(body)
+    except ValueError:  # includes UnicodeDecodeError
         data = None
+    text: str | None = None
     if isinstance(data, dict):
         error = data.get("error")
         if isinstance(error, dict) and isinstance(error.get("message"), str):
@@ -110,6 +116,8 @@ def _excerpt(body: bytes, api_key: str | None) -> str:
             text = error
         elif isinstance(data.get("detail"), str):
             text = data["detail"]
+    if text is None:
+        return f"({len(body)} bytes, not shown)" if body else ""
     text = " ".join(text.split())
     if len(text) > _EXCERPT_CHARS:
         text = text[:_EXCERPT_CHARS] + "..."
@@ -254,7 +262,7 @@ def _parse_json(body: bytes, what: str, api_key: str | None, status: int) -> dic
     except ValueError:  # includes UnicodeDecodeError
         raise ModelCallError(
             "UnparseableResponse",
-            f"{what}: the answer is not JSON: {_excerpt(body, api_key)!r}",
+            f"{what}: the answer is not JSON {_excerpt(body, api_key)}",
             retryable=False,
             status=status,
         ) from None

@@ -296,7 +296,8 @@ def test_probe_times_out_too(faults: str) -> None:
     ("name", "reason", "retryable", "status", "detail"),
     [
         ("500", "ServerError", True, 500, "CUDA out of memory"),
-        ("503", "ServerError", True, 503, "upstream unavailable"),
+        # A page is not an error message: never quoted (a tenant chooses the URL).
+        ("503", "ServerError", True, 503, "HTTP 503: (33 bytes, not shown)"),
         ("401", "ClientError", False, 401, "[redacted]"),
         ("429", "ClientError", True, 429, "rate limited"),
         ("redirect", "ClientError", False, 302, "redirects are not followed"),
@@ -314,6 +315,7 @@ def test_http_faults_map_to_one_error_type(
     assert (error.reason, error.retryable, error.status) == (reason, retryable, status)
     assert detail in error.message
     assert f"/{name}/v1/chat/completions" in error.message
+    assert "<html>" not in error.message  # a page is never quoted
 
 
 def test_probe_reports_http_faults(faults: str) -> None:
