@@ -4,6 +4,9 @@
 - A key is never processed by two workers at once; one added while it is being processed
   runs again right after, so no event is lost.
 - Failed keys come back after an exponential, per-key backoff.
+- Delayed keys (requeue after N seconds, backoff, gathering a burst) wait in one heap served
+  by one thread, not a timer thread each: a thousand apps waiting on their readiness or idle
+  checks would otherwise be a thousand threads.
 
 Kopf's watch handlers only add keys, so the event loop never waits on a reconcile, and any
 number of watches (the kind itself, its children, the budget ledger) can ask for the same
@@ -12,6 +15,8 @@ object to be reconciled without piling up work.
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import logging
 import threading
 import time
@@ -43,8 +48,16 @@ class WorkQueue(Generic[Key]):
         self._dirty: set[Key] = set()
         self._processing: set[Key] = set()
         self._failures: dict[Key, int] = {}
-        self._timers: dict[Key, threading.Timer] = {}
-        self._gathering: set[Key] = set()
+        # Delayed keys: when each is due (one entry per key and purpose; a heap entry whose
+        # time is no longer the key's is stale and skipped).
+        self._after: dict[Key, float] = {}
+        self._gathering: dict[Key, float] = {}
+        self._heap: list[tuple[float, int, bool, Key]] = []
+        self._sequence = itertools.count()
+        self._delays = threading.Condition()
+        self._delayer = threading.Thread(
+            target=self._delay_loop, name=f"{name}-delays", daemon=True
+        )
         self._condition = threading.Condition()
         self._stopping = False
         self._threads = [
@@ -53,6 +66,7 @@ class WorkQueue(Generic[Key]):
         ]
         for thread in self._threads:
             thread.start()
+        self._delayer.start()
 
     def add(self, key: Key) -> None:
         """Queue `key` unless it is already waiting."""
@@ -65,38 +79,45 @@ class WorkQueue(Generic[Key]):
                 self._condition.notify()
 
     def add_after(self, key: Key, delay: float) -> None:
-        """Queue `key` after `delay` seconds (a later call replaces an earlier timer)."""
-        with self._condition:
-            if self._stopping:
-                return
-            previous = self._timers.pop(key, None)
-            if previous is not None:
-                previous.cancel()
-            timer = threading.Timer(delay, self._fire, args=(key,))
-            timer.daemon = True
-            self._timers[key] = timer
-            timer.start()
+        """Queue `key` after `delay` seconds (a later call replaces an earlier one)."""
+        self._schedule(key, delay, gather=False)
 
     def add_within(self, key: Key, window: float) -> None:
         """Queue `key` at most `window` seconds from now; calls meanwhile join that one pass, so
         a burst of events (ten apps appearing in a workspace) costs one reconcile, not ten."""
         with self._condition:
-            if self._stopping or key in self._dirty or key in self._gathering:
+            if key in self._dirty:
                 return
-            self._gathering.add(key)
-        timer = threading.Timer(window, self._gathered, args=(key,))
-        timer.daemon = True
-        timer.start()
+        self._schedule(key, window, gather=True)
 
-    def _gathered(self, key: Key) -> None:
-        with self._condition:
-            self._gathering.discard(key)
-        self.add(key)
+    def _schedule(self, key: Key, delay: float, gather: bool) -> None:
+        due = time.monotonic() + delay
+        with self._delays:
+            if self._stopping:
+                return
+            pending = self._gathering if gather else self._after
+            if gather and key in pending:
+                return  # the pass already planned takes this request too
+            pending[key] = due
+            heapq.heappush(self._heap, (due, next(self._sequence), gather, key))
+            self._delays.notify()
 
-    def _fire(self, key: Key) -> None:
-        with self._condition:
-            self._timers.pop(key, None)
-        self.add(key)
+    def _delay_loop(self) -> None:
+        while True:
+            with self._delays:
+                while not self._stopping:
+                    wait = self._heap[0][0] - time.monotonic() if self._heap else None
+                    if wait is not None and wait <= 0:
+                        break
+                    self._delays.wait(wait)
+                if self._stopping:
+                    return
+                due, _, gather, key = heapq.heappop(self._heap)
+                pending = self._gathering if gather else self._after
+                if pending.get(key) != due:
+                    continue  # replaced by a later add_after
+                del pending[key]
+            self.add(key)
 
     def __len__(self) -> int:
         with self._condition:
@@ -110,9 +131,9 @@ class WorkQueue(Generic[Key]):
     def shutdown(self) -> None:
         with self._condition:
             self._stopping = True
-            for timer in self._timers.values():
-                timer.cancel()
             self._condition.notify_all()
+        with self._delays:
+            self._delays.notify_all()
 
     def join(self, timeout: float) -> bool:
         """After `shutdown`: wait for the workers to finish what they are processing; whether

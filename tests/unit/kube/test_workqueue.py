@@ -56,3 +56,27 @@ def test_a_key_already_queued_is_not_gathered_again() -> None:
         assert passes == ["blocker", "a"]
     finally:
         queue.shutdown()
+
+
+def test_delayed_keys_share_one_thread_and_a_later_delay_replaces_an_earlier() -> None:
+    passes: list[tuple[str, float]] = []
+    started = time.monotonic()
+    queue: WorkQueue[str] = WorkQueue(
+        "test", lambda key: passes.append((key, time.monotonic() - started)), workers=2
+    )
+    try:
+        threads_before = threading.active_count()
+        for index in range(200):
+            queue.add_after(f"app-{index}", 0.2)
+        assert threading.active_count() == threads_before  # no thread per delayed key
+        queue.add_after("moved", 5.0)
+        queue.add_after("moved", 0.05)  # replaces the 5 s delay
+        deadline = time.monotonic() + 5
+        while len(passes) < 201 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        keys = [key for key, _ in passes]
+        assert sorted(keys) == sorted([f"app-{i}" for i in range(200)] + ["moved"])
+        assert keys[0] == "moved"
+        assert min(at for key, at in passes if key != "moved") >= 0.2
+    finally:
+        queue.shutdown()
