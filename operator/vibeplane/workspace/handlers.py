@@ -147,10 +147,10 @@ class WorkspaceReconciler:
             WRITES.labels("Workspace", manifest["kind"]).inc()
 
     def _previews_running(self, namespace: str) -> int:
-        return sum(
-            1
-            for deployment in self.cache.items("Deployment", namespace)
-            if (deployment.get("status") or {}).get("readyReplicas")
+        return self.cache.count(
+            "Deployment",
+            namespace,
+            lambda deployment: bool((deployment.get("status") or {}).get("readyReplicas")),
         )
 
     def _notify_budget(self, context: Context, conditions: list[ConditionSpec]) -> None:
