@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -139,15 +140,28 @@ def model_faults(model_server: ModelServer, form: Form, seed: int) -> Iterator[M
     proxy.close()
 
 
-def _node_alive(api: ApiClient) -> bool:
-    """Whether some process keeps the local node's lease fresh (it heartbeats every 10 s)."""
+def _lease_renewed(api: ApiClient) -> datetime | None:
     coordination = kubernetes.client.CoordinationV1Api(api)
     try:
         lease = coordination.read_namespaced_lease(NODE, "kube-node-lease")
     except kubernetes.client.exceptions.ApiException:
+        return None
+    renewed: datetime | None = lease.spec.renew_time if lease.spec else None
+    return renewed
+
+
+def _node_alive(api: ApiClient, heartbeat: float = 10.0) -> bool:
+    """Whether a process keeps the local node's lease: it renews it while we look. A recent
+    renewal alone is no proof: the node of a session that has just ended renewed it too."""
+    first = _lease_renewed(api)
+    if first is None or (datetime.now(UTC) - first).total_seconds() > 2.5 * heartbeat:
         return False
-    renewed = lease.spec.renew_time
-    return renewed is not None and (datetime.now(UTC) - renewed).total_seconds() < 25
+    deadline = time.monotonic() + heartbeat + 2
+    while time.monotonic() < deadline:
+        time.sleep(1)
+        if _lease_renewed(api) not in (None, first):
+            return True
+    return False
 
 
 @pytest.fixture(scope="module")
