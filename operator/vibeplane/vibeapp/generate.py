@@ -182,12 +182,14 @@ class Generator:
         error = future.exception()
         if error is not None:
             log.error("generation %s failed", key, exc_info=error)
+            # The same attempt again, never a new one: the error may have come after the
+            # revision was stored (during settlement), and only the same attempt finds it and
+            # settles it once; a new attempt would generate and charge a second time.
             return Result(
                 "failed",
                 "InternalError",
                 f"generation failed: {error}",
                 retry_after=30,
-                next_attempt=True,
             )
         return future.result()
 

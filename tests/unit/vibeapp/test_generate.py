@@ -126,3 +126,4 @@ def test_a_crashed_attempt_frees_its_slot_and_reports(gate: Gate) -> None:
     assert crashed is not None
     assert crashed.reason == "InternalError"
     assert "the attempt failed" in crashed.message
+    assert not crashed.next_attempt  # retried as the same attempt: it may have stored already
