@@ -297,6 +297,22 @@ def delete_workspaces(custom: kubernetes.client.CustomObjectsApi, run: str) -> N
         custom.delete_cluster_custom_object(GROUP, VERSION, "workspaces", item["metadata"]["name"])
 
 
+def terminating_namespaces(core: kubernetes.client.CoreV1Api) -> list[str]:
+    return [
+        ns.metadata.name
+        for ns in core.list_namespace().items
+        if ns.metadata.deletion_timestamp is not None
+    ]
+
+
+def settle_namespaces(core: kubernetes.client.CoreV1Api, why: str) -> None:
+    """Wait until no namespace is being deleted: a run must not pay for an earlier one's
+    cleanup (while KWOK runs, since it is what lets the pods go)."""
+    if terminating_namespaces(core):
+        print(f"waiting for namespaces being deleted ({why})")
+        wait(lambda: not terminating_namespaces(core), 900, "namespaces deleted", interval=2)
+
+
 def per_app(counts: Counter[str], apps: int) -> str:
     ordered = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
     return ", ".join(f"{key} {value / apps:.2f}" for key, value in ordered)
@@ -333,6 +349,8 @@ def main() -> None:
         port = stack.enter_context(model_server(scratch / "modelserver.log"))
         nodes = stack.enter_context(kwok_nodes(local, node_count, scratch / "kwok.log"))
         wait(lambda: nodes_ready(local, nodes), 60, "KWOK nodes Ready")
+        core = kubernetes.client.CoreV1Api(client)
+        settle_namespaces(core, "an earlier run's")
         apply_platform(client)
         environment = {
             **s3_env,
@@ -403,6 +421,7 @@ def main() -> None:
         figures["delete_seconds"] = round(delete_apps(custom, run), 1)
         print(f"every app deleted (S3 emptied by the finalizer) in {figures['delete_seconds']}s")
         delete_workspaces(custom, run)
+        settle_namespaces(core, "this run's")
         if args.json:
             args.json.write_text(json.dumps(figures, indent=2))
 
