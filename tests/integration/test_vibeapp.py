@@ -566,6 +566,5 @@ def test_a_running_app_costs_no_writes_at_rest_or_after_a_restart(
 
     writes = [event for event in audit.writes(mark, OPERATOR_USER) if ours(event)]
     assert writes == [], [
-        f"{e['verb']} {e['objectRef'].get('resource')}/{e['objectRef'].get('name')}"
-        for e in writes
+        f"{e['verb']} {e['objectRef'].get('resource')}/{e['objectRef'].get('name')}" for e in writes
     ]
