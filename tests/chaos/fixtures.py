@@ -6,8 +6,6 @@ from __future__ import annotations
 import os
 import random
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -20,13 +18,19 @@ import pytest
 from kubernetes.client import ApiClient
 
 from tests.chaos.faults import ModelFaults, S3Faults
-from tests.integration.conftest import S3, ModelServer, OperatorProcess
+from tests.integration.conftest import (
+    PREVIEW_NODE,
+    S3,
+    ModelServer,
+    OperatorProcess,
+    running_preview_node,
+)
 from tests.integration.support import GROUP, VERSION, find_condition, wait_for
 from vibeplane.cluster.local import LocalCluster
 from vibeplane.settings import OperatorSettings
 
 PLATFORM = OperatorSettings().platform_namespace
-NODE = "vibeplane-local"
+NODE = PREVIEW_NODE
 
 
 @dataclass(frozen=True)
@@ -171,49 +175,12 @@ def chaos_preview_node(cluster: LocalCluster, api: ApiClient, artifacts: Path) -
     if _node_alive(api):
         yield NODE
         return
-    if shutil.which("runsc") is None:
-        pytest.fail("runsc is not installed: `make test` installs it (apt-get install runsc)")
-    log = artifacts / "chaos-preview-node.log"
     # Not under pytest's temporary folders, which another session may remove (see above).
     state = Path(tempfile.mkdtemp(prefix="vibeplane-chaos-node-"))
-    with open(log, "wb") as output:
-        process = subprocess.Popen(
-            [
-                str(Path(sys.executable).parent / "vibeplane-node"),
-                "run",
-                "--kubeconfig",
-                str(cluster.config.admin_kubeconfig),
-                "--state-dir",
-                str(state),
-                "--kubelet-port",
-                "0",
-                "--stop-sandboxes-on-exit",
-            ],
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    core = kubernetes.client.CoreV1Api(api)
-
-    def ready() -> bool:
-        if process.poll() is not None:
-            raise AssertionError(f"vibeplane-node exited: {log.read_text()[-3000:]}")
-        try:
-            node = core.read_node(NODE)
-        except kubernetes.client.exceptions.ApiException:
-            return False
-        conditions = node.status.conditions or []
-        return any(c.type == "Ready" and c.status == "True" for c in conditions)
-
     try:
-        wait_for(ready, timeout=60, what=f"node {NODE} Ready")
-        yield NODE
+        with running_preview_node(cluster, api, artifacts / "chaos-preview-node.log", state):
+            yield NODE
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
         shutil.rmtree(state, ignore_errors=True)
 
 

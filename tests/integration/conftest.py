@@ -162,19 +162,17 @@ def model_server(artifacts: Path) -> Iterator[ModelServer]:
         yield shared
 
 
-@pytest.fixture(scope="session")
-def preview_node(
-    cluster: LocalCluster, api: ApiClient, artifacts: Path, tmp_path_factory: pytest.TempPathFactory
+PREVIEW_NODE = "vibeplane-local"
+
+
+@contextlib.contextmanager
+def running_preview_node(
+    cluster: LocalCluster, api: ApiClient, log: Path, state: Path
 ) -> Iterator[str]:
-    """The local preview node (runtime/sandbox): pods with runtimeClassName gvisor run under
-    runsc on this machine, on loopback ports."""
-    if "preview_node" in _SHARED:
-        yield cast(str, _SHARED["preview_node"])
-        return
+    """`vibeplane-node` (runtime/sandbox) against the cluster until the block ends: pods with
+    runtimeClassName gvisor run under runsc on this machine, on loopback ports."""
     if shutil.which("runsc") is None:
         pytest.fail("runsc is not installed: `make test` installs it (apt-get install runsc)")
-    state = tmp_path_factory.mktemp("node")
-    log = artifacts / "preview-node.log"
     with open(log, "wb") as output:
         process = subprocess.Popen(
             [
@@ -197,20 +195,37 @@ def preview_node(
         if process.poll() is not None:
             raise AssertionError(f"vibeplane-node exited: {log.read_text()[-3000:]}")
         try:
-            node = core.read_node("vibeplane-local")
+            node = core.read_node(PREVIEW_NODE)
         except kubernetes.client.exceptions.ApiException:
             return False
         return any(c.type == "Ready" and c.status == "True" for c in node.status.conditions or [])
 
-    wait_for(node_ready, timeout=60, what="node vibeplane-local Ready")
-    with _one_per_session("preview_node", "vibeplane-local") as node:
-        yield node
-    process.terminate()
     try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+        wait_for(node_ready, timeout=60, what=f"node {PREVIEW_NODE} Ready")
+        yield PREVIEW_NODE
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture(scope="session")
+def preview_node(
+    cluster: LocalCluster, api: ApiClient, artifacts: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """The local preview node, one per session (see `running_preview_node`)."""
+    if "preview_node" in _SHARED:
+        yield cast(str, _SHARED["preview_node"])
+        return
+    state = tmp_path_factory.mktemp("node")
+    with (
+        running_preview_node(cluster, api, artifacts / "preview-node.log", state) as name,
+        _one_per_session("preview_node", name) as node,
+    ):
+        yield node
 
 
 class OperatorProcess:
