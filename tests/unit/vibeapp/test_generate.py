@@ -20,7 +20,7 @@ def job(workspace: str, app: str) -> Job:
         app_uid=f"uid-{workspace}-{app}",
         workspace=workspace,
         workspace_uid=f"uid-{workspace}",
-        period="monthly",
+        period="Monthly",
         limits=Limits(),
         revision=1,
         attempt=0,
