@@ -8,7 +8,7 @@ import random
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,6 +23,7 @@ from tests.integration.conftest import (
     S3,
     ModelServer,
     OperatorProcess,
+    apply_builtin_model,
     running_preview_node,
 )
 from tests.integration.support import GROUP, VERSION, find_condition, wait_for
@@ -228,32 +229,7 @@ def _builtin_model_behind(api: ApiClient, url: str) -> None:
     """The platform's builtin ModelDeployment, Ready at the model proxy (as the session's
     operator fixture makes it, pointed elsewhere)."""
     custom = kubernetes.client.CustomObjectsApi(api)
-    wait_for(
-        lambda: _exists(lambda: kubernetes.client.CoreV1Api(api).read_namespace(PLATFORM)),
-        timeout=30,
-        what="the platform namespace",
-    )
-    custom.patch_namespaced_custom_object(
-        GROUP,
-        VERSION,
-        PLATFORM,
-        "modeldeployments",
-        "builtin",
-        {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": "ModelDeployment",
-            "metadata": {"name": "builtin"},
-            "spec": {
-                "model": {"name": "builtin"},
-                "serving": {"builtin": {}},
-                "pricing": {"inputPerMillion": "0.10", "outputPerMillion": "0.40"},
-                "tier": "small",
-            },
-        },
-        field_manager="tests",
-        force=True,
-        _content_type="application/apply-patch+yaml",
-    )
+    apply_builtin_model(api)
 
     def ready_at_proxy() -> bool:
         body = custom.get_namespaced_custom_object(
@@ -267,11 +243,3 @@ def _builtin_model_behind(api: ApiClient, url: str) -> None:
         )
 
     wait_for(ready_at_proxy, timeout=60, what="the builtin model Ready behind the proxy")
-
-
-def _exists(read: Callable[[], object]) -> bool:
-    try:
-        read()
-    except kubernetes.client.exceptions.ApiException:
-        return False
-    return True

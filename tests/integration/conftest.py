@@ -300,32 +300,14 @@ class OperatorProcess:
             return text
 
 
-@pytest.fixture(scope="session")
-def operator(
-    cluster: LocalCluster,
-    api: ApiClient,
-    s3: S3,
-    model_server: ModelServer,
-    artifacts: Path,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[OperatorProcess]:
-    """The operator for the whole session, resyncing every 3 s, with the embedded object
-    store, the builtin model (a ModelDeployment in the platform namespace) and previews
-    scheduled on the local preview node."""
-    if "operator" in _SHARED:
-        yield cast(OperatorProcess, _SHARED["operator"])
-        return
-    log = tmp_path_factory.mktemp("operator") / "operator.log"
-    process = OperatorProcess(
-        cluster, log, {**s3.environment, "VIBEPLANE_BUILTIN_MODEL_URL": model_server.openai_base}
-    )
-    process.start()
-    custom = kubernetes.client.CustomObjectsApi(api)
+def apply_builtin_model(api: ApiClient) -> None:
+    """The builtin ModelDeployment in the platform namespace (once the operator has made it),
+    as `vibeplane up` has it: the platform's default model."""
     platform_namespace = "vibeplane-system"
     wait_for(
         lambda: _namespace_exists(api, platform_namespace), timeout=30, what="platform namespace"
     )
-    custom.patch_namespaced_custom_object(
+    kubernetes.client.CustomObjectsApi(api).patch_namespaced_custom_object(
         "vibeplane.io",
         "v1alpha1",
         platform_namespace,
@@ -346,6 +328,29 @@ def operator(
         force=True,
         _content_type="application/apply-patch+yaml",
     )
+
+
+@pytest.fixture(scope="session")
+def operator(
+    cluster: LocalCluster,
+    api: ApiClient,
+    s3: S3,
+    model_server: ModelServer,
+    artifacts: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[OperatorProcess]:
+    """The operator for the whole session, resyncing every 3 s, with the embedded object
+    store, the builtin model (a ModelDeployment in the platform namespace) and previews
+    scheduled on the local preview node."""
+    if "operator" in _SHARED:
+        yield cast(OperatorProcess, _SHARED["operator"])
+        return
+    log = tmp_path_factory.mktemp("operator") / "operator.log"
+    process = OperatorProcess(
+        cluster, log, {**s3.environment, "VIBEPLANE_BUILTIN_MODEL_URL": model_server.openai_base}
+    )
+    process.start()
+    apply_builtin_model(api)
     with _one_per_session("operator", process):
         yield process
     process.stop()
