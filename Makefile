@@ -10,14 +10,15 @@ STAMP := $(VENV)/.installed
 
 venv: $(STAMP)
 
-# Reinstall when a package's metadata changes. The runtime packages are installed in the
-# same command so that their `vibeplane` dependency resolves to this checkout, never an index.
+# Reinstall when a package's metadata changes. The development platform (hack/) and the runtime
+# packages are installed in the same command so that their `vibeplane` dependency resolves to
+# this checkout, never an index.
 # The model server brings kserve (+260 MB); its huggingface extra (torch, +5.5 GB of CUDA
 # wheels) is left to `make test-hf`.
-$(STAMP): pyproject.toml runtime/modelserver/pyproject.toml runtime/sandbox/pyproject.toml
+$(STAMP): pyproject.toml hack/pyproject.toml runtime/modelserver/pyproject.toml runtime/sandbox/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]' -e runtime/modelserver -e runtime/sandbox
+	$(BIN)/pip install --quiet -e '.[dev]' -e hack -e runtime/modelserver -e runtime/sandbox
 	touch $(STAMP)
 
 # Debian packages, installed once and only when missing (one apt-get update): runsc (gVisor)
@@ -78,7 +79,7 @@ test: lint cluster-build system-packages
 # Opt-in: the Hugging Face backend on a tiny model, in its own venv (about 6 GB, 3 minutes).
 test-hf:
 	test -x .venv-hf/bin/python || $(PYTHON) -m venv .venv-hf
-	.venv-hf/bin/pip install --quiet -e '.[dev]' -e 'runtime/modelserver[huggingface]'
+	.venv-hf/bin/pip install --quiet -e '.[dev]' -e hack -e 'runtime/modelserver[huggingface]'
 	.venv-hf/bin/pytest tests/runtime/modelserver/test_modelserver_huggingface.py
 
 clean:

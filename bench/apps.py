@@ -42,11 +42,11 @@ from kubernetes.client.exceptions import ApiException
 from bench.common import Audit, Operator, api, cluster, free_port, wait
 from bench.kwok import PODS_PER_NODE, kwok_nodes, nodes_ready
 from bench.workspaces import children as workspace_children
-from vibeplane.cluster.local import LocalCluster
-from vibeplane.cluster.s3server import LocalS3
 from vibeplane.kube import client as kube
 from vibeplane.settings import field_manager
 from vibeplane.vibeapp import desired
+from vibeplane_dev.cluster.local import LocalCluster
+from vibeplane_dev.cluster.s3server import LocalS3
 
 GROUP, VERSION = "vibeplane.io", "v1alpha1"
 BENCH_LABEL = "vibeplane.io/bench"

@@ -19,7 +19,7 @@ from typing import Any
 
 import kubernetes
 
-from vibeplane.cluster.local import OPERATOR_USER, WRITE_VERBS, LocalCluster
+from vibeplane_dev.cluster.local import OPERATOR_USER, WRITE_VERBS, LocalCluster
 
 
 def cluster() -> LocalCluster:
@@ -130,7 +130,7 @@ def wait(check: Callable[[], Any], timeout: float, what: str, interval: float = 
 
 class Audit:
     """Requests counted from the API server's audit log: everyone's writes, and the operator's
-    reads too (vibeplane.cluster.local.AUDIT_POLICY)."""
+    reads too (vibeplane_dev.cluster.local.AUDIT_POLICY)."""
 
     def __init__(self, local: LocalCluster) -> None:
         self.path = local.config.audit_log

@@ -17,8 +17,8 @@ from pathlib import Path
 import kubernetes
 from kubernetes.client.exceptions import ApiException
 
-from vibeplane.cluster.build import ensure_tool
-from vibeplane.cluster.local import LocalCluster
+from vibeplane_dev.cluster.build import ensure_tool
+from vibeplane_dev.cluster.local import LocalCluster
 
 FAKE_NODE_ANNOTATION = "kwok.x-k8s.io/node"
 PODS_PER_NODE = 110

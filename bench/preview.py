@@ -143,7 +143,7 @@ def startup(runs: int) -> None:
 
 
 def prompt_to_preview(runs: int) -> None:
-    from vibeplane.cluster.local import LocalCluster
+    from vibeplane_dev.cluster.local import LocalCluster
 
     cluster = LocalCluster()
 

@@ -1,113 +1,24 @@
 """The `vibeplane` command line.
 
-vibeplane up [--no-examples]        the platform on the local control plane
-vibeplane down | status
-vibeplane cluster up|down|status|kubeconfig|kubectl|tools
 vibeplane operator                  run the operator against KUBECONFIG or in-cluster
-vibeplane crds DIR...               write the CRDs generated from the API models
+vibeplane manifests [--root DIR]    write the CRDs and ClusterRoles generated from the code
+
+Other distributions add commands through the `vibeplane.commands` entry-point group: the
+development platform (`hack/`, distribution `vibeplane-dev`) adds `up`, `down`, `status` and
+`cluster ...`. The operator never imports them, so its wheel and image hold only what runs in
+a cluster.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
+from importlib.metadata import entry_points
 
-from rich.console import Console
-
-console = Console(stderr=True, highlight=False)
-
-
-class Steps:
-    """Progress of a long command: each step with its duration, and the failure if any."""
-
-    def __init__(self) -> None:
-        self.started = time.monotonic()
-
-    def note(self, message: str) -> None:
-        console.print(f"[dim]{time.monotonic() - self.started:7.1f}s[/dim]  {message}")
-
-    @contextmanager
-    def step(self, title: str) -> Iterator[None]:
-        began = time.monotonic()
-        with console.status(title):
-            try:
-                yield
-            except Exception:
-                console.print(f"[red]✗[/red] {title} [dim]({time.monotonic() - began:.1f}s)[/dim]")
-                raise
-        console.print(f"[green]✓[/green] {title} [dim]({time.monotonic() - began:.1f}s)[/dim]")
-
-
-def _cluster_up(args: argparse.Namespace) -> int:
-    from vibeplane.cluster.local import LocalCluster, install_tools
-
-    cluster, steps = LocalCluster(), Steps()
-    with steps.step("control plane up"):
-        kubeconfig = cluster.up(progress=steps.note)
-    if args.tools:
-        with steps.step("KWOK and Helm installed"):
-            for name, path in install_tools(cluster.config, progress=steps.note).items():
-                steps.note(f"{name}: {path}")
-    print(kubeconfig)
-    return 0
-
-
-def _cluster_build(_: argparse.Namespace) -> int:
-    from vibeplane.cluster.local import LocalCluster
-
-    steps = Steps()
-    with steps.step("control plane built, KServe CRDs fetched"):
-        binary = LocalCluster().build(progress=steps.note)
-    print(binary)
-    return 0
-
-
-def _cluster_down(args: argparse.Namespace) -> int:
-    from vibeplane.cluster.local import LocalCluster
-
-    stopped = LocalCluster().down(purge=args.purge, progress=Steps().note)
-    console.print(f"stopped: {', '.join(stopped) or 'nothing was running'}")
-    return 0
-
-
-def _cluster_status(_: argparse.Namespace) -> int:
-    from vibeplane.cluster.local import LocalCluster
-
-    cluster = LocalCluster()
-    for component in cluster.status():
-        state = f"running (pid {component.pid})" if component.pid else "stopped"
-        print(f"{component.name:20} {state:24} {component.log}")
-    ready = cluster.ready()
-    print(f"{'apiserver /readyz':20} {'ok' if ready else 'not ready'}")
-    return 0 if ready else 1
-
-
-def _cluster_kubeconfig(_: argparse.Namespace) -> int:
-    from vibeplane.cluster.config import ClusterConfig
-
-    print(ClusterConfig.from_env().admin_kubeconfig)
-    return 0
-
-
-def _cluster_kubectl(args: argparse.Namespace) -> int:
-    from vibeplane.cluster.local import LocalCluster
-
-    result = LocalCluster().kubectl(*args.kubectl_args)
-    sys.stdout.write(result.stdout)
-    sys.stderr.write(result.stderr)
-    return result.returncode
-
-
-def _cluster_tools(_: argparse.Namespace) -> int:
-    from vibeplane.cluster.config import ClusterConfig
-    from vibeplane.cluster.local import install_tools
-
-    for name, path in install_tools(ClusterConfig.from_env(), progress=Steps().note).items():
-        print(f"{name} {path}")
-    return 0
+COMMANDS_GROUP = "vibeplane.commands"
+# Shown when a command of the development platform is typed where it is not installed.
+DEV_COMMANDS = ("up", "down", "status", "cluster")
 
 
 def _operator(args: argparse.Namespace) -> int:
@@ -127,63 +38,30 @@ def _manifests(args: argparse.Namespace) -> int:
     return 0
 
 
-def _platform_up(args: argparse.Namespace) -> int:
-    from vibeplane import platform
-
-    return platform.up(examples=not args.no_examples, steps=Steps())
-
-
-def _platform_down(_: argparse.Namespace) -> int:
-    from vibeplane import platform
-
-    return platform.down(steps=Steps())
+def _dev_platform_missing(args: argparse.Namespace) -> int:
+    raise RuntimeError(
+        f"`vibeplane {args.command}` is a command of the development platform, which is not "
+        "installed here: `pip install -e hack` in a vibeplane checkout (`make venv` does it)"
+    )
 
 
-def _platform_status(_: argparse.Namespace) -> int:
-    from vibeplane import platform
-
-    return platform.status()
+def _add_plugin_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Each entry point of the group names a function that adds its subcommands."""
+    for entry in sorted(entry_points(group=COMMANDS_GROUP), key=lambda e: e.name):
+        register: Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None] = (
+            entry.load()
+        )
+        register(commands)
 
 
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(
-        prog="vibeplane", description="A control plane for self-hosted vibe-coding platforms."
+        prog="vibeplane",
+        description="A control plane for self-hosted vibe-coding platforms.",
+        epilog="`up`, `down`, `status` and `cluster` come with the development platform: "
+        "`pip install -e hack` in a checkout (`make venv` does it).",
     )
     commands = root.add_subparsers(dest="command", required=True)
-
-    up = commands.add_parser("up", help="bring up the platform locally and apply examples/")
-    up.add_argument("--no-examples", action="store_true", help="do not apply examples/")
-    up.set_defaults(run=_platform_up)
-    commands.add_parser("down", help="stop everything `up` started").set_defaults(
-        run=_platform_down
-    )
-    commands.add_parser("status", help="each part of the platform and its health").set_defaults(
-        run=_platform_status
-    )
-
-    cluster = commands.add_parser("cluster", help="the local Kubernetes control plane")
-    cluster_commands = cluster.add_subparsers(dest="cluster_command", required=True)
-    cluster_up = cluster_commands.add_parser("up", help="build if needed, start, install CRDs")
-    cluster_up.add_argument("--tools", action="store_true", help="also install KWOK and Helm")
-    cluster_up.set_defaults(run=_cluster_up)
-    cluster_commands.add_parser(
-        "build", help="build the control plane binary (cached) without starting it"
-    ).set_defaults(run=_cluster_build)
-    cluster_down = cluster_commands.add_parser("down", help="stop the processes `up` started")
-    cluster_down.add_argument("--purge", action="store_true", help="also delete its state")
-    cluster_down.set_defaults(run=_cluster_down)
-    cluster_commands.add_parser("status", help="components and readiness").set_defaults(
-        run=_cluster_status
-    )
-    cluster_commands.add_parser("kubeconfig", help="print the admin kubeconfig path").set_defaults(
-        run=_cluster_kubeconfig
-    )
-    kubectl = cluster_commands.add_parser("kubectl", help="kubectl of the same version, as admin")
-    kubectl.add_argument("kubectl_args", nargs=argparse.REMAINDER)
-    kubectl.set_defaults(run=_cluster_kubectl)
-    cluster_commands.add_parser("tools", help="install KWOK and Helm").set_defaults(
-        run=_cluster_tools
-    )
 
     operator = commands.add_parser("operator", help="run the operator (KUBECONFIG or in-cluster)")
     operator.add_argument("--verbose", action="store_true", help="debug logging")
@@ -194,6 +72,13 @@ def parser() -> argparse.ArgumentParser:
     )
     generated.add_argument("--root", default=".", help="the repository root (default: .)")
     generated.set_defaults(run=_manifests)
+
+    _add_plugin_commands(commands)
+    for name in DEV_COMMANDS:
+        if name not in commands.choices:
+            missing = commands.add_parser(name, help="(the development platform: not installed)")
+            missing.add_argument("rest", nargs=argparse.REMAINDER)
+            missing.set_defaults(run=_dev_platform_missing)
     return root
 
 
@@ -205,7 +90,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     except KeyboardInterrupt:
         code = 130
     except RuntimeError as error:
-        console.print(f"[red]error:[/red] {error}")
+        print(f"error: {error}", file=sys.stderr)
         code = 1
     sys.exit(code)
 

@@ -27,8 +27,8 @@ from tests.integration.conftest import (
     running_preview_node,
 )
 from tests.integration.support import GROUP, VERSION, find_condition, wait_for
-from vibeplane.cluster.local import LocalCluster
 from vibeplane.settings import OperatorSettings
+from vibeplane_dev.cluster.local import LocalCluster
 
 PLATFORM = OperatorSettings().platform_namespace
 NODE = PREVIEW_NODE

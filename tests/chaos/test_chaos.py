@@ -47,9 +47,9 @@ from tests.integration.support import (
     wait_for,
 )
 from vibeplane.budget.store import LedgerStore
-from vibeplane.cluster.local import OPERATOR_USER, LocalCluster
 from vibeplane.storage.s3 import app_prefix
 from vibeplane.vibeapp.handlers import PREVIEW_KINDS
+from vibeplane_dev.cluster.local import OPERATOR_USER, LocalCluster
 
 pytestmark = pytest.mark.integration
 

@@ -21,10 +21,10 @@ import pytest
 from kubernetes.client import ApiClient
 
 from tests.integration.support import AuditLog, wait_for
-from vibeplane.cluster.local import LocalCluster
-from vibeplane.cluster.s3server import LocalS3
-from vibeplane.platform import preview_command
 from vibeplane.storage.s3 import ObjectStore, S3Settings
+from vibeplane_dev.cluster.local import LocalCluster
+from vibeplane_dev.cluster.s3server import LocalS3
+from vibeplane_dev.platform import preview_command
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from vibeplane.cluster.local import WRITE_VERBS
+from vibeplane_dev.cluster.local import WRITE_VERBS
 
 T = TypeVar("T")
 GROUP, VERSION = "vibeplane.io", "v1alpha1"
@@ -141,7 +141,7 @@ class StubModel:
 @dataclass
 class AuditLog:
     """The API server's audit log: everyone's writes and the operator's reads (see
-    vibeplane.cluster.local.AUDIT_POLICY)."""
+    vibeplane_dev.cluster.local.AUDIT_POLICY)."""
 
     path: Path
 

@@ -24,11 +24,11 @@ import yaml
 from kubernetes.client import ApiClient
 
 from tests.integration.conftest import Kubectl
-from vibeplane.cluster.build import ensure_tool
-from vibeplane.cluster.local import LocalCluster
 from vibeplane.modeldeployment.handlers import serving_settings
 from vibeplane.settings import OperatorSettings
 from vibeplane.storage.s3 import S3Settings
+from vibeplane_dev.cluster.build import ensure_tool
+from vibeplane_dev.cluster.local import LocalCluster
 
 # The first run builds Helm from its Go module (minutes, in the fixture): more time than the
 # default 300 s. `make tools` builds it before pytest starts.

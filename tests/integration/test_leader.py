@@ -43,7 +43,7 @@ from tests.integration.support import (
     or_none,
     wait_for,
 )
-from vibeplane.cluster.local import OPERATOR_USER, LocalCluster
+from vibeplane_dev.cluster.local import OPERATOR_USER, LocalCluster
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 

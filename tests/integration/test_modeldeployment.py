@@ -25,8 +25,8 @@ from kubernetes.client.exceptions import ApiException
 from tests.integration.conftest import ModelServer, OperatorProcess
 from tests.integration.support import AuditLog, or_none, wait_for
 from vibeplane.budget.store import LedgerStore, ledger_name
-from vibeplane.cluster.local import OPERATOR_USER
 from vibeplane.settings import OperatorSettings
+from vibeplane_dev.cluster.local import OPERATOR_USER
 
 pytestmark = pytest.mark.integration
 GROUP, VERSION = "vibeplane.io", "v1alpha1"

@@ -20,7 +20,7 @@ from tests.integration.support import (
     find_condition,
     wait_for,
 )
-from vibeplane.cluster.local import OPERATOR_USER
+from vibeplane_dev.cluster.local import OPERATOR_USER
 
 pytestmark = pytest.mark.integration
 

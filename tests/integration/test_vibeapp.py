@@ -29,10 +29,10 @@ from tests.integration.support import (
     wait_for,
 )
 from vibeplane.budget.store import LedgerStore
-from vibeplane.cluster.local import OPERATOR_USER
 from vibeplane.generation.client import chat
 from vibeplane.settings import OperatorSettings
 from vibeplane.storage.s3 import app_prefix
+from vibeplane_dev.cluster.local import OPERATOR_USER
 
 pytestmark = pytest.mark.integration
 PLATFORM = OperatorSettings().platform_namespace

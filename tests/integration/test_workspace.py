@@ -30,8 +30,8 @@ from tests.integration.support import (
 )
 from vibeplane.budget.ledger import Amount, Limits
 from vibeplane.budget.store import LedgerStore, ledger_name
-from vibeplane.cluster.local import OPERATOR_USER
 from vibeplane.settings import OperatorSettings
+from vibeplane_dev.cluster.local import OPERATOR_USER
 
 pytestmark = pytest.mark.integration
 PLATFORM = OperatorSettings().platform_namespace

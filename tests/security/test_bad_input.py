@@ -49,8 +49,8 @@ from tests.security.support import custom, make_workspace
 from tests.unit.api.schema_strategies import specs
 from vibeplane.api import ALL_KINDS
 from vibeplane.api.meta import KindInfo
-from vibeplane.cluster.local import OPERATOR_USER
 from vibeplane.vibeapp.handlers import WAKE_ANNOTATION
+from vibeplane_dev.cluster.local import OPERATOR_USER
 
 pytestmark = pytest.mark.integration
 

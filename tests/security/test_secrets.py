@@ -41,9 +41,9 @@ from tests.integration.conftest import S3, ModelServer, OperatorProcess
 from tests.integration.support import GROUP, VERSION, find_condition
 from tests.security.support import ASKED, INJECTION, Platform, get_app
 from vibeplane.api import ALL_KINDS
-from vibeplane.cluster.local import LocalCluster
 from vibeplane.generation.format import build_messages
 from vibeplane.settings import OperatorSettings
+from vibeplane_dev.cluster.local import LocalCluster
 
 pytestmark = pytest.mark.integration
 CREDENTIAL_NAME = re.compile(r"KEY|SECRET|TOKEN|PASSWORD|CREDENTIAL", re.IGNORECASE)

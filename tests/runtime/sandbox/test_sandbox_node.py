@@ -27,7 +27,7 @@ from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
 
 from tests.integration.support import wait_for
-from vibeplane.cluster.local import LocalCluster
+from vibeplane_dev.cluster.local import LocalCluster
 from vibeplane_sandbox.manifests import TOLERATION
 
 pytestmark = pytest.mark.integration

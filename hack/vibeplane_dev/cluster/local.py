@@ -22,9 +22,9 @@ from pathlib import Path
 
 import yaml
 
-from vibeplane.cluster.build import ensure_binary, ensure_tool, kserve_crds
-from vibeplane.cluster.config import TOOLS, ClusterConfig, repository_root
-from vibeplane.cluster.processes import ManagedProcess
+from vibeplane_dev.cluster.build import ensure_binary, ensure_tool, kserve_crds
+from vibeplane_dev.cluster.config import TOOLS, ClusterConfig, controlplane_source, repository_root
+from vibeplane_dev.cluster.processes import ManagedProcess
 
 Progress = Callable[[str], None]
 COMPONENTS = ("etcd", "apiserver", "controller-manager", "scheduler")
@@ -111,9 +111,7 @@ class LocalCluster:
     def build(self, progress: Progress = _noop) -> Path:
         """Build (or find cached) the control-plane binary, fetch KServe's CRDs, and build
         MinIO (the embedded object store) and Helm."""
-        binary = ensure_binary(
-            repository_root() / "tests" / "controlplane", self.config.cache, progress
-        )
+        binary = ensure_binary(controlplane_source(), self.config.cache, progress)
         kserve_crds(self.config.cache)
         ensure_tool("minio", self.config.cache, progress)
         ensure_tool("helm", self.config.cache, progress)  # the chart's tests install with it
@@ -146,7 +144,7 @@ class LocalCluster:
         """Stop one component (SIGTERM, SIGKILL after `grace` seconds) and start it again with
         the same arguments and state, waiting until it is healthy; returns its new pid. The chaos
         tests restart the API server under a running operator this way."""
-        binary = ensure_binary(repository_root() / "tests" / "controlplane", self.config.cache)
+        binary = ensure_binary(controlplane_source(), self.config.cache)
         components: dict[str, tuple[list[str], Callable[[], bool] | None]] = {
             "etcd": (self._etcd_args(binary), self._etcd_healthy),
             "apiserver": (self._apiserver_args(binary), self.ready),
@@ -320,9 +318,7 @@ class LocalCluster:
 
     def kubectl(self, *args: str, binary: Path | None = None) -> subprocess.CompletedProcess[str]:
         """Run the bundled kubectl (same version as the API server) as the admin."""
-        binary = binary or ensure_binary(
-            repository_root() / "tests" / "controlplane", self.config.cache
-        )
+        binary = binary or ensure_binary(controlplane_source(), self.config.cache)
         return subprocess.run(
             [str(binary), "kubectl", f"--kubeconfig={self.config.admin_kubeconfig}", *args],
             capture_output=True,

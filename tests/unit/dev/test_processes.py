@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from vibeplane.cluster.processes import ManagedProcess
+from vibeplane_dev.cluster.processes import ManagedProcess
 
 
 def test_start_and_stop(tmp_path: Path) -> None:

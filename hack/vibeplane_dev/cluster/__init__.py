@@ -2,6 +2,6 @@
 
 There is no container engine on the machines this project develops and tests on, so a real
 control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler) is built from
-tests/controlplane/ and supervised from here. `vibeplane cluster up|down|status|kubeconfig`
-and the pytest fixtures are thin wrappers over `vibeplane.cluster.local`.
+hack/controlplane/ and supervised from here. `vibeplane cluster up|down|status|kubeconfig`
+and the pytest fixtures are thin wrappers over `vibeplane_dev.cluster.local`.
 """

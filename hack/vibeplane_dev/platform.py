@@ -20,11 +20,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from vibeplane.cli import Steps
-from vibeplane.cluster.config import repository_root
-from vibeplane.cluster.local import LocalCluster
-from vibeplane.cluster.processes import ManagedProcess
-from vibeplane.cluster.s3server import LocalS3
+from vibeplane_dev.cluster.config import repository_root
+from vibeplane_dev.cluster.local import LocalCluster
+from vibeplane_dev.cluster.processes import ManagedProcess
+from vibeplane_dev.cluster.s3server import LocalS3
+from vibeplane_dev.steps import Steps
 
 MODELSERVER_PORT = int(os.environ.get("VIBEPLANE_MODELSERVER_PORT", "18080"))
 EXAMPLE_APP = ("ws-demo", "todo")

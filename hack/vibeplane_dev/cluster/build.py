@@ -16,7 +16,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from vibeplane.cluster.config import (
+from vibeplane_dev.cluster.config import (
     KSERVE_CRDS,
     KSERVE_MODULE,
     KSERVE_VERSION,

@@ -16,9 +16,9 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 
-from vibeplane.cluster.build import ensure_tool
-from vibeplane.cluster.config import ClusterConfig
-from vibeplane.cluster.processes import ManagedProcess
+from vibeplane_dev.cluster.build import ensure_tool
+from vibeplane_dev.cluster.config import ClusterConfig
+from vibeplane_dev.cluster.processes import ManagedProcess
 
 Progress = Callable[[str], None]
 

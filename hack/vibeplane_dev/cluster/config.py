@@ -23,16 +23,24 @@ TOOLS = {
 }
 
 
+CONTROLPLANE_SOURCE = Path("hack") / "controlplane"
+
+
 def repository_root() -> Path:
     """The source checkout vibeplane runs from (it holds the Go sources and the CRDs)."""
     override = os.environ.get("VIBEPLANE_SOURCE_DIR")
     root = Path(override) if override else Path(__file__).resolve().parents[3]
-    if not (root / "tests" / "controlplane" / "go.mod").is_file():
+    if not (root / CONTROLPLANE_SOURCE / "go.mod").is_file():
         raise RuntimeError(
-            f"{root} is not a vibeplane checkout (tests/controlplane/go.mod is missing); "
-            "run from a checkout installed with `pip install -e .` or set VIBEPLANE_SOURCE_DIR"
+            f"{root} is not a vibeplane checkout ({CONTROLPLANE_SOURCE}/go.mod is missing); "
+            "run from a checkout installed with `pip install -e hack` or set VIBEPLANE_SOURCE_DIR"
         )
     return root
+
+
+def controlplane_source() -> Path:
+    """The Go module that builds the control plane (and only the build cache's key reads it)."""
+    return repository_root() / CONTROLPLANE_SOURCE
 
 
 def _port(name: str, default: int) -> int:
