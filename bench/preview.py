@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import free_port, wait
-from vibeplane.generation.builtin import generate
 from vibeplane.generation.format import apply_output, parse_output
 from vibeplane.storage.bundles import build
+from vibeplane_modelserver.builtin import generate
 
 ROOT = Path(__file__).resolve().parents[1]
 PREVIEW = ROOT / "runtime" / "sandbox" / "vibeplane_sandbox" / "preview.py"

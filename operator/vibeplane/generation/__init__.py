@@ -1,11 +1,14 @@
-"""Generation: what a model answers, how it is checked, and the builtin offline model.
+"""Generation: what a model answers, how it is checked, and how the operator asks for it.
 
 - `format`: the tagged output format (whole files, search/replace edits, deletions), its
-  parser, its renderer and the chat request that carries it.
+  parser, its renderer and the chat request that carries it. The model server's builtin
+  generator (`vibeplane_modelserver.builtin`) writes the same format: this module is the
+  contract both sides use.
 - `checks`: safety checks on a generated file set (paths, kinds, sizes).
-- `builtin`: the deterministic generator for air-gapped installs and tests.
+- `client`: the HTTP client for OpenAI-compatible chat endpoints (the one module here that
+  does I/O).
 
-Everything here is pure: no I/O, no clock, no randomness.
+`format` and `checks` are pure: no I/O, no clock, no randomness.
 """
 
 from vibeplane.generation.checks import FileLimits, UnsafeOutputError, check_files, check_path

@@ -1,5 +1,29 @@
 """The vibeplane output format: how a model answers with the files of an app.
 
+The model's instructions are `FORMAT_SPEC`, a constant (never this docstring, which
+`python -OO` strips); `system_prompt` sends it. The operator and the model server's builtin
+generator both use this module: it is the one contract between them.
+
+`parse_output` turns an answer into a `ParsedOutput`, `apply_output` applies it to the previous
+revision's files, `render_output` and `render_files` are the inverse. Every malformed answer
+raises `OutputFormatError`, whose `reason` (CamelCase, usable as a Kubernetes condition reason)
+is one of `FormatErrorReason`.
+Path safety (traversal, kinds, sizes) is not judged here but by `checks.check_files`. Line
+endings are normalised to `\\n` (CRLF and lone CR alike).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Final, Literal, TypeAlias
+
+# What the model reads, word for word: the system prompt ends with it.
+FORMAT_SPEC: Final[str] = """\
+The vibeplane output format: how a model answers with the files of an app.
+
 Answer with plain text. Everything outside the tags below is your commentary to the user:
 explain briefly what you did, or, when you cannot or will not build what was asked, say so
 and write no tags at all. Tags are recognised only when a tag is alone on its line (spaces
@@ -43,25 +67,7 @@ Paths are relative POSIX paths inside the app (`index.html`, `js/app.js`), writt
 or single quotes; other attributes are ignored. Each path may appear in at most one tag of an
 answer. Files you do not mention stay as they are. Write text files only (HTML, CSS,
 JavaScript, JSON, Markdown, SVG and the like): no binaries or other images, no hidden files
-(a name starting with `.`), no `..`, no absolute paths.
-
-For the operator (not part of the model's instructions): `parse_output` turns an answer into a
-`ParsedOutput`, `apply_output` applies it to the previous revision's files, `render_output` and
-`render_files` are the inverse. Every malformed answer raises `OutputFormatError`, whose
-`reason` (CamelCase, usable as a Kubernetes condition reason) is one of `FormatErrorReason`.
-Path safety (traversal, kinds, sizes) is not judged here but by `checks.check_files`. Line
-endings are normalised to `\\n` (CRLF and lone CR alike).
-"""
-
-from __future__ import annotations
-
-import json
-import re
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Final, Literal, TypeAlias
-
-FORMAT_SPEC: Final[str] = (__doc__ or "").split("\nFor the operator")[0].strip()
+(a name starting with `.`), no `..`, no absolute paths."""
 
 FormatErrorReason: TypeAlias = Literal[
     "UnterminatedTag",

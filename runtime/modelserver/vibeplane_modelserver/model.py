@@ -18,7 +18,7 @@ from typing import Final
 
 import kserve  # type: ignore[import-untyped]
 
-from vibeplane.generation.builtin import generate_from_messages
+from vibeplane_modelserver.builtin import generate_from_messages
 
 from .protocol import ChatCompletionRequest, FinishReason, Generation, Pieces
 from .tokens import count_tokens, iter_tokens, prompt_text
@@ -57,7 +57,7 @@ def truncate(text: str, limit: int | None) -> tuple[str, FinishReason]:
 
 
 class BuiltinChatModel(ChatModel):
-    """The deterministic offline generator (`vibeplane.generation.builtin`) as a chat model.
+    """The deterministic offline generator (`vibeplane_modelserver.builtin`) as a chat model.
 
     No weights and no randomness: sampling parameters are ignored, the same messages always
     get the same answer, and token counts follow `tokens.py`. A `max_tokens` limit cuts the

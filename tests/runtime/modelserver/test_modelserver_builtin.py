@@ -17,8 +17,8 @@ from tests.runtime.modelserver.modelserver_support import (
     running_modelserver,
     scrape_metrics,
 )
-from vibeplane.generation.builtin import generate_from_messages
 from vibeplane.generation.format import Edit, apply_output, build_messages, parse_output
+from vibeplane_modelserver.builtin import generate_from_messages
 
 MODEL = "builtin-test"
 CHAT = "/openai/v1/chat/completions"

@@ -25,9 +25,9 @@ from tests.runtime.modelserver.modelserver_support import (
     require_modelserver,
     running_modelserver,
 )
-from vibeplane.generation.builtin import generate_from_messages
 from vibeplane.generation.client import ChatResult, ModelCallError, chat, probe
 from vibeplane.generation.format import apply_output, build_messages, parse_output
+from vibeplane_modelserver.builtin import generate_from_messages
 
 JSON = "application/json"
 SECRET = "sk-vibeplane-TEST-secret-0123456789"

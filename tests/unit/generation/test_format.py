@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from typing import get_args
 
 import pytest
@@ -252,8 +254,21 @@ def test_render_output_refuses_duplicates_and_tag_like_messages() -> None:
 def test_the_spec_examples_are_valid_answers() -> None:
     parsed = parse_output(FORMAT_SPEC)
     assert [type(a) for a in parsed.actions] == [WholeFile, Edit, Delete]
-    assert "For the operator" not in FORMAT_SPEC
+    assert "parse_output" not in FORMAT_SPEC  # nothing of the operator's notes
     assert FORMAT_SPEC in system_prompt("static")
+
+
+def test_the_system_prompt_keeps_the_format_under_python_oo() -> None:
+    # -OO strips docstrings: the format the model reads must not live in one.
+    code = (
+        "from vibeplane.generation.format import FORMAT_SPEC, parse_output, system_prompt; "
+        "assert FORMAT_SPEC in system_prompt(); "
+        "print(len(parse_output(FORMAT_SPEC).actions))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-OO", "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "3"
 
 
 def test_messages_round_trip() -> None:

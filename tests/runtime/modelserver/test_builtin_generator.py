@@ -21,13 +21,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from vibeplane.generation.builtin import (
-    AppSpec,
-    generate,
-    generate_from_messages,
-    read_spec,
-    render_app,
-)
 from vibeplane.generation.checks import check_files
 from vibeplane.generation.format import (
     Edit,
@@ -35,6 +28,13 @@ from vibeplane.generation.format import (
     apply_output,
     build_messages,
     parse_output,
+)
+from vibeplane_modelserver.builtin import (
+    AppSpec,
+    generate,
+    generate_from_messages,
+    read_spec,
+    render_app,
 )
 
 TODO = "a todo list with title and due date"
@@ -307,7 +307,7 @@ def test_deterministic_output() -> None:
 
 def test_deterministic_across_processes() -> None:
     code = (
-        "import hashlib, sys; from vibeplane.generation.builtin import generate; "
+        "import hashlib, sys; from vibeplane_modelserver.builtin import generate; "
         "t = ''.join(generate([p], None).text for p in sys.argv[1:]); "
         "print(hashlib.sha256(t.encode()).hexdigest())"
     )
