@@ -52,6 +52,7 @@ lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 # The control plane is built before pytest starts (cached by source hash), so no test waits on
 # a cold build; the session fixture starts the cluster (or reuses a running one).
@@ -83,4 +84,4 @@ test-hf:
 	.venv-hf/bin/pytest tests/runtime/modelserver/test_modelserver_huggingface.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache .grimp_cache

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from vibeplane.wellknown import PREVIEW_RUNTIME_DIR
 from vibeplane_dev.cluster.config import repository_root
 from vibeplane_dev.cluster.local import LocalCluster
 from vibeplane_dev.cluster.processes import ManagedProcess
@@ -182,7 +183,7 @@ def preview_command() -> list[str]:
     """Previews on the local node run the stdlib-only preview runtime with the host's python:
     the sandbox's root filesystem is the host's (read-only), and the node mounts its preview
     runtime at the path the preview image uses (the checkout itself may be hidden there)."""
-    return ["/usr/bin/python3", "/opt/vibeplane/vibeplane_sandbox/preview.py"]
+    return ["/usr/bin/python3", f"{PREVIEW_RUNTIME_DIR}/preview.py"]
 
 
 def operator_environment(platform: Platform) -> dict[str, str]:

@@ -7,14 +7,14 @@ import os
 import socket
 from dataclasses import dataclass, field
 
-# Our one finalizer: a VibeApp's objects in S3 are removed before the app goes.
-FINALIZER = "vibeplane.io/artifacts"
-# Kopf's own, distinct from ours: Kopf removes its finalizer from objects that need none (we
-# register no handler that does), and it must never take ours with it.
-KOPF_FINALIZER = "vibeplane.io/kopf"
-ANNOTATION_PREFIX = "vibeplane.io"
-LABEL_WORKSPACE = "vibeplane.io/workspace"
-LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+# Defined in `vibeplane.wellknown` (their one home); named here too for the modules that read
+# them with the settings.
+from vibeplane.wellknown import ANNOTATION_PREFIX as ANNOTATION_PREFIX
+from vibeplane.wellknown import FINALIZER as FINALIZER
+from vibeplane.wellknown import KOPF_FINALIZER as KOPF_FINALIZER
+from vibeplane.wellknown import LABEL_MANAGED_BY as LABEL_MANAGED_BY
+from vibeplane.wellknown import LABEL_WORKSPACE as LABEL_WORKSPACE
+
 MANAGER_NAME = "vibeplane"
 
 

@@ -26,10 +26,11 @@ from vibeplane.budget.ledger import Amount, Ledger, Limits, ReserveResult
 from vibeplane.budget.periods import PeriodKind, period_of
 from vibeplane.kube import client
 from vibeplane.settings import LABEL_MANAGED_BY, LABEL_WORKSPACE, MANAGER_NAME
+from vibeplane.wellknown import ANNOTATION_WORKSPACE_UID
+from vibeplane.wellknown import LABEL_LEDGER as LABEL_LEDGER
 
 T = TypeVar("T")
 DATA_KEY = "ledger.json"
-LABEL_LEDGER = "vibeplane.io/ledger"
 MAX_ATTEMPTS = 50
 
 
@@ -109,7 +110,7 @@ class LedgerStore:
                     "name": name,
                     "namespace": self.namespace,
                     "labels": ledger_labels(workspace),
-                    "annotations": {"vibeplane.io/workspace-uid": uid},
+                    "annotations": {ANNOTATION_WORKSPACE_UID: uid},
                 },
                 "data": {DATA_KEY: document},
             }

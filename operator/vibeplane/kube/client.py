@@ -30,6 +30,7 @@ from kubernetes.dynamic.exceptions import NotFoundError
 
 from vibeplane import __version__
 from vibeplane.api.meta import KindInfo
+from vibeplane.wellknown import ANNOTATION_APPLIED
 
 Manifest = dict[str, Any]
 
@@ -105,7 +106,7 @@ def apply(
     return stored
 
 
-APPLIED_ANNOTATION = "vibeplane.io/applied"
+APPLIED_ANNOTATION = ANNOTATION_APPLIED
 
 
 def stamped(desired: Manifest) -> Manifest:

@@ -55,13 +55,15 @@ from vibeplane.api.common import API_VERSION
 from vibeplane.kube.conditions import ConditionSpec, Status, find
 from vibeplane.settings import LABEL_MANAGED_BY, MANAGER_NAME
 
+# Read as desired.LABEL_* by the handlers.
+from vibeplane.wellknown import LABEL_COMPONENT as LABEL_COMPONENT
+from vibeplane.wellknown import LABEL_MODELDEPLOYMENT as LABEL_MODELDEPLOYMENT
+
 Manifest = dict[str, Any]
 
 ISVC_API_VERSION = "serving.kserve.io/v1beta1"
 ISVC_KIND = "InferenceService"
-LABEL_MODELDEPLOYMENT = "vibeplane.io/modeldeployment"
 """On InferenceServices: the ModelDeployment that owns it (a watch event re-queues it)."""
-LABEL_COMPONENT = "app.kubernetes.io/component"
 COMPONENT_MODEL = "model-serving"
 """The label value that selects our InferenceServices. Not app.kubernetes.io/managed-by:
 KServe copies an InferenceService's labels onto its Deployments and pods, and those must not

@@ -18,7 +18,6 @@ anything it quotes). Conditions name the Secret and key, never the value.
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 import threading
@@ -42,6 +41,7 @@ from vibeplane.kube import client, events
 from vibeplane.kube.cache import ObjectCache, WatchedKind
 from vibeplane.kube.conditions import ConditionSpec
 from vibeplane.kube.reconcile import Body, Context, Controller, ObjectKey, Outcome
+from vibeplane.kube.secrets import SecretProblem, read_secret_key
 from vibeplane.metrics import WRITES
 from vibeplane.modeldeployment import desired, metering
 from vibeplane.settings import LABEL_WORKSPACE, OperatorSettings, field_manager
@@ -71,32 +71,6 @@ def serving_settings(settings: OperatorSettings) -> desired.ServingSettings:
         service_account=settings.model_service_account,
         storage_secret=settings.model_storage_secret,
     )
-
-
-class SecretProblem(Exception):
-    """The API key cannot be read: `reason` is SecretNotFound or SecretKeyNotFound."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(reason, message)
-        self.reason = reason
-        self.message = message
-
-
-def read_secret_key(namespace: str, name: str, key: str) -> str:
-    """The value of one key of a Secret, surrounding whitespace removed (a key written with
-    `echo` ends in a newline that no HTTP header can carry). Raises SecretProblem, whose
-    message names the Secret and key but never holds any of its content."""
-    secret = client.get("v1", "Secret", name, namespace)
-    if secret is None:
-        raise SecretProblem(
-            "SecretNotFound", f"Secret {name} (key {key}) not found in namespace {namespace}"
-        )
-    data = secret.get("data") or {}
-    if key not in data:
-        raise SecretProblem(
-            "SecretKeyNotFound", f"Secret {name} in namespace {namespace} has no key {key}"
-        )
-    return base64.b64decode(data[key]).decode("utf-8", errors="replace").strip()
 
 
 @dataclass(frozen=True)
@@ -487,9 +461,7 @@ __all__ = [
     "ISVC_WATCH",
     "PLATFORM_LEDGER",
     "ModelDeploymentReconciler",
-    "SecretProblem",
     "kserve_installed",
     "model_of",
-    "read_secret_key",
     "setup",
 ]

@@ -14,10 +14,23 @@ from vibeplane.api.vibeapp import VibeAppSpec
 from vibeplane.budget.ledger import Amount
 from vibeplane.kube.conditions import ConditionSpec
 from vibeplane.settings import LABEL_MANAGED_BY, MANAGER_NAME
+from vibeplane.wellknown import (
+    ANNOTATION_BUNDLE_URL_EXPIRES,
+    ANNOTATION_REVISION,
+    ENV_BUNDLE_SHA256,
+    ENV_BUNDLE_URL,
+    ENV_PORT,
+    LABEL_LOCAL_NODE,
+    SANDBOX_TAINT_EFFECT,
+    SANDBOX_TAINT_KEY,
+    SANDBOX_TAINT_VALUE,
+)
+
+# LABEL_APP and LABEL_COMPONENT are read as desired.LABEL_* by the handlers and the manager.
+from vibeplane.wellknown import LABEL_APP as LABEL_APP
+from vibeplane.wellknown import LABEL_COMPONENT as LABEL_COMPONENT
 
 Manifest = dict[str, Any]
-LABEL_APP = "vibeplane.io/app"
-LABEL_COMPONENT = "app.kubernetes.io/component"
 PREVIEW_PORT = 8080
 MILLION = Decimal(1_000_000)
 
@@ -136,9 +149,9 @@ def preview_deployment(
                 "image": preview.image,
                 "command": list(preview.command),
                 "env": [
-                    {"name": "BUNDLE_URL", "value": bundle_url},
-                    {"name": "BUNDLE_SHA256", "value": str(revision["sha256"])},
-                    {"name": "PORT", "value": str(PREVIEW_PORT)},
+                    {"name": ENV_BUNDLE_URL, "value": bundle_url},
+                    {"name": ENV_BUNDLE_SHA256, "value": str(revision["sha256"])},
+                    {"name": ENV_PORT, "value": str(PREVIEW_PORT)},
                 ],
                 "ports": [{"name": "http", "containerPort": PREVIEW_PORT, "protocol": "TCP"}],
                 "readinessProbe": {
@@ -161,13 +174,13 @@ def preview_deployment(
         "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}],
     }
     if preview.local_node:
-        spec["nodeSelector"] = {"vibeplane.io/local-node": "true"}
+        spec["nodeSelector"] = {LABEL_LOCAL_NODE: "true"}
         spec["tolerations"] = [
             {
-                "key": "vibeplane.io/sandbox",
+                "key": SANDBOX_TAINT_KEY,
                 "operator": "Equal",
-                "value": "gvisor",
-                "effect": "NoSchedule",
+                "value": SANDBOX_TAINT_VALUE,
+                "effect": SANDBOX_TAINT_EFFECT,
             }
         ]
     return {
@@ -188,8 +201,8 @@ def preview_deployment(
                 "metadata": {
                     "labels": pod_labels,
                     "annotations": {
-                        "vibeplane.io/revision": str(revision["number"]),
-                        "vibeplane.io/bundle-url-expires": url_expires,
+                        ANNOTATION_REVISION: str(revision["number"]),
+                        ANNOTATION_BUNDLE_URL_EXPIRES: url_expires,
                     },
                 },
                 "spec": spec,
@@ -222,7 +235,7 @@ def deployment_ready(deployment: Mapping[str, Any] | None, revision: int) -> boo
     template = deployment["spec"]["template"]["metadata"].get("annotations") or {}
     status = deployment.get("status") or {}
     return (
-        template.get("vibeplane.io/revision") == str(revision)
+        template.get(ANNOTATION_REVISION) == str(revision)
         and status.get("observedGeneration", 0) >= deployment["metadata"].get("generation", 0)
         and (status.get("updatedReplicas") or 0) >= 1
         and (status.get("readyReplicas") or 0) >= 1

@@ -22,6 +22,7 @@ from pydantic import ValidationError
 
 from vibeplane.api import vibeapp as api
 from vibeplane.api.workspace import WorkspaceSpec
+from vibeplane.budget.limits import budget_limits
 from vibeplane.budget.store import LedgerStore
 from vibeplane.generation.checks import FileLimits
 from vibeplane.kube import client
@@ -40,12 +41,17 @@ from vibeplane.settings import (
 from vibeplane.storage.s3 import ObjectStore, app_prefix
 from vibeplane.vibeapp import desired
 from vibeplane.vibeapp.generate import Generator, Job, ModelTarget, Result
-from vibeplane.workspace.desired import LABEL_RETAIN, budget_limits
+from vibeplane.wellknown import (
+    ANNOTATION_BUNDLE_URL_EXPIRES,
+    ANNOTATION_LOCAL_PORT,
+    ANNOTATION_WAKE,
+    LABEL_RETAIN,
+)
 
 log = logging.getLogger(__name__)
 FIELD_MANAGER = field_manager("vibeapp")
 KEPT_REVISIONS = 20
-WAKE_ANNOTATION = "vibeplane.io/wake"
+WAKE_ANNOTATION = ANNOTATION_WAKE
 PREVIEW_KINDS = (
     WatchedKind(
         "apps",
@@ -70,7 +76,7 @@ PREVIEW_KINDS = (
     ),
 )
 
-# Resolves the models an app may use, in the order to try them (see modeldeployment.router).
+# Resolves the models an app may use, in the order to try them (see generation.router).
 ModelResolver = Callable[[api.VibeAppSpec, str, WorkspaceSpec, bool], tuple[list[ModelTarget], str]]
 
 
@@ -540,7 +546,7 @@ class VibeAppReconciler:
             env = {
                 e["name"]: e.get("value") for e in template["spec"]["containers"][0].get("env", [])
             }
-            expires = annotations.get("vibeplane.io/bundle-url-expires", "")
+            expires = annotations.get(ANNOTATION_BUNDLE_URL_EXPIRES, "")
             if (
                 env.get("BUNDLE_SHA256") == revision["sha256"]
                 and expires
@@ -558,7 +564,7 @@ class VibeAppReconciler:
         if self.settings.preview_local_node:
             for pod in self.cache.items("Pod", namespace):
                 labels = pod["metadata"].get("labels") or {}
-                port = (pod["metadata"].get("annotations") or {}).get("vibeplane.io/local-port")
+                port = (pod["metadata"].get("annotations") or {}).get(ANNOTATION_LOCAL_PORT)
                 if labels.get(desired.LABEL_APP) == name and port and _pod_ready(pod):
                     return f"http://127.0.0.1:{port}/"
         if self.settings.preview_domain:

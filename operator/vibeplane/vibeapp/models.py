@@ -1,7 +1,7 @@
 """Which models an app generates with, in the order to try them.
 
 The policy (preference, fallbacks, downgrade past the soft limit) is the router's
-(`vibeplane.modeldeployment.router`); this module turns its choices into call targets: the
+(`vibeplane.generation.router`); this module turns its choices into call targets: the
 endpoint from the ModelDeployment's status, the API key read from its Secret at call time
 (never stored, never logged).
 """
@@ -13,7 +13,8 @@ from typing import Any
 
 from vibeplane.api import vibeapp as api
 from vibeplane.api.workspace import WorkspaceSpec
-from vibeplane.modeldeployment import router
+from vibeplane.generation import router
+from vibeplane.kube.secrets import SecretProblem, read_secret_key
 from vibeplane.settings import OperatorSettings
 from vibeplane.vibeapp.generate import ModelTarget
 
@@ -49,8 +50,8 @@ class ModelResolver:
             candidate = choice.candidate
             why = f"{choice.reason}: {choice.message}" if choice.message else choice.reason
             try:
-                key = router.api_key(candidate)
-            except router.SecretProblem as problem:
+                key = api_key(candidate)
+            except SecretProblem as problem:
                 unreadable.append(f"{candidate.name}: {problem.message}")
                 continue
             targets.append(
@@ -69,3 +70,16 @@ class ModelResolver:
                 )
             )
         return targets, "" if targets else "NoModelAvailable: " + "; ".join(unreadable)
+
+
+def api_key(candidate: router.ModelCandidate) -> str | None:
+    """The candidate's API key, read now from its Secret in the candidate's namespace (None
+    when it needs none). Read at call time and never stored: a rotated key takes effect at
+    the next call.
+
+    Raises `SecretProblem` (SecretNotFound, SecretKeyNotFound); the caller falls through to
+    the next choice as for a failed call."""
+    ref = candidate.api_key_secret_ref
+    if ref is None:
+        return None
+    return read_secret_key(candidate.namespace, ref.name, ref.key)

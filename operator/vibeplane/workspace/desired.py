@@ -9,14 +9,15 @@ from typing import Any
 
 from vibeplane.api.common import API_VERSION
 from vibeplane.api.workspace import WorkspaceSpec
-from vibeplane.budget.ledger import Ledger, Limits
+from vibeplane.budget.ledger import Ledger
+from vibeplane.budget.limits import budget_limits
 from vibeplane.kube.conditions import ConditionSpec
 from vibeplane.settings import LABEL_MANAGED_BY, LABEL_WORKSPACE, MANAGER_NAME, OperatorSettings
+from vibeplane.wellknown import LABEL_COMPONENT, LABEL_RETAIN
 
 Manifest = dict[str, Any]
 
 PSA_ENFORCE = "pod-security.kubernetes.io/enforce"
-LABEL_RETAIN = "vibeplane.io/retain-artifacts"
 PSA_ENFORCE_VERSION = "pod-security.kubernetes.io/enforce-version"
 
 
@@ -262,7 +263,7 @@ def limit_range(workspace: str, uid: str, spec: WorkspaceSpec) -> Manifest:
 
 # ---- network -------------------------------------------------------------------------------
 
-PREVIEW_SELECTOR = {"app.kubernetes.io/component": "preview"}
+PREVIEW_SELECTOR = {LABEL_COMPONENT: "preview"}
 # Internet egress means the internet: never the cluster's own ranges or cloud metadata.
 PRIVATE_RANGES = [
     "10.0.0.0/8",
@@ -380,19 +381,6 @@ def network_policies(
 
 
 # ---- budget --------------------------------------------------------------------------------
-
-
-def budget_limits(spec: WorkspaceSpec) -> Limits:
-    """The hard limits of the workspace's budget (unlimited without one)."""
-    budget = spec.budget
-    if budget is None:
-        return Limits()
-    return Limits(
-        tokens=budget.tokens,
-        money=Decimal(budget.money) if budget.money is not None else None,
-        gpu_hours=Decimal(budget.gpu_hours) if budget.gpu_hours is not None else None,
-        soft_percent=budget.soft_limit_percent,
-    )
 
 
 def budget_status(

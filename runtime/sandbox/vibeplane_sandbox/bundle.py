@@ -31,6 +31,7 @@ from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+# Copies of `vibeplane.wellknown` (tests/unit/test_wellknown.py keeps them equal).
 PORT_ANNOTATION = "vibeplane.io/local-port"
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 DEFAULT_UID = 65534  # nobody: there is no image to name a user

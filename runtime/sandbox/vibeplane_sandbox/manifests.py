@@ -15,6 +15,7 @@ from typing import Any
 from vibeplane_sandbox.podstatus import timestamp
 
 NODE_NAME = "vibeplane-local"
+# Copies of `vibeplane.wellknown` (tests/unit/test_wellknown.py keeps them equal).
 LOCAL_NODE_LABEL = "vibeplane.io/local-node"
 TAINT = {"key": "vibeplane.io/sandbox", "value": "gvisor", "effect": "NoSchedule"}
 TOLERATION = {

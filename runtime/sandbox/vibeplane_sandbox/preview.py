@@ -38,6 +38,11 @@ from pathlib import Path
 from types import FrameType
 from typing import IO
 
+# Copies of `vibeplane.wellknown` (this file runs where the operator's package is not
+# installed); tests/unit/test_wellknown.py keeps them equal.
+ENV_BUNDLE_URL = "BUNDLE_URL"
+ENV_BUNDLE_SHA256 = "BUNDLE_SHA256"
+ENV_PORT = "PORT"
 MAX_BUNDLE_BYTES = 50 * 2**20
 MAX_EXTRACTED_BYTES = 200 * 2**20
 MAX_FILES = 5000
@@ -221,9 +226,9 @@ def serve(directory: Path, port: int, host: str = "127.0.0.1") -> ThreadingHTTPS
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="vibeplane-preview", description=__doc__)
-    parser.add_argument("--bundle-url", default=os.environ.get("BUNDLE_URL"))
-    parser.add_argument("--sha256", default=os.environ.get("BUNDLE_SHA256"))
-    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT") or 8080))
+    parser.add_argument("--bundle-url", default=os.environ.get(ENV_BUNDLE_URL))
+    parser.add_argument("--sha256", default=os.environ.get(ENV_BUNDLE_SHA256))
+    parser.add_argument("--port", type=int, default=int(os.environ.get(ENV_PORT) or 8080))
     parser.add_argument("--dest", type=Path, default=Path("/tmp/app"))
     parser.add_argument(
         "--host",

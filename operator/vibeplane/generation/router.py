@@ -1,9 +1,10 @@
 """The model router: which ModelDeployments one generation tries, in which order.
 
-`route` is pure policy; `Router` is the thin resolver that feeds it from the ModelDeployment
-controller's watch cache. The caller (the VibeApp path) tries the choices in order and falls
-through to the next on a `ModelCallError` (timeout, 5xx, unparseable output) without charging
-the failed attempt.
+Pure policy: ModelDeployment bodies and a workspace in, the choices out; no client, no clock.
+It sits below the kinds because the VibeApp path uses it (`vibeplane.vibeapp.models` feeds it
+from the ModelDeployment watch cache and reads API keys at call time). The caller tries the
+choices in order and falls through to the next on a `ModelCallError` (timeout, 5xx,
+unparseable output) without charging the failed attempt.
 
 Policy
 ------
@@ -37,7 +38,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 from pydantic import ValidationError
 
@@ -45,9 +46,6 @@ from vibeplane.api.common import decimal_of
 from vibeplane.api.modeldeployment import Limits, ModelDeploymentSpec, Pricing, Routing
 from vibeplane.api.workspace import WorkspaceSpec
 from vibeplane.kube.conditions import find
-from vibeplane.kube.reconcile import ObjectKey
-from vibeplane.modeldeployment.handlers import SecretProblem, read_secret_key
-from vibeplane.settings import OperatorSettings
 
 Tier = Literal["small", "medium", "large"]
 TIER_RANK: Mapping[str, int] = {"small": 0, "medium": 1, "large": 2}
@@ -341,65 +339,6 @@ def candidates_from(bodies: Iterable[Mapping[str, Any]]) -> dict[CandidateKey, M
     return result
 
 
-# ---- the thin resolver -------------------------------------------------------------------
-
-
-class ModelBodies(Protocol):
-    """What the router reads models from: the ModelDeployment Controller satisfies it."""
-
-    def known_keys(self) -> list[ObjectKey]: ...
-
-    def body(self, key: ObjectKey) -> dict[str, Any] | None: ...
-
-
-class Router:
-    """Routes from the ModelDeployment controller's cache (no API reads but the API key)."""
-
-    def __init__(self, models: ModelBodies, settings: OperatorSettings) -> None:
-        self.models = models
-        self.settings = settings
-
-    def candidates(self) -> dict[CandidateKey, ModelCandidate]:
-        bodies = (self.models.body(key) for key in self.models.known_keys())
-        return candidates_from(body for body in bodies if body is not None)
-
-    def route(
-        self,
-        namespace: str,
-        requested: str | None,
-        workspace: WorkspaceSpec | None,
-        past_soft_limit: bool,
-    ) -> Route:
-        """The models to try for a generation in `namespace` (the workspace's namespace)."""
-        return route(
-            requested=requested,
-            workspace=workspace,
-            namespace=namespace,
-            past_soft_limit=past_soft_limit,
-            default_model=self.settings.default_model,
-            platform_namespace=self.settings.platform_namespace,
-            candidates=self.candidates(),
-        )
-
-    @staticmethod
-    def api_key(candidate: ModelCandidate) -> str | None:
-        """See `api_key`."""
-        return api_key(candidate)
-
-
-def api_key(candidate: ModelCandidate) -> str | None:
-    """The candidate's API key, read now from its Secret in the candidate's namespace (None
-    when it needs none). Read at call time and never stored: a rotated key takes effect at
-    the next call.
-
-    Raises `SecretProblem` (SecretNotFound, SecretKeyNotFound); the caller falls through to
-    the next choice as for a failed call."""
-    ref = candidate.api_key_secret_ref
-    if ref is None:
-        return None
-    return read_secret_key(candidate.namespace, ref.name, ref.key)
-
-
 def describe(choices: Sequence[RouteChoice]) -> str:
     """The route in one line, for logs and conditions (never holds keys)."""
     return " -> ".join(
@@ -414,10 +353,7 @@ __all__ = [
     "Route",
     "RouteChoice",
     "RouteError",
-    "Router",
-    "SecretProblem",
     "SecretRef",
-    "api_key",
     "candidate_from",
     "candidates_from",
     "describe",

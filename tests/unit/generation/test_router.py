@@ -9,10 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vibeplane.api.workspace import WorkspaceSpec
-from vibeplane.kube.reconcile import ObjectKey
-from vibeplane.modeldeployment import router
-from vibeplane.modeldeployment.router import ModelCandidate, Prices, Route, SecretRef
-from vibeplane.settings import OperatorSettings
+from vibeplane.generation import router
+from vibeplane.generation.router import ModelCandidate, Prices, Route, SecretRef
 
 PLATFORM = "vibeplane-system"
 TENANT = "ws-team-a"
@@ -290,23 +288,9 @@ def test_candidates_from_bodies() -> None:
     assert builtin.not_ready.startswith("SecretNotFound")
 
 
-class FakeModels:
-    def __init__(self, bodies: list[dict[str, Any]]) -> None:
-        self.bodies = {ObjectKey.of(b): b for b in bodies}
-
-    def known_keys(self) -> list[ObjectKey]:
-        return list(self.bodies)
-
-    def body(self, key: ObjectKey) -> dict[str, Any] | None:
-        return self.bodies.get(key)
-
-
-def test_the_resolver_reads_the_controller_cache() -> None:
+def test_describe_names_each_choice_and_why() -> None:
     builtin = body("builtin", PLATFORM, {"model": {"name": "builtin"}, "serving": {"builtin": {}}})
-    resolver = router.Router(FakeModels([builtin]), OperatorSettings())
-    result = resolver.route(TENANT, None, None, past_soft_limit=False)
-    assert names(result) == [("builtin", "PlatformDefault")]
-    assert resolver.api_key(result.choices[0].candidate) is None
+    result = run(router.candidates_from([builtin]), default="builtin")
     assert router.describe(result.choices) == "vibeplane-system/builtin (PlatformDefault)"
 
 
