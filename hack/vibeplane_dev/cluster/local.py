@@ -24,6 +24,8 @@ import yaml
 
 from vibeplane_dev.cluster.build import ensure_binary, ensure_tool, kserve_crds
 from vibeplane_dev.cluster.config import TOOLS, ClusterConfig, controlplane_source, repository_root
+from vibeplane_dev.cluster.node import NODE_NAME, NodeNetwork
+from vibeplane_dev.cluster.nodecerts import write_node_certificates
 from vibeplane_dev.cluster.processes import ManagedProcess
 
 Progress = Callable[[str], None]
@@ -210,6 +212,18 @@ class LocalCluster:
             check=True,
             capture_output=True,
         )
+        # The API server's client certificate towards the kubelet of the real node.
+        write_node_certificates(
+            self.config.pki, self.node_pki, NODE_NAME, self.node_network.node_ip
+        )
+
+    @property
+    def node_network(self) -> NodeNetwork:
+        return NodeNetwork.for_home(self.config.home.parent)
+
+    @property
+    def node_pki(self) -> Path:
+        return self.config.home.parent / "node" / "pki"
 
     def _kubeconfigs(self) -> None:
         pki = self.config.pki
@@ -261,7 +275,15 @@ class LocalCluster:
             "apiserver",
             f"--etcd-servers=http://127.0.0.1:{self.config.etcd_client_port}",
             "--bind-address=127.0.0.1",
-            "--advertise-address=127.0.0.1",
+            # Pods reach the API server through the real node's veth (a relay forwards that
+            # address to 127.0.0.1): the `kubernetes` Service's endpoint must be routable.
+            f"--advertise-address={self.node_network.host_ip}",
+            # Logs and exec reach the node's kubelet at its address, whose serving certificate
+            # the API server verifies; the kubelet authenticates the API server in turn.
+            "--kubelet-preferred-address-types=InternalIP,Hostname",
+            f"--kubelet-certificate-authority={pki / 'ca.crt'}",
+            f"--kubelet-client-certificate={self.node_pki / 'apiserver-kubelet-client.crt'}",
+            f"--kubelet-client-key={self.node_pki / 'apiserver-kubelet-client.key'}",
             f"--secure-port={self.config.apiserver_port}",
             f"--tls-cert-file={pki / 'apiserver.crt'}",
             f"--tls-private-key-file={pki / 'apiserver.key'}",

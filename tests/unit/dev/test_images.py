@@ -1,0 +1,61 @@
+"""Images without a container engine: the Dockerfile interpreter and the docker-archive."""
+
+from __future__ import annotations
+
+import json
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from vibeplane_dev.cluster.config import repository_root
+from vibeplane_dev.cluster.images import (
+    ImageConfig,
+    build_dockerfile,
+    files_layer,
+    write_docker_archive,
+)
+
+
+def test_the_preview_dockerfile_becomes_the_same_image_config(tmp_path: Path) -> None:
+    sandbox = repository_root() / "runtime" / "sandbox"
+    base = files_layer(tmp_path / "base.tar", {"/usr/bin/python3": b"#!fake"})
+    layers, config = build_dockerfile(sandbox / "Dockerfile", sandbox, base, tmp_path)
+    assert config.entrypoint == ["python3", "-m", "vibeplane_sandbox.preview"]
+    assert config.user == "65532:65532"
+    assert config.workdir == "/tmp"
+    assert config.env["PREVIEW_HOST"] == "0.0.0.0"
+    assert config.env["PYTHONPATH"] == "/opt/vibeplane"
+    assert config.exposed == ["8080/tcp"]
+    with tarfile.open(layers[1].path) as layer:
+        names = set(layer.getnames())
+    assert "opt/vibeplane/vibeplane_sandbox/preview.py" in names
+    assert "opt/vibeplane/vibeplane_sandbox/__init__.py" in names
+
+
+def test_instructions_it_cannot_honour_are_refused(tmp_path: Path) -> None:
+    dockerfile = tmp_path / "Dockerfile"
+    dockerfile.write_text("FROM scratch\nRUN echo hi\n")
+    base = files_layer(tmp_path / "base.tar", {"/x": b""})
+    with pytest.raises(RuntimeError, match="RUN is not supported"):
+        build_dockerfile(dockerfile, tmp_path, base, tmp_path)
+
+
+def test_docker_archive_names_layers_by_their_digests(tmp_path: Path) -> None:
+    layer = files_layer(tmp_path / "layer.tar", {"/pause": b"\x7fELF"}, mode=0o755)
+    archive = write_docker_archive(
+        tmp_path / "image.tar",
+        "vibeplane.local/pause:3.10",
+        [layer],
+        ImageConfig(entrypoint=["/pause"]),
+    )
+    with tarfile.open(archive) as tar:
+        manifest = json.load(tar.extractfile("manifest.json"))  # type: ignore[arg-type]
+        (entry,) = manifest
+        config = json.load(tar.extractfile(entry["Config"]))  # type: ignore[arg-type]
+        assert entry["RepoTags"] == ["vibeplane.local/pause:3.10"]
+        assert config["rootfs"]["diff_ids"] == [layer.diff_id]
+        assert entry["Layers"] == [f"{layer.diff_id.removeprefix('sha256:')}/layer.tar"]
+    # Same inputs, same bytes: layers carry no timestamps.
+    again = files_layer(tmp_path / "again.tar", {"/pause": b"\x7fELF"}, mode=0o755)
+    assert again.diff_id == layer.diff_id
