@@ -211,7 +211,7 @@ def run_baseline(
     owner = str(uuid.uuid4())
     preview = desired.PreviewSettings(
         runtime_class="gvisor",
-        image="vibeplane/preview-runtime:0.1.0",
+        image="ghcr.io/vibeplane/preview:0.1.0",
         command=("x",),
         local_node=False,
     )

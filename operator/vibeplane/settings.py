@@ -53,7 +53,7 @@ class OperatorSettings:
     """Where /healthz answers."""
     resync_seconds: float = 300.0
     """How often every object is reconciled even without events (drift repair)."""
-    preview_image: str = "vibeplane/preview-runtime:0.1.0"
+    preview_image: str = "ghcr.io/vibeplane/preview:0.1.0"
     """The image preview pods run (the preview runtime, runtime/sandbox)."""
     preview_command: tuple[str, ...] = ("python3", "-m", "vibeplane_sandbox.preview")
     """The preview container's command (JSON list in the environment)."""

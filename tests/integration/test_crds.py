@@ -20,10 +20,14 @@ ROOT = Path(__file__).resolve().parents[2]
 GROUP, VERSION = "vibeplane.io", "v1alpha1"
 
 
-def test_server_side_apply_of_crds_succeeds(kubectl: Kubectl) -> None:
-    result = kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
+def test_the_crds_are_a_fixed_point_of_the_api_server(kubectl: Kubectl) -> None:
+    """What the files say is what the server stores: another field manager (a GitOps tool)
+    applies them without a conflict, and a server-side diff finds nothing to change."""
+    result = kubectl("apply", "--server-side", "--field-manager=gitops", "-f", str(ROOT / "crds"))
     assert result.returncode == 0, result.stderr
     assert result.stdout.count("serverside-applied") == 3
+    diff = kubectl("diff", "--server-side", "--field-manager=gitops", "-f", str(ROOT / "crds"))
+    assert (diff.returncode, diff.stdout) == (0, ""), diff.stdout[-3000:] + diff.stderr
 
 
 def test_kserve_inference_service_crd_is_installed(kubectl: Kubectl) -> None:

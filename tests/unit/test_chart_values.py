@@ -185,3 +185,9 @@ def test_no_wildcards_in_the_rbac_templates() -> None:
         if "rbac.authorization.k8s.io/v1" not in documents:
             continue
         assert not re.search(r"""["']\*["']|-\s+\*\s*$""", documents, re.MULTILINE), path.name
+
+
+def test_one_default_preview_image_in_settings_chart_and_readme() -> None:
+    image = OperatorSettings().preview_image
+    assert VALUES["preview"]["image"] == image
+    assert f"docker build -t {image} runtime/sandbox" in (ROOT / "README.md").read_text()

@@ -5,12 +5,12 @@ wants but not quite: a CRD needs a *structural* schema, so this module inlines `
 `anyOf [X, null]` into `nullable`, drops titles and `null` defaults, and keeps the
 `x-kubernetes-*` extensions the models declare (CEL rules, int-or-string, list types).
 
-    python -m vibeplane.api.crdgen crds charts/vibeplane/crds   # what `make crds` runs
+`vibeplane manifests` (what `make crds` runs) writes them with the workspace ClusterRoles
+(`vibeplane.manifests`), through `write` here.
 """
 
 from __future__ import annotations
 
-import argparse
 import copy
 from collections.abc import Iterable
 from pathlib import Path
@@ -93,6 +93,11 @@ def _convert(node: Schema, defs: dict[str, Schema], path: str) -> Schema:
             out["enum"] = [value]
             continue
         if key == "properties":
+            if not value:
+                # The API server drops an empty map: leave it out, so the file is what the
+                # server stores (a fixed point for server-side apply and GitOps diffs).
+                out["type"] = "object"
+                continue
             out[key] = {
                 name: _convert(child, defs, f"{path}.{name}") for name, child in value.items()
             }
@@ -217,15 +222,3 @@ def write(directories: Iterable[Path]) -> list[Path]:
             path.write_text(content)
             written.append(path)
     return written
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("directories", nargs="+", type=Path)
-    args = parser.parse_args(argv)
-    for path in write(args.directories):
-        print(path)
-
-
-if __name__ == "__main__":
-    main()

@@ -45,6 +45,15 @@ def test_schema_is_structural_and_documented(info: Any) -> None:
             assert node["anyOf"] == [{"type": "integer"}, {"type": "string"}]
 
 
+@pytest.mark.parametrize("info", ALL_KINDS, ids=lambda info: info.kind)
+def test_no_empty_properties_the_api_server_would_drop(info: Any) -> None:
+    # `properties: {}` is dropped by the API server: the file would never equal what it
+    # stores, and server-side apply by another manager conflicts on .spec.versions.
+    root = crd(info)["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    for path, node in _walk(root):
+        assert node.get("properties", None) != {}, f"{path} has empty properties"
+
+
 def test_names_columns_and_subresources() -> None:
     by_kind = {info.kind: crd(info) for info in ALL_KINDS}
     assert by_kind["Workspace"]["spec"]["scope"] == "Cluster"

@@ -16,7 +16,7 @@ GOLDEN = Path(__file__).parent / "golden"
 UID = "00000000-0000-4000-8000-00000000a991"
 PREVIEW = desired.PreviewSettings(
     runtime_class="gvisor",
-    image="vibeplane/preview-runtime:0.1.0",
+    image="ghcr.io/vibeplane/preview:0.1.0",
     command=("python3", "-m", "vibeplane_sandbox.preview"),
     local_node=True,
 )
