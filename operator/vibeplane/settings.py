@@ -82,6 +82,12 @@ class OperatorSettings:
     """The ServiceAccount InferenceServices run under (one per namespace, made by the operator)."""
     model_storage_secret: str = "vibeplane-model-storage"
     """The Secret with S3 credentials that ServiceAccount lists when it exists."""
+    model_egress_allow: tuple[str, ...] = ()
+    """Destinations a tenant's external model may reach although they are not public: host
+    names (exact) and CIDRs (JSON list in the environment). See vibeplane.generation.egress."""
+    cluster_cidrs: tuple[str, ...] = ()
+    """The cluster's service and pod ranges (JSON list of CIDRs): tenant models may never
+    reach them, even where they are public addresses."""
     leader_election: bool = False
     """Run as one of several replicas of which only the holder of a Lease reconciles
     (`vibeplane.kube.leader`). Off by default: a single process (`vibeplane up`, the test
@@ -139,6 +145,8 @@ class OperatorSettings:
             modelserver_runtime=env("modelserver_runtime", cls.modelserver_runtime),
             model_service_account=env("model_service_account", cls.model_service_account),
             model_storage_secret=env("model_storage_secret", cls.model_storage_secret),
+            model_egress_allow=tuple(json.loads(env("model_egress_allow", "[]"))),
+            cluster_cidrs=tuple(json.loads(env("cluster_cidrs", "[]"))),
             leader_election=env("leader_election", "false") == "true",
             leader_election_lease=env("leader_election_lease", cls.leader_election_lease),
             leader_election_identity=env("leader_election_identity", "") or default_identity(),

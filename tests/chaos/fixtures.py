@@ -3,6 +3,7 @@ is what it is)."""
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import shutil
@@ -21,6 +22,7 @@ from tests.chaos.faults import ModelFaults, S3Faults
 from tests.integration.conftest import (
     PREVIEW_NODE,
     S3,
+    TEST_EGRESS_ALLOW,
     ModelServer,
     OperatorProcess,
     apply_builtin_model,
@@ -211,6 +213,7 @@ def chaos_operator(
             "VIBEPLANE_S3_ENDPOINT": s3_faults.url,
             "VIBEPLANE_BUILTIN_MODEL_URL": f"{model_faults.url}/openai/v1",
             "VIBEPLANE_MODEL_TIMEOUT": str(MODEL_TIMEOUT),
+            "VIBEPLANE_MODEL_EGRESS_ALLOW": json.dumps(TEST_EGRESS_ALLOW),
         },
     )
     # Chaos slows everything: a preview gets longer to answer before it counts as failed.

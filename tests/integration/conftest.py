@@ -330,6 +330,22 @@ def apply_builtin_model(api: ApiClient) -> None:
     )
 
 
+TEST_EGRESS_ALLOW = ["127.0.0.1"]
+"""The test providers and model servers of tenants' models listen on 127.0.0.1 (tests talk to
+nothing else), so the session's operator allows that one address the way a platform allows its
+LLM gateway (models.egress.allow). Every other loopback address and name, link-local,
+private and cluster destinations stay refused (tests/security/test_model_egress.py)."""
+
+
+def operator_environment(s3: S3, model_server: ModelServer) -> dict[str, str]:
+    """The session operator's environment (the leader-election tests start more like it)."""
+    return {
+        **s3.environment,
+        "VIBEPLANE_BUILTIN_MODEL_URL": model_server.openai_base,
+        "VIBEPLANE_MODEL_EGRESS_ALLOW": json.dumps(TEST_EGRESS_ALLOW),
+    }
+
+
 @pytest.fixture(scope="session")
 def operator(
     cluster: LocalCluster,
@@ -346,9 +362,7 @@ def operator(
         yield cast(OperatorProcess, _SHARED["operator"])
         return
     log = tmp_path_factory.mktemp("operator") / "operator.log"
-    process = OperatorProcess(
-        cluster, log, {**s3.environment, "VIBEPLANE_BUILTIN_MODEL_URL": model_server.openai_base}
-    )
+    process = OperatorProcess(cluster, log, operator_environment(s3, model_server))
     process.start()
     apply_builtin_model(api)
     with _one_per_session("operator", process):

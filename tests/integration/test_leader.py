@@ -33,7 +33,7 @@ import kubernetes
 import pytest
 from kubernetes.client import ApiClient
 
-from tests.integration.conftest import S3, ModelServer, OperatorProcess
+from tests.integration.conftest import S3, ModelServer, OperatorProcess, operator_environment
 from tests.integration.support import (
     GROUP,
     VERSION,
@@ -174,7 +174,7 @@ def replicas(
     """Replicas campaigning for a Lease of this test's own; killed, and the Lease deleted,
     after it."""
     lease = f"vibeplane-operator-test-{uuid.uuid4().hex[:6]}"
-    environment = {**s3.environment, "VIBEPLANE_BUILTIN_MODEL_URL": model_server.openai_base}
+    environment = operator_environment(s3, model_server)
     started = Replicas(cluster, environment, tmp_path, lease)
     try:
         yield started

@@ -14,10 +14,12 @@ generated app and its running preview:
   policies let nothing out to B's pods; no CNI enforces them on this control plane, so the
   evaluator (checked against allowed cases too) stands in for one.
 
-A's admin can make the operator fetch any URL it reaches (an external ModelDeployment's
-baseURL), B's preview included; the probe's failure never quotes a body that is not an
-OpenAI-style error, so nothing of B's page reaches A's status. (The fetch itself is not
-refused: cluster-internal destinations for tenants' models are a known gap.)
+A tenant's external model may reach only public addresses by default
+(tests/security/test_model_egress.py); this session's operator allows 127.0.0.1, where the
+test providers listen, and B's preview on the local node listens there too. Through that
+allowed address A's admin can make the operator fetch B's preview (an external
+ModelDeployment's baseURL), and the probe's failure never quotes a body that is not an
+OpenAI-style error, so nothing of B's page reaches A's status.
 
 Already proven elsewhere, and not repeated: the tenant roles verb by verb inside a workspace
 (tests/integration/test_workspace.py::test_rbac_isolates_tenants), the policy set and its

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import socket
 import ssl
 import time
 from collections.abc import Mapping, Sequence
@@ -29,8 +30,15 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal, TypeAlias
 from urllib.parse import urlsplit
 
+from vibeplane.generation.egress import EgressPolicy, EgressRefused
+
 ModelCallReason: TypeAlias = Literal[
-    "Timeout", "ConnectionFailed", "ServerError", "ClientError", "UnparseableResponse"
+    "Timeout",
+    "ConnectionFailed",
+    "ServerError",
+    "ClientError",
+    "UnparseableResponse",
+    "EgressRefused",
 ]
 
 # Responses are read whole; a generated app is far below this, a runaway stream is not.
@@ -151,8 +159,12 @@ def _request(
     api_key: str | None,
     timeout: float,
     payload: bytes | None = None,
+    egress: EgressPolicy | None = None,
 ) -> tuple[int, bytes]:
-    """(status, body) of one HTTP exchange within `timeout` seconds in all."""
+    """(status, body) of one HTTP exchange within `timeout` seconds in all.
+
+    With `egress` (a tenant's model), the host is resolved once and checked, the connection
+    goes to that address, and the connected peer is checked again before anything is sent."""
     _check_api_key(api_key)
     where = _safe_url(url)
     try:
@@ -177,6 +189,8 @@ def _request(
         # A host with spaces or control characters ("http://my host/v1" passes the CRD's
         # rule): refused here, before any connection.
         raise ModelCallError("ClientError", f"invalid URL {where}: bad host", False) from None
+    if egress is not None:
+        _pin(connection, egress, parts.hostname, port or connection.default_port, where)
     headers = {"Accept": "application/json", "User-Agent": _USER_AGENT}
     if payload is not None:
         headers["Content-Type"] = "application/json"
@@ -208,6 +222,8 @@ def _request(
                 )
             chunks.append(chunk)
         return response.status, b"".join(chunks)
+    except EgressRefused as refused:
+        raise ModelCallError("EgressRefused", refused.message, retryable=False) from None
     except TimeoutError:
         raise ModelCallError(
             "Timeout", f"{method} {where}: no complete answer within {timeout:g}s", True
@@ -238,6 +254,37 @@ def _request(
         ) from None
     finally:
         connection.close()
+
+
+def _pin(
+    connection: http.client.HTTPConnection,
+    egress: EgressPolicy,
+    host: str,
+    port: int,
+    where: str,
+) -> None:
+    """Make `connection` connect to the address `egress` checked, and check the peer.
+
+    The Host header and TLS (SNI, certificate) still use the name: only the lookup is ours."""
+    try:
+        address = egress.pin(host, port)
+    except EgressRefused as refused:
+        raise ModelCallError("EgressRefused", refused.message, retryable=False) from None
+    except OSError as error:
+        raise ModelCallError("ConnectionFailed", f"{where}: {error}", True) from None
+
+    def connect(
+        _address: tuple[str, int], timeout: float, source: tuple[str, int] | None = None
+    ) -> socket.socket:
+        sock = socket.create_connection((address, port), timeout, source)
+        try:
+            egress.check_address(host, str(sock.getpeername()[0]))
+        except EgressRefused:
+            sock.close()
+            raise
+        return sock
+
+    connection._create_connection = connect  # type: ignore[attr-defined]
 
 
 def _raise_for_status(status: int, body: bytes, what: str, api_key: str | None) -> None:
@@ -303,6 +350,7 @@ def chat(
     max_tokens: int | None = None,
     *,
     temperature: float | None = None,
+    egress: EgressPolicy | None = None,
 ) -> ChatResult:
     """One non-streamed chat completion from `{base_url}/chat/completions`.
 
@@ -319,7 +367,7 @@ def chat(
         request["temperature"] = temperature
     payload = json.dumps(request).encode()
     started = time.monotonic()
-    status, body = _request("POST", url, api_key, timeout, payload)
+    status, body = _request("POST", url, api_key, timeout, payload, egress)
     latency = time.monotonic() - started
     _raise_for_status(status, body, what, api_key)
     data = _parse_json(body, what, api_key, status)
@@ -357,7 +405,13 @@ def chat(
     )
 
 
-def probe(base_url: str, api_key: str | None, timeout: float, model: str | None = None) -> None:
+def probe(
+    base_url: str,
+    api_key: str | None,
+    timeout: float,
+    model: str | None = None,
+    egress: EgressPolicy | None = None,
+) -> None:
     """Check that `base_url` is an OpenAI-compatible API that accepts `api_key`.
 
     A cheap `GET {base_url}/models`, for an external endpoint's Ready condition. With
@@ -366,7 +420,7 @@ def probe(base_url: str, api_key: str | None, timeout: float, model: str | None 
     """
     url = base_url.rstrip("/") + "/models"
     what = f"GET {_safe_url(url)}"
-    status, body = _request("GET", url, api_key, timeout)
+    status, body = _request("GET", url, api_key, timeout, egress=egress)
     _raise_for_status(status, body, what, api_key)
     data = _parse_json(body, what, api_key, status)
     listed = data.get("data")

@@ -91,6 +91,8 @@ class ModelCandidate:
     api_key_secret_ref: SecretRef | None = None
     output_tokens: int = Limits().output_tokens
     context_tokens: int = Limits().context_tokens
+    external: bool = False
+    """Served by an external endpoint its spec names (serving.external)."""
     not_ready: str = ""
     """Why it is not Ready (the Ready condition's reason and message), for error messages."""
 
@@ -324,6 +326,7 @@ def candidate_from(body: Mapping[str, Any]) -> ModelCandidate | None:
         api_key_secret_ref=SecretRef(ref.name, ref.key) if ref is not None else None,
         output_tokens=limits.output_tokens,
         context_tokens=limits.context_tokens,
+        external=external is not None,
         not_ready=not_ready,
     )
 

@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic.exceptions import ResourceNotFoundError
@@ -37,6 +37,7 @@ from vibeplane.budget.ledger import Amount
 from vibeplane.budget.periods import PeriodKind
 from vibeplane.budget.store import LedgerStore
 from vibeplane.generation.client import ModelCallError, probe
+from vibeplane.generation.egress import EgressPolicy
 from vibeplane.kube import client, events
 from vibeplane.kube.cache import ObjectCache, WatchedKind
 from vibeplane.kube.conditions import ConditionSpec
@@ -59,8 +60,27 @@ ISVC_WATCH = WatchedKind(
 PROBE_OK_TTL = 60.0
 """Seconds a successful check stands before the next reconcile checks again."""
 
-Prober = Callable[[str, str | None, float, str | None], None]
+
+class Prober(Protocol):
+    """Checks an endpoint (`vibeplane.generation.client.probe`)."""
+
+    def __call__(
+        self,
+        base_url: str,
+        api_key: str | None,
+        timeout: float,
+        model: str | None = None,
+        egress: EgressPolicy | None = None,
+    ) -> None: ...
+
+
 Lookup = Callable[[str], Mapping[str, Any] | None]
+
+
+def egress_policy(settings: OperatorSettings) -> EgressPolicy:
+    """The rule for tenant models' calls, from the operator settings (the chart's
+    models.egress)."""
+    return EgressPolicy.from_settings(settings.model_egress_allow, settings.cluster_cidrs)
 
 
 def serving_settings(settings: OperatorSettings) -> desired.ServingSettings:
@@ -123,6 +143,7 @@ class ModelDeploymentReconciler:
         clock: Callable[[], datetime] | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         prober: Prober = probe,
+        egress: EgressPolicy | None = None,
     ) -> None:
         self.settings = settings
         self.serving = serving
@@ -133,6 +154,7 @@ class ModelDeploymentReconciler:
         self.clock = clock or (lambda: datetime.now(UTC))
         self.monotonic = monotonic
         self.prober = prober
+        self.egress = egress if egress is not None else egress_policy(settings)
         self._checks: dict[str, _Check] = {}
         self._lock = threading.Lock()
 
@@ -342,11 +364,14 @@ class ModelDeploymentReconciler:
             if external is not None and external.api_key_secret_ref is not None:
                 ref = external.api_key_secret_ref
                 key = read_secret_key(context.namespace or "", ref.name, ref.key)
-            self.prober(url, key, self.serving.probe_timeout, model_check)
+            self.prober(
+                url, key, self.serving.probe_timeout, model_check, egress=self._egress(context)
+            )
         except SecretProblem as problem:
             reason, failure, message = problem.reason, problem.reason, problem.message
         except ModelCallError as error:
-            reason, failure = "ProbeFailed", error.reason
+            reason = "EgressRefused" if error.reason == "EgressRefused" else "ProbeFailed"
+            failure = error.reason
             message = f"{error.reason}: {error.message}"
         else:
             fields, conditions = desired.endpoint_ready(mode, url, desired.served_model(spec))
@@ -364,6 +389,13 @@ class ModelDeploymentReconciler:
         if failures == 1:
             self._warn(context, reason, conditions[0].message)
         return Outcome(list(conditions), dict(fields), delay)
+
+    def _egress(self, context: Context) -> EgressPolicy | None:
+        """The guard on a tenant's external model (its own namespace names the URL); the
+        platform's own models are the platform's choice and are not guarded."""
+        external = context.spec.serving.external is not None
+        tenant = context.namespace != self.settings.platform_namespace
+        return self.egress if external and tenant else None
 
     def _remember(self, uid: str, check: _Check) -> None:
         with self._lock:

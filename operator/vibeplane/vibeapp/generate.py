@@ -28,6 +28,7 @@ from vibeplane.budget.periods import PeriodKind
 from vibeplane.budget.store import LedgerStore
 from vibeplane.generation import client as model_client
 from vibeplane.generation.checks import FileLimits, UnsafeOutputError, check_files
+from vibeplane.generation.egress import EgressPolicy
 from vibeplane.generation.format import (
     OutputFormatError,
     apply_output,
@@ -57,6 +58,8 @@ class ModelTarget:
     pricing: Mapping[str, str]
     output_tokens: int
     reason: str
+    egress: EgressPolicy | None = None
+    """The guard on a tenant's external model (vibeplane.generation.egress); None: none."""
 
     def __repr__(self) -> str:  # never print the key
         return f"ModelTarget({self.name!r}, {self.url!r}, reason={self.reason!r})"
@@ -266,6 +269,7 @@ class Generator:
                     target.api_key,
                     timeout=self.timeout,
                     max_tokens=target.output_tokens,
+                    egress=target.egress,
                 )
                 parsed = parse_output(answer.text)
                 files = apply_output(previous or {}, parsed) if parsed.actions else {}

@@ -14,6 +14,7 @@ from typing import Any
 from vibeplane.api import vibeapp as api
 from vibeplane.api.workspace import WorkspaceSpec
 from vibeplane.generation import router
+from vibeplane.generation.egress import EgressPolicy
 from vibeplane.kube.secrets import SecretProblem, read_secret_key
 from vibeplane.settings import OperatorSettings
 from vibeplane.vibeapp.generate import ModelTarget
@@ -26,9 +27,13 @@ class ModelResolver:
         self,
         settings: OperatorSettings,
         bodies: Callable[[], Iterable[Mapping[str, Any]]],
+        egress: EgressPolicy | None = None,
     ) -> None:
         self.settings = settings
         self.bodies = bodies
+        self.egress = egress or EgressPolicy.from_settings(
+            settings.model_egress_allow, settings.cluster_cidrs
+        )
 
     def __call__(
         self, spec: api.VibeAppSpec, namespace: str, workspace: WorkspaceSpec, soft: bool
@@ -67,6 +72,11 @@ class ModelResolver:
                     },
                     output_tokens=candidate.output_tokens,
                     reason=why,
+                    # A tenant's own external model: its URL is the tenant's choice.
+                    egress=self.egress
+                    if candidate.external
+                    and candidate.namespace != self.settings.platform_namespace
+                    else None,
                 )
             )
         return targets, "" if targets else "NoModelAvailable: " + "; ".join(unreadable)

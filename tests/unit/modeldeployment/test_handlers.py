@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from kubernetes.client.exceptions import ApiException
 
+from tests.unit.generation.listener import Listener
 from tests.unit.modeldeployment.support import (
     BUILTIN,
     EXTERNAL,
@@ -24,7 +25,8 @@ from tests.unit.modeldeployment.support import (
 )
 from vibeplane.api.modeldeployment import ModelDeploymentSpec
 from vibeplane.budget.ledger import Amount
-from vibeplane.generation.client import ModelCallError
+from vibeplane.generation.client import ModelCallError, probe
+from vibeplane.generation.egress import EgressPolicy
 from vibeplane.kube import client, events
 from vibeplane.kube.cache import ObjectCache
 from vibeplane.kube.conditions import find, merge_conditions, status_patch
@@ -129,9 +131,18 @@ class Prober:
 
     failures: list[ModelCallError] = field(default_factory=list)
     calls: list[tuple[str, str | None, str | None]] = field(default_factory=list)
+    rules: list[EgressPolicy | None] = field(default_factory=list)
 
-    def __call__(self, url: str, key: str | None, timeout: float, model: str | None) -> None:
+    def __call__(
+        self,
+        url: str,
+        key: str | None,
+        timeout: float,
+        model: str | None = None,
+        egress: EgressPolicy | None = None,
+    ) -> None:
         self.calls.append((url, key, model))
+        self.rules.append(egress)
         if self.failures:
             raise self.failures.pop(0)
 
@@ -177,6 +188,7 @@ class Harness:
     status: dict[str, Any] = field(default_factory=dict)
     name: str = "m"
     writes: int = 0
+    namespace: str = NAMESPACE
 
     def reconcile(self) -> Outcome:
         body = {
@@ -184,7 +196,7 @@ class Harness:
             "kind": "ModelDeployment",
             "metadata": {
                 "name": self.name,
-                "namespace": NAMESPACE,
+                "namespace": self.namespace,
                 "uid": UID,
                 "generation": self.generation,
             },
@@ -193,7 +205,7 @@ class Harness:
         }
         context = Context(
             self.name,
-            NAMESPACE,
+            self.namespace,
             UID,
             self.generation,
             self.spec,
@@ -226,6 +238,7 @@ def make(
     ledgers: FakeLedgers | None = None,
     kserve: bool = True,
     workspaces: dict[str, dict[str, Any]] | None = None,
+    egress: EgressPolicy | None = None,
 ) -> Harness:
     clock = clock or Clock()
     reconciler = handlers.ModelDeploymentReconciler(
@@ -238,6 +251,7 @@ def make(
         clock=lambda: clock.now,
         monotonic=lambda: clock.mono,
         prober=prober or Prober(),
+        egress=egress,
     )
     return Harness(reconciler, spec)
 
@@ -660,3 +674,50 @@ def test_other_api_errors_are_retried(kube: FakeKube, monkeypatch: pytest.Monkey
     monkeypatch.setattr(client, "apply", unavailable)
     with pytest.raises(ApiException):
         make(RAW_GPU).reconcile()
+
+
+# ---- tenant models' egress ---------------------------------------------------------------
+
+
+def test_only_a_tenants_external_model_is_probed_under_the_egress_rule(kube: FakeKube) -> None:
+    kube.secret("frontier-key", {"apiKey": SECRET_VALUE})
+    rule = EgressPolicy.from_settings([], [], lambda host, port: ["93.184.216.34"])
+    prober = Prober()
+    make(EXTERNAL, prober, egress=rule).reconcile()
+    platform = make(BUILTIN, prober, egress=rule)
+    platform.reconcile()
+    keyless = ModelDeploymentSpec.model_validate(
+        {
+            "model": {"name": "m"},
+            "serving": {"external": {"baseURL": "https://x.test/v1", "model": "m"}},
+        }
+    )
+    shared = make(keyless, prober, egress=rule)
+    shared.namespace = OperatorSettings().platform_namespace
+    shared.reconcile()
+    assert prober.rules == [rule, None, None]
+
+
+def test_a_tenant_model_on_loopback_is_refused_and_sent_nothing(
+    kube: FakeKube, listener: Listener
+) -> None:
+    spec = ModelDeploymentSpec.model_validate(
+        {
+            "model": {"name": "peek"},
+            "serving": {
+                "external": {"baseURL": f"http://127.0.0.1:{listener.port}/v1", "model": "m"}
+            },
+        }
+    )
+    harness = make(spec, probe, egress=EgressPolicy())
+    harness.reconcile()
+    ready = harness.condition("Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "EgressRefused")
+    assert "127.0.0.1, a loopback address: tenant models may reach only public" in ready["message"]
+    assert harness.status["probe"]["lastFailureReason"] == "EgressRefused"
+    assert (listener.connections, listener.requests) == (0, [])
+    # The platform allows the destination: the same model is checked, and Ready.
+    allowed = make(spec, probe, egress=EgressPolicy.from_settings(["127.0.0.1"], []))
+    allowed.reconcile()
+    assert allowed.condition("Ready")["status"] == "True"
+    assert len(listener.requests) == 1

@@ -1,0 +1,50 @@
+"""Which call targets carry the egress rule: a tenant's own external model only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from vibeplane.api.vibeapp import VibeAppSpec
+from vibeplane.api.workspace import WorkspaceSpec
+from vibeplane.generation.egress import EgressPolicy
+from vibeplane.settings import OperatorSettings
+from vibeplane.vibeapp.models import ModelResolver
+
+SETTINGS = OperatorSettings()
+
+
+def model(name: str, namespace: str, serving: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"model": {"name": name}, "serving": serving},
+        "status": {
+            "url": "http://127.0.0.1:9/v1",
+            "conditions": [{"type": "Ready", "status": "True", "reason": "Ready"}],
+        },
+    }
+
+
+def test_a_tenants_external_model_is_called_under_the_rule_the_platforms_are_not() -> None:
+    rule = EgressPolicy()
+    bodies = [
+        model("builtin", SETTINGS.platform_namespace, {"builtin": {}}),
+        model(
+            "rented",
+            SETTINGS.platform_namespace,
+            {"external": {"baseURL": "https://a.test", "model": "r"}},
+        ),
+        model("own", "ws-a", {"external": {"baseURL": "https://b.test", "model": "o"}}),
+    ]
+    resolve = ModelResolver(SETTINGS, lambda: bodies, egress=rule)
+    workspace = WorkspaceSpec.model_validate(
+        {"owner": "a@example.com", "models": {"allowed": ["builtin", "rented"]}}
+    )
+    targets, error = resolve(
+        VibeAppSpec.model_validate({"prompts": ["x"]}), "ws-a", workspace, False
+    )
+    assert error == ""
+    assert {target.name: target.egress for target in targets} == {
+        "builtin": None,
+        "rented": None,
+        "own": rule,
+    }
