@@ -23,11 +23,16 @@ from pathlib import Path
 from vibeplane.wellknown import PREVIEW_RUNTIME_DIR
 from vibeplane_dev.cluster.config import repository_root
 from vibeplane_dev.cluster.local import LocalCluster
+from vibeplane_dev.cluster.node import LocalNode, start_real_node, stop_real_node
 from vibeplane_dev.cluster.processes import ManagedProcess
 from vibeplane_dev.cluster.s3server import LocalS3
 from vibeplane_dev.steps import Steps
 
 MODELSERVER_PORT = int(os.environ.get("VIBEPLANE_MODELSERVER_PORT", "18080"))
+# Which node runs previews: "real" (containerd, kubelet, gVisor, pod network: cluster.node) or
+# "standin" (runtime/sandbox's vibeplane-node: runsc on the host network), until the real one
+# has passed every suite.
+NODE_KIND = os.environ.get("VIBEPLANE_NODE", "standin")
 EXAMPLE_APP = ("ws-demo", "todo")
 
 
@@ -186,19 +191,24 @@ def preview_command() -> list[str]:
     return ["/usr/bin/python3", f"{PREVIEW_RUNTIME_DIR}/preview.py"]
 
 
-def operator_environment(platform: Platform) -> dict[str, str]:
-    return {
+def operator_environment(platform: Platform, node: LocalNode | None = None) -> dict[str, str]:
+    base = {
         **platform.s3.client_environment(),
         "KUBECONFIG": str(platform.cluster.config.kubeconfig("operator")),
         "VIBEPLANE_BUILTIN_MODEL_URL": platform.model_url,
+    }
+    if node is not None:
+        return {**base, **node.operator_environment()}
+    return {
+        **base,
         "VIBEPLANE_PREVIEW_LOCAL_NODE": "true",
         "VIBEPLANE_PREVIEW_COMMAND": json.dumps(preview_command()),
     }
 
 
-def start_operator(platform: Platform, steps: Steps) -> None:
+def start_operator(platform: Platform, steps: Steps, node: LocalNode | None = None) -> None:
     process = platform.process("operator")
-    env = dict(os.environ, **operator_environment(platform))
+    env = dict(os.environ, **operator_environment(platform, node))
     _start(process, [sys.executable, "-m", "vibeplane", "operator"], steps, env=env)
     if process.exited_early(timeout=3.0):
         raise RuntimeError(f"the operator exited at once; its log ends:\n{process.log_tail()}")
@@ -232,10 +242,15 @@ def up(examples: bool, steps: Steps) -> int:
         platform.s3.up(progress=steps.note)
     with steps.step("model server (builtin backend)"):
         start_modelserver(platform, steps)
-    with steps.step("preview node (gVisor)"):
-        start_preview_node(platform, steps)
+    node: LocalNode | None = None
+    if NODE_KIND == "real":
+        with steps.step("node (containerd, kubelet, gVisor, pod network in its own namespace)"):
+            node = start_real_node(platform.cluster.config, progress=steps.note)
+    else:
+        with steps.step("preview node (gVisor, stand-in)"):
+            start_preview_node(platform, steps)
     with steps.step("operator"):
-        start_operator(platform, steps)
+        start_operator(platform, steps, node)
     kubeconfig = platform.cluster.config.admin_kubeconfig
     if examples:
         with steps.step("examples applied"):
@@ -270,6 +285,7 @@ def down(steps: Steps) -> int:
     for name in PARTS:
         if platform.process(name).stop():
             steps.note(f"stopped {name}")
+    stop_real_node(platform.cluster.config, progress=steps.note)
     if platform.s3.down():
         steps.note("stopped minio")
     platform.cluster.down(progress=steps.note)

@@ -62,6 +62,17 @@ class OperatorSettings:
     preview_domain: str = ""
     """Previews answer at http://<app>-<namespace>.<domain>/ through the gateway; empty: the
     Service's cluster address (or, on the local node, its loopback port)."""
+    preview_node_address: str = ""
+    """An address of the node that this machine routes to (the local platform's real node):
+    preview Services become NodePorts and a preview's URL is this address and its node port.
+    Empty: the Service's cluster address, or preview_domain."""
+    preview_ingress_cidrs: tuple[str, ...] = ()
+    """Sources besides the gateway namespace that may reach previews (comma-separated CIDRs;
+    the local machine reaching previews through the node port)."""
+    object_store_egress: str = ""
+    """CIDR:port of the object store as preview pods reach it (they fetch their bundle from
+    there); each workspace then allows previews that egress and no other. Empty: no allowance
+    (the store is reached through the internet allowance, or previews run off the pod network)."""
     preview_activity_poll: bool = True
     """Ask running previews when they last served someone (hibernation by traffic). Off where
     the operator cannot reach previews (simulated nodes): then only prompts and the wake
@@ -134,6 +145,11 @@ class OperatorSettings:
             ),
             preview_local_node=env("preview_local_node", "false") == "true",
             preview_domain=env("preview_domain", cls.preview_domain),
+            preview_node_address=env("preview_node_address", cls.preview_node_address),
+            preview_ingress_cidrs=tuple(
+                cidr for cidr in env("preview_ingress_cidrs", "").split(",") if cidr
+            ),
+            object_store_egress=env("object_store_egress", cls.object_store_egress),
             preview_activity_poll=env("preview_activity_poll", "true") == "true",
             preview_ready_timeout=float(
                 env("preview_ready_timeout", str(cls.preview_ready_timeout))

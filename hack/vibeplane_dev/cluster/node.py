@@ -36,15 +36,21 @@ from pathlib import Path
 
 import yaml
 
-from vibeplane_dev.cluster.config import ClusterConfig
-from vibeplane_dev.cluster.nodeaddons import node_addons
-from vibeplane_dev.cluster.nodebuild import NodeBinaries
+from vibeplane_dev.cluster import images
+from vibeplane_dev.cluster.config import ClusterConfig, repository_root
+from vibeplane_dev.cluster.nodeaddons import COREDNS_IMAGE, node_addons
+from vibeplane_dev.cluster.nodebuild import (
+    NodeBinaries,
+    ensure_node_binaries,
+    node_binaries_if_built,
+)
 from vibeplane_dev.cluster.nodecerts import write_node_certificates
 from vibeplane_dev.cluster.processes import ManagedProcess, _command_line_has, _marker
 
 Progress = Callable[[str], None]
 
 NODE_NAME = "vibeplane-node"
+NODE_SOURCE = Path("hack") / "node"
 POD_CIDR = "10.88.0.0/24"
 SERVICE_CIDR = "10.0.0.0/16"  # the API server's --service-cluster-ip-range
 CLUSTER_DNS = "10.0.0.10"
@@ -69,7 +75,10 @@ HARD_CODED_PATHS = (
     Path("/var/lib/kubelet/device-plugins"),
     Path("/var/lib/kubelet"),
 )
-COMPONENTS = ("apiserver-relay", "containerd", "kubelet", "kube-proxy", "kube-router")
+COMPONENTS = ("containerd", "kubelet", "kube-proxy", "kube-router")
+# Host services pods reach through the host end of the veth (relays bound to that address only).
+RELAYS = ("apiserver-relay", "object-store-relay")
+PREVIEW_IMAGE = "vibeplane/preview-runtime:0.1.0"  # the operator's default preview_image
 
 _CLONE_NEWNS = 0x00020000
 _CLONE_NEWNET = 0x40000000
@@ -212,8 +221,28 @@ class LocalNode:
             name, self.home / "run", self.home / "logs", netns=self.netns, binds=binds
         )
 
-    def relay(self) -> ManagedProcess:
-        return ManagedProcess("apiserver-relay", self.home / "run", self.home / "logs")
+    def relay(self, name: str) -> ManagedProcess:
+        return ManagedProcess(name, self.home / "run", self.home / "logs")
+
+    def _relayed_ports(self) -> dict[str, int]:
+        return {
+            "apiserver-relay": self.cluster.apiserver_port,
+            "object-store-relay": self.cluster.s3_port,
+        }
+
+    def operator_environment(self) -> dict[str, str]:
+        """The operator's settings for previews on this node: reached from the machine by a
+        NodePort on the node's address, fetching bundles from the object store's relay."""
+        net = self.network
+        return {
+            "VIBEPLANE_PREVIEW_LOCAL_NODE": "false",
+            "VIBEPLANE_PREVIEW_IMAGE": PREVIEW_IMAGE,
+            "VIBEPLANE_PREVIEW_NODE_ADDRESS": net.node_ip,
+            "VIBEPLANE_PREVIEW_INGRESS_CIDRS": f"{net.host_ip}/32",
+            "VIBEPLANE_OBJECT_STORE_EGRESS": f"{net.host_ip}/32:{self.cluster.s3_port}",
+            # Presigned URLs name the relay, which pods (and the operator) can reach.
+            "VIBEPLANE_S3_ENDPOINT": f"http://{net.host_ip}:{self.cluster.s3_port}",
+        }
 
     # ---- the network namespace -----------------------------------------------------------
 
@@ -485,10 +514,8 @@ class LocalNode:
 
     def running(self) -> bool:
         return (
-            all(
-                (self.relay() if name == "apiserver-relay" else self.process(name)).running()
-                for name in COMPONENTS
-            )
+            all(self.process(name).running() for name in COMPONENTS)
+            and all(self.relay(name).running() for name in RELAYS)
             and self.ready()
         )
 
@@ -507,19 +534,17 @@ class LocalNode:
         self._write_files()
         self._cgroups_up()
         self._kubelet_dir_shared()
-        relay = self.relay()
-        if not relay.running():
-            progress(
-                f"relaying {self.network.host_ip}:{self.cluster.apiserver_port} to the API server"
-            )
-            relay.start(
-                [
-                    shutil.which("socat") or "socat",
-                    f"TCP-LISTEN:{self.cluster.apiserver_port},bind={self.network.host_ip},"
-                    "reuseaddr,fork",
-                    f"TCP:127.0.0.1:{self.cluster.apiserver_port}",
-                ]
-            )
+        for name, port in self._relayed_ports().items():
+            relay = self.relay(name)
+            if not relay.running():
+                progress(f"relaying {self.network.host_ip}:{port} to 127.0.0.1:{port}")
+                relay.start(
+                    [
+                        shutil.which("socat") or "socat",
+                        f"TCP-LISTEN:{port},bind={self.network.host_ip},reuseaddr,fork",
+                        f"TCP:127.0.0.1:{port}",
+                    ]
+                )
         env = {"PATH": self.binaries.path, "HOME": str(self.home)}
         self._start(
             "containerd",
@@ -633,9 +658,16 @@ class LocalNode:
             check=check,
         )
 
-    def import_image(self, archive: Path) -> None:
-        """Import a docker-archive into the node's containerd (pods use it without pulling)."""
-        self._ctr("images", "import", "--no-unpack=false", str(archive))
+    def import_image(self, archive: Path) -> bool:
+        """Import a docker-archive into the node's containerd (pods use it without pulling),
+        unless this very archive (its name is its content key) was imported already."""
+        stamp = self.home / "images" / archive.name
+        if stamp.exists():
+            return False
+        self._ctr("images", "import", str(archive))
+        stamp.parent.mkdir(parents=True, exist_ok=True)
+        stamp.touch()
+        return True
 
     def _kubelet_dir_shared(self) -> None:
         self.kubelet_dir.mkdir(parents=True, exist_ok=True)
@@ -663,8 +695,9 @@ class LocalNode:
         if self.process("containerd").stop():
             stopped.append("containerd")
             progress("stopped containerd")
-        if self.relay().stop():
-            stopped.append("apiserver-relay")
+        for name in RELAYS:
+            if self.relay(name).stop():
+                stopped.append(name)
         killed = self._kill_leftovers()
         if killed:
             progress(f"ended {killed} leftover process(es) in the node's network namespace")
@@ -753,3 +786,33 @@ def _kubectl(cluster: ClusterConfig, *args: str) -> subprocess.CompletedProcess[
     from vibeplane_dev.cluster.local import LocalCluster
 
     return LocalCluster(cluster).kubectl(*args)
+
+
+def start_real_node(cluster: ClusterConfig, progress: Progress = _noop) -> LocalNode:
+    """Build (or find) the node's programs and images, and bring the node up."""
+    root = repository_root()
+    binaries = ensure_node_binaries(root / NODE_SOURCE, cluster.cache, progress)
+    archives = [
+        images.binary_image(cluster.cache, binaries.pause, PAUSE_IMAGE),
+        images.binary_image(cluster.cache, binaries.coredns, COREDNS_IMAGE),
+        images.preview_image(cluster.cache, root / "runtime" / "sandbox", PREVIEW_IMAGE),
+    ]
+
+    def import_images(node: LocalNode) -> None:
+        for archive in archives:
+            if node.import_image(archive):
+                progress(f"imported {archive.name} ({archive.stat().st_size // 2**20} MB)")
+
+    node = LocalNode(cluster, binaries)
+    node.up(import_images, progress)
+    return node
+
+
+def stop_real_node(cluster: ClusterConfig, progress: Progress = _noop) -> list[str]:
+    """Stop the node and remove its traces (a no-op where none ever ran)."""
+    home = cluster.home.parent / "node"
+    if not home.exists():
+        return []
+    root = repository_root()
+    binaries = node_binaries_if_built(root / NODE_SOURCE, cluster.cache)
+    return LocalNode(cluster, binaries).down(progress)

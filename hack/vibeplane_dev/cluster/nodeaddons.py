@@ -9,7 +9,6 @@ from typing import Any
 Manifest = dict[str, Any]
 
 COREDNS_IMAGE = "vibeplane.local/coredns:1.15.0"
-PAUSE_REFERENCE = "vibeplane.local/pause:3.10"
 COREFILE = """\
 .:53 {
     errors

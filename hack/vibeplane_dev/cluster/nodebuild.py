@@ -117,9 +117,13 @@ def _run(
         raise RuntimeError(f"{what} failed:\n{result.stderr[-4000:]}")
 
 
+# Where the parts would be, without building anything (`down` needs ctr, never a build).
+_LOCATE_ONLY = {"value": False}
+
+
 def _build_into(target_dir: Path, names: Iterable[str], build: Callable[[Path], None]) -> Path:
     """Run build(scratch) and move the whole directory into place atomically."""
-    if all((target_dir / name).is_file() for name in names):
+    if _LOCATE_ONLY["value"] or all((target_dir / name).is_file() for name in names):
         return target_dir
     target_dir.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target_dir.parent) as scratch:
@@ -290,6 +294,22 @@ def install_debian_packages(progress: Progress = _silent) -> None:
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", *missing]):
         _run(command, " ".join(command), env=env)
+
+
+def node_binaries_if_built(source: Path, cache: Path) -> NodeBinaries:
+    """The paths ensure_node_binaries would return, building nothing."""
+    _LOCATE_ONLY["value"] = True
+    try:
+        return NodeBinaries(
+            node=node_binary(source, cache),
+            pause=pause_binary(source, cache),
+            containerd_dir=containerd(cache),
+            gvisor_dir=gvisor(cache),
+            kube_router=kube_router(cache),
+            coredns=coredns(cache),
+        )
+    finally:
+        _LOCATE_ONLY["value"] = False
 
 
 def ensure_node_binaries(source: Path, cache: Path, progress: Progress = _silent) -> NodeBinaries:

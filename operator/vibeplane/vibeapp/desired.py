@@ -211,8 +211,10 @@ def preview_deployment(
     }
 
 
-def preview_service(app: str, namespace: str, uid: str) -> Manifest:
-    return {
+def preview_service(app: str, namespace: str, uid: str, node_port: bool = False) -> Manifest:
+    """The preview's Service; a NodePort where the machine reaches previews through the node
+    (the local platform's real node), so the port is allocated by the API server."""
+    service: Manifest = {
         "apiVersion": "v1",
         "kind": "Service",
         "metadata": {
@@ -226,6 +228,9 @@ def preview_service(app: str, namespace: str, uid: str) -> Manifest:
             "ports": [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}],
         },
     }
+    if node_port:
+        service["spec"]["type"] = "NodePort"
+    return service
 
 
 def deployment_ready(deployment: Mapping[str, Any] | None, revision: int) -> bool:

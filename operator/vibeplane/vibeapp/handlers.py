@@ -449,7 +449,9 @@ class VibeAppReconciler:
                 stored.setdefault("kind", "Deployment")
                 self.cache.remember(stored)
                 live = stored
-            service = desired.preview_service(name, namespace, context.uid)
+            service = desired.preview_service(
+                name, namespace, context.uid, node_port=bool(self.settings.preview_node_address)
+            )
             service_live = self.cache.lookup("Service", desired.preview_name(name), namespace)
             if client.apply(service, FIELD_MANAGER, live=service_live, lookup=False) is not None:
                 WRITES.labels("VibeApp", "Service").inc()
@@ -567,6 +569,11 @@ class VibeAppReconciler:
                 port = (pod["metadata"].get("annotations") or {}).get(ANNOTATION_LOCAL_PORT)
                 if labels.get(desired.LABEL_APP) == name and port and _pod_ready(pod):
                     return f"http://127.0.0.1:{port}/"
+        if self.settings.preview_node_address:
+            service = self.cache.lookup("Service", desired.preview_name(name), namespace)
+            ports = ((service or {}).get("spec") or {}).get("ports") or []
+            if ports and ports[0].get("nodePort"):
+                return f"http://{self.settings.preview_node_address}:{ports[0]['nodePort']}/"
         if self.settings.preview_domain:
             return f"http://{name}-{namespace}.{self.settings.preview_domain}/"
         return f"http://{desired.preview_name(name)}.{namespace}.svc/"

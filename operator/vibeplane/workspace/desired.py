@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -289,8 +289,14 @@ def network_policies(
     spec: WorkspaceSpec,
     gateway_namespace: str,
     platform_namespace: str,
+    preview_ingress_cidrs: Sequence[str] = (),
+    object_store_egress: str = "",
 ) -> dict[str, Manifest | None]:
-    """Default deny both ways, then allowances; None marks a policy to remove."""
+    """Default deny both ways, then allowances; None marks a policy to remove.
+
+    preview_ingress_cidrs: more sources allowed to reach previews (beside the gateway and
+    platform namespaces); object_store_egress ("CIDR:port"): where previews fetch bundles.
+    """
     network = spec.network
     internet = network is not None and network.allow_internet_egress
     cidrs = list(network.allowed_egress_cidrs) if network else []
@@ -346,11 +352,32 @@ def network_policies(
                                     "matchLabels": {namespace_of: platform_namespace}
                                 }
                             },
+                            *({"ipBlock": {"cidr": cidr}} for cidr in preview_ingress_cidrs),
                         ]
                     }
                 ],
             },
         ),
+        "vibeplane-allow-object-store": _policy(
+            "vibeplane-allow-object-store",
+            workspace,
+            uid,
+            spec,
+            {
+                "podSelector": {"matchLabels": PREVIEW_SELECTOR},
+                "policyTypes": ["Egress"],
+                "egress": [
+                    {
+                        "to": [{"ipBlock": {"cidr": object_store_egress.rsplit(":", 1)[0]}}],
+                        "ports": [
+                            {"protocol": "TCP", "port": int(object_store_egress.rsplit(":", 1)[1])}
+                        ],
+                    }
+                ],
+            },
+        )
+        if object_store_egress
+        else None,
         "vibeplane-allow-internet": _policy(
             "vibeplane-allow-internet",
             workspace,

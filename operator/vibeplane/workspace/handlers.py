@@ -86,7 +86,13 @@ class WorkspaceReconciler:
         children[("ResourceQuota", "vibeplane-quota")] = desired.resource_quota(name, uid, spec)
         children[("LimitRange", "vibeplane-limits")] = desired.limit_range(name, uid, spec)
         policies = desired.network_policies(
-            name, uid, spec, self.settings.gateway_namespace, self.settings.platform_namespace
+            name,
+            uid,
+            spec,
+            self.settings.gateway_namespace,
+            self.settings.platform_namespace,
+            self.settings.preview_ingress_cidrs,
+            self.settings.object_store_egress,
         )
         for policy_name, policy in policies.items():
             children[("NetworkPolicy", policy_name)] = policy

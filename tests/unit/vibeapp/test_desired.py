@@ -83,3 +83,9 @@ def test_costs_and_reservations() -> None:
     assert desired.generation_cost(1000, 2000, pricing) == Decimal("0.0009")
     assert desired.reservation(100, 8192, pricing) == Amount(8292, Decimal("0.003287"))
     assert desired.generation_key("uid", 3, 1) == "uid:3:1"
+
+
+def test_a_preview_service_is_a_node_port_only_where_the_machine_reaches_the_node() -> None:
+    assert "type" not in desired.preview_service("todo", "ws-demo", UID)["spec"]
+    service = desired.preview_service("todo", "ws-demo", UID, node_port=True)
+    assert service["spec"]["type"] == "NodePort"

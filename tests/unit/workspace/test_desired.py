@@ -149,3 +149,35 @@ def test_budget_status_and_conditions() -> None:
         "BudgetWarning": "NoBudget",
         "BudgetExceeded": "NoBudget",
     }
+
+
+def test_previews_may_be_reached_from_and_reach_only_what_the_platform_names() -> None:
+    policies = desired.network_policies(
+        "team-a",
+        UID,
+        MINIMAL,
+        "vibeplane-gateway",
+        "vibeplane-system",
+        preview_ingress_cidrs=("10.250.0.1/32",),
+        object_store_egress="10.250.0.1/32:19000",
+    )
+    gateway = policies["vibeplane-allow-gateway"]
+    assert gateway is not None
+    sources = gateway["spec"]["ingress"][0]["from"]
+    assert {"ipBlock": {"cidr": "10.250.0.1/32"}} in sources
+    store = policies["vibeplane-allow-object-store"]
+    assert store is not None
+    assert store["spec"]["podSelector"] == {"matchLabels": desired.PREVIEW_SELECTOR}
+    assert store["spec"]["egress"] == [
+        {
+            "to": [{"ipBlock": {"cidr": "10.250.0.1/32"}}],
+            "ports": [{"protocol": "TCP", "port": 19000}],
+        }
+    ]
+    # Without them: no allowance at all (and an existing one is removed).
+    plain = desired.network_policies(
+        "team-a", UID, MINIMAL, "vibeplane-gateway", "vibeplane-system"
+    )
+    assert plain["vibeplane-allow-object-store"] is None
+    assert plain["vibeplane-allow-gateway"] is not None
+    assert len(plain["vibeplane-allow-gateway"]["spec"]["ingress"][0]["from"]) == 2
