@@ -38,6 +38,12 @@ GENERATIONS = Counter(
     "Generation attempts by outcome (succeeded, failed, refused) and model.",
     ["outcome", "model"],
 )
+ANSWERS_REFUSED = Counter(
+    "vibeplane_model_answers_refused_total",
+    "Model answers refused by the output checks (the router then tries the next model), by "
+    "model and reason: the rule the answer broke.",
+    ["model", "reason"],
+)
 GENERATION_TOKENS = Counter(
     "vibeplane_generation_tokens_total",
     "Tokens charged for generations, by direction (input, output) and model.",

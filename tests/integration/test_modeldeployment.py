@@ -623,3 +623,53 @@ def test_bad_input_is_refused_by_the_api_server(
     # 422 for the schema and CEL rules; 400 for an unknown field under strict validation.
     assert refused.value.status in (400, 422)
     assert message in json.loads(refused.value.body)["message"]
+
+
+# ---- zero writes at rest ---------------------------------------------------------------------
+
+KSERVE_READY = {
+    "address": {"url": "http://served-predictor.svc"},
+    "conditions": [
+        {"type": "PredictorReady", "status": "True"},
+        {"type": "Ready", "status": "True"},
+    ],
+}
+
+
+def test_converged_models_of_each_serving_mode_cost_no_writes_across_a_restart(
+    api: ApiClient,
+    models: Models,
+    model_server: ModelServer,
+    operator: OperatorProcess,
+    audit: AuditLog,
+) -> None:
+    """Once a ModelDeployment of each serving mode is Ready, resyncs and a restart of the
+    operator (which forgets its probe memory) send nothing to the API server for any of them:
+    counted from the audit log."""
+    _secret(models, "provider", {"apiKey": SECRET_VALUE})
+    models.create("rented", _external(model_server.openai_base))
+    models.create("local", {"model": {"name": "builtin"}, "serving": {"builtin": {}}})
+    models.create("served", RAW_GPU)
+    models.wait_isvc("served", lambda isvc: True, "created")
+    models.report("served", KSERVE_READY)
+    for name in ("rented", "local", "served"):
+        models.wait(name, _ready_is("True"), "Ready", timeout=60)
+    Models(api, PLATFORM).wait("builtin", _ready_is("True"), "Ready", timeout=60)
+    time.sleep(4)  # the last writes of convergence land
+    mark = audit.mark()
+    time.sleep(6)
+    operator.restart()
+    time.sleep(10)
+
+    def models_of_this_test(event: dict[str, Any]) -> bool:
+        ref = event.get("objectRef") or {}
+        return ref.get("namespace") == models.namespace or (
+            ref.get("namespace") == PLATFORM and ref.get("resource") == "modeldeployments"
+        )
+
+    writes = [e for e in audit.writes(mark, OPERATOR_USER) if models_of_this_test(e)]
+    assert writes == [], [
+        f"{e['verb']} {e['objectRef'].get('resource')}/{e['objectRef'].get('subresource', '')}"
+        f" {e['objectRef'].get('namespace')}/{e['objectRef'].get('name')}"
+        for e in writes
+    ]

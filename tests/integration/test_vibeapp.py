@@ -318,6 +318,68 @@ def test_bad_model_output_is_refused_and_nothing_reaches_s3(
         model.close()
 
 
+def test_a_refused_answer_is_named_when_another_model_answers(
+    api: ApiClient, tenant: dict[str, Any], operator: OperatorProcess, model_server: ModelServer
+) -> None:
+    """A model whose answer the checks refuse falls through to its fallback, and the revision
+    record, a Warning Event on the app and a metric say which model broke which rule."""
+    model = StubModel(lambda _: BAD_OUTPUTS["traversal"])
+    namespace = tenant["status"]["namespace"]
+    try:
+        create_object(
+            api,
+            "ModelDeployment",
+            "sloppy",
+            {
+                "model": {"name": "sloppy"},
+                "serving": {"external": {"baseURL": model.url, "model": "sloppy"}},
+                "routing": {"fallbacks": ["builtin"]},
+            },
+            namespace=namespace,
+        )
+
+        def sloppy_ready() -> bool:
+            md = kubernetes.client.CustomObjectsApi(api).get_namespaced_custom_object(
+                GROUP, VERSION, namespace, "modeldeployments", "sloppy"
+            )
+            return (find_condition(md, "Ready") or {}).get("status") == "True"
+
+        wait_for(sloppy_ready, timeout=30, what="sloppy Ready")  # else it is not routed to
+        create_object(
+            api,
+            "VibeApp",
+            "fallen",
+            {"prompts": ["a todo list"], "model": "sloppy", "preview": {"enabled": False}},
+            namespace=namespace,
+        )
+        app = wait_for(
+            lambda: (
+                (_app(api, namespace, "fallen").get("status") or {}).get("revision")
+                and _app(api, namespace, "fallen")
+            ),
+            timeout=120,
+            what="a revision",
+        )
+        revision = app["status"]["revisions"][0]
+        assert revision["model"] == "builtin"
+        refused = revision["refusedAnswers"]
+        assert [(r["model"], r["reason"]) for r in refused] == [("sloppy", "PathTraversal")]
+        assert refused[0]["message"]
+        events = kubernetes.client.CoreV1Api(api).list_namespaced_event(
+            namespace, field_selector="involvedObject.name=fallen"
+        )
+        warnings = [e for e in events.items if e.reason == "ModelAnswerRefused"]
+        assert [e.type for e in warnings] == ["Warning"]
+        assert "sloppy" in warnings[0].message
+        assert "PathTraversal" in warnings[0].message
+        assert (
+            'vibeplane_model_answers_refused_total{model="sloppy",reason="PathTraversal"} 1.0'
+            in operator.metrics()
+        )
+    finally:
+        model.close()
+
+
 def test_killing_the_operator_mid_generation_charges_once(
     api: ApiClient,
     tenant: dict[str, Any],

@@ -57,6 +57,17 @@ class VibeAppSpec(KubeModel):
     """Fix-up generations for revisions that fail validation."""
 
 
+class RefusedAnswer(KubeModel):
+    """A model's answer that the output checks refused before another model answered."""
+
+    model: str
+    """The ModelDeployment that answered."""
+    reason: str
+    """The rule the answer broke, e.g. UnsafePath or UnterminatedTag."""
+    message: str | None = None
+    """What was wrong, in words."""
+
+
 class Revision(KubeModel):
     """One generated revision of the app."""
 
@@ -88,6 +99,8 @@ class Revision(KubeModel):
     """Fix-up generations spent on this revision (spec.autoFix)."""
     attempt: int | None = None
     """The generation attempt that produced it (retries and fix-ups count up)."""
+    refused_answers: list[RefusedAnswer] | None = None
+    """Answers of earlier models in the route that the output checks refused, and why."""
 
 
 class GenerationInFlight(KubeModel):

@@ -23,6 +23,9 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Literal
 
+from kubernetes.client.exceptions import ApiException
+
+from vibeplane.api.common import API_VERSION
 from vibeplane.budget.ledger import Amount, Limits
 from vibeplane.budget.periods import PeriodKind
 from vibeplane.budget.store import LedgerStore
@@ -35,7 +38,8 @@ from vibeplane.generation.format import (
     build_messages,
     parse_output,
 )
-from vibeplane.metrics import GENERATION_COST, GENERATION_TOKENS, GENERATIONS
+from vibeplane.kube import events
+from vibeplane.metrics import ANSWERS_REFUSED, GENERATION_COST, GENERATION_TOKENS, GENERATIONS
 from vibeplane.storage import bundles
 from vibeplane.storage.s3 import ObjectStore, StorageError, bundle_key, training_key
 from vibeplane.vibeapp.desired import (
@@ -94,6 +98,22 @@ class Job:
 
 log = logging.getLogger(__name__)
 Outcome = Literal["succeeded", "failed", "refused"]
+Warn = Callable[["Job", str, str], None]
+
+
+def post_warning(job: Job, reason: str, message: str) -> None:
+    """A Warning Event on the job's VibeApp (best effort: a refused Event changes nothing)."""
+    app = {
+        "apiVersion": API_VERSION,
+        "kind": "VibeApp",
+        "metadata": {"name": job.app, "namespace": job.namespace, "uid": job.app_uid},
+    }
+    try:
+        events.post(app, "Warning", reason, message)
+    except ApiException as error:
+        log.warning("could not post an Event for %s/%s: %s", job.namespace, job.app, error.reason)
+
+
 MAX_ATTEMPTS = 3  # attempts whose every model failed before the revision counts as failed
 
 
@@ -125,6 +145,8 @@ class Generator:
     workers: int = 4
     per_workspace: int = 2
     timeout: float = 120.0
+    warn: Warn = field(default_factory=lambda: post_warning)
+    """Posts a Warning Event about the job's app (injected: unit tests collect them)."""
     _pool: ThreadPoolExecutor = field(init=False)
     _running: dict[str, Future[Result]] = field(default_factory=dict)
     _active: dict[str, int] = field(default_factory=dict)
@@ -258,6 +280,7 @@ class Generator:
             )
 
         failures: list[str] = []
+        refused: list[dict[str, str]] = []  # answers the checks refused, in the revision record
         calls = 0
         for target in job.models:
             calls += 1
@@ -275,7 +298,7 @@ class Generator:
                 files = apply_output(previous or {}, parsed) if parsed.actions else {}
                 if not files:
                     # The model answered in words: a real answer, charged, but no revision.
-                    record = self._record(job, target, answer, None, None, "Declined")
+                    record = self._record(job, target, answer, None, None, "Declined", refused)
                     self._settle(job, record)
                     GENERATIONS.labels("failed", target.name).inc()
                     return Result(
@@ -293,11 +316,12 @@ class Generator:
             except (OutputFormatError, UnsafeOutputError) as error:
                 failures.append(f"{target.name}: {error.reason}: {error.message}")
                 GENERATIONS.labels("failed", target.name).inc()
+                self._refused(job, target, error.reason, error.message, refused)
                 continue
             bundle = bundles.build(files)
             try:
                 uri = self.store.put_bundle(job.workspace, job.app_uid, bundle.sha256, bundle.data)
-                record = self._record(job, target, answer, uri, bundle.sha256, "Pending")
+                record = self._record(job, target, answer, uri, bundle.sha256, "Pending", refused)
                 self._index(job, record)
             except StorageError as error:
                 self.ledgers.release(job.workspace, job.workspace_uid, job.period, job.key)
@@ -329,6 +353,24 @@ class Generator:
             next_attempt=True,
         )
 
+    def _refused(
+        self,
+        job: Job,
+        target: ModelTarget,
+        reason: str,
+        message: str,
+        refused: list[dict[str, str]],
+    ) -> None:
+        """Say why a model's answer was refused: in the record, an Event and a metric."""
+        refused.append({"model": target.name, "reason": reason, "message": message[:300]})
+        ANSWERS_REFUSED.labels(target.name, reason).inc()
+        self.warn(
+            job,
+            "ModelAnswerRefused",
+            f"revision {job.revision}: the answer of model {target.name} was refused "
+            f"({reason}: {message[:300]}); the next routed model is tried",
+        )
+
     def _recorded(self, job: Job) -> dict[str, Any] | None:
         """The revision if an earlier attempt stored it (any attempt: one per number)."""
         for entry in self.store.read_index(job.workspace, job.app_uid):
@@ -355,6 +397,7 @@ class Generator:
         uri: str | None,
         sha256: str | None,
         validation: str,
+        refused: Sequence[Mapping[str, str]] = (),
     ) -> dict[str, Any]:
         cost = generation_cost(answer.prompt_tokens, answer.completion_tokens, target.pricing)
         record: dict[str, Any] = {
@@ -372,6 +415,8 @@ class Generator:
         }
         if uri and sha256:
             record.update({"artifactUri": uri, "sha256": sha256})
+        if refused:
+            record["refusedAnswers"] = [dict(answer) for answer in refused]
         return record
 
     def _index(self, job: Job, record: Mapping[str, Any]) -> None:
