@@ -22,7 +22,7 @@ import kubernetes
 from kubernetes.client.exceptions import ApiException
 
 from vibeplane.budget import ledger as ledger_ops
-from vibeplane.budget.ledger import Amount, Ledger, Limits, ReserveResult
+from vibeplane.budget.ledger import Amount, Ask, Ledger, Limits, ReserveResult
 from vibeplane.budget.periods import PeriodKind, period_of
 from vibeplane.kube import client
 from vibeplane.settings import LABEL_MANAGED_BY, LABEL_WORKSPACE, MANAGER_NAME
@@ -130,14 +130,22 @@ class LedgerStore:
     # ---- the interface the VibeApp path uses --------------------------------------------
 
     def reserve(
-        self, workspace: str, uid: str, kind: PeriodKind, key: str, amount: Amount, limits: Limits
+        self,
+        workspace: str,
+        uid: str,
+        kind: PeriodKind,
+        key: str,
+        request: Amount | Ask,
+        limits: Limits,
+        app: str | None = None,
     ) -> ReserveResult:
-        """Hold `amount` before a generation; refused when it would pass a hard limit."""
+        """Hold what a generation may cost (bounded to what fits, for an `Ask`); refused
+        below the floor, and then in the waiting line when `app` (namespace/name) is given."""
         return self.update(
             workspace,
             uid,
             kind,
-            lambda state, now: ledger_ops.reserve(state, key, amount, limits, now),
+            lambda state, now: ledger_ops.reserve(state, key, request, limits, now, app),
         )
 
     def settle(self, workspace: str, uid: str, kind: PeriodKind, key: str, actual: Amount) -> bool:
@@ -152,12 +160,13 @@ class LedgerStore:
 
     def release_prefix(self, workspace: str, uid: str, kind: PeriodKind, prefix: str) -> list[str]:
         """Give back every reservation whose key starts with `prefix` (those of an app being
-        deleted, whose generations will never settle them); the keys released."""
+        deleted, whose generations will never settle them), and take its waiters out of the
+        line; the keys released."""
 
         def operation(state: Ledger, _now: datetime) -> tuple[Ledger, list[str]]:
             keys = sorted(key for key in state.reservations if key.startswith(prefix))
             for key in keys:
                 state, _ = ledger_ops.release(state, key)
-            return state, keys
+            return ledger_ops.leave_line(state, prefix), keys
 
         return self.update(workspace, uid, kind, operation)
