@@ -23,6 +23,13 @@ from kubernetes.client import ApiClient
 from tests.integration.support import AuditLog, wait_for
 from vibeplane.storage.s3 import ObjectStore, S3Settings
 from vibeplane_dev.cluster.local import LocalCluster
+from vibeplane_dev.cluster.node import (
+    NODE_NAME,
+    real_node_operator_environment,
+    real_node_selected,
+    start_real_node,
+    stop_real_node,
+)
 from vibeplane_dev.cluster.s3server import LocalS3
 from vibeplane_dev.platform import preview_command
 
@@ -212,13 +219,30 @@ def running_preview_node(
             process.wait()
 
 
+@contextlib.contextmanager
+def running_real_node(cluster: LocalCluster) -> Iterator[str]:
+    """The real node (containerd, kubelet, gVisor, a pod network in its own namespace) until
+    the block ends; removed entirely after, unless VIBEPLANE_KEEP_CLUSTER is set."""
+    start_real_node(cluster.config)
+    try:
+        yield NODE_NAME
+    finally:
+        if not os.environ.get("VIBEPLANE_KEEP_CLUSTER"):
+            stop_real_node(cluster.config)
+
+
 @pytest.fixture(scope="session")
 def preview_node(
     cluster: LocalCluster, api: ApiClient, artifacts: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
-    """The local preview node, one per session (see `running_preview_node`)."""
+    """The node previews run on, one per session: the real node with VIBEPLANE_NODE=real,
+    else the stand-in (see `running_preview_node`)."""
     if "preview_node" in _SHARED:
         yield cast(str, _SHARED["preview_node"])
+        return
+    if real_node_selected():
+        with running_real_node(cluster) as name, _one_per_session("preview_node", name) as node:
+            yield node
         return
     state = tmp_path_factory.mktemp("node")
     with (
@@ -249,8 +273,8 @@ class OperatorProcess:
             VIBEPLANE_PREVIEW_LOCAL_NODE="true",
             VIBEPLANE_PREVIEW_COMMAND=json.dumps(preview_command()),
             VIBEPLANE_PREVIEW_READY_TIMEOUT="30",
-            **environment,
         )
+        self.env.update(environment)  # the real node's settings replace the stand-in's
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -343,6 +367,8 @@ def operator_environment(s3: S3, model_server: ModelServer) -> dict[str, str]:
         **s3.environment,
         "VIBEPLANE_BUILTIN_MODEL_URL": model_server.openai_base,
         "VIBEPLANE_MODEL_EGRESS_ALLOW": json.dumps(TEST_EGRESS_ALLOW),
+        # Previews on the real node: NodePort URLs, bundles through the object store's relay.
+        **(real_node_operator_environment(s3.server.config) if real_node_selected() else {}),
     }
 
 

@@ -231,18 +231,7 @@ class LocalNode:
         }
 
     def operator_environment(self) -> dict[str, str]:
-        """The operator's settings for previews on this node: reached from the machine by a
-        NodePort on the node's address, fetching bundles from the object store's relay."""
-        net = self.network
-        return {
-            "VIBEPLANE_PREVIEW_LOCAL_NODE": "false",
-            "VIBEPLANE_PREVIEW_IMAGE": PREVIEW_IMAGE,
-            "VIBEPLANE_PREVIEW_NODE_ADDRESS": net.node_ip,
-            "VIBEPLANE_PREVIEW_INGRESS_CIDRS": f"{net.host_ip}/32",
-            "VIBEPLANE_OBJECT_STORE_EGRESS": f"{net.host_ip}/32:{self.cluster.s3_port}",
-            # Presigned URLs name the relay, which pods (and the operator) can reach.
-            "VIBEPLANE_S3_ENDPOINT": f"http://{net.host_ip}:{self.cluster.s3_port}",
-        }
+        return real_node_operator_environment(self.cluster)
 
     # ---- the network namespace -----------------------------------------------------------
 
@@ -816,3 +805,24 @@ def stop_real_node(cluster: ClusterConfig, progress: Progress = _noop) -> list[s
     root = repository_root()
     binaries = node_binaries_if_built(root / NODE_SOURCE, cluster.cache)
     return LocalNode(cluster, binaries).down(progress)
+
+
+def real_node_selected() -> bool:
+    """Whether previews run on the real node (VIBEPLANE_NODE=real) or on the stand-in."""
+    return os.environ.get("VIBEPLANE_NODE", "standin") == "real"
+
+
+def real_node_operator_environment(cluster: ClusterConfig) -> dict[str, str]:
+    """The operator's settings for previews on the real node: reached from the machine by a
+    NodePort on the node's address, fetching bundles from the object store's relay."""
+    net = NodeNetwork.for_home(cluster.home.parent)
+    return {
+        "VIBEPLANE_PREVIEW_LOCAL_NODE": "false",
+        "VIBEPLANE_PREVIEW_IMAGE": PREVIEW_IMAGE,
+        "VIBEPLANE_PREVIEW_COMMAND": json.dumps(["python3", "-m", "vibeplane_sandbox.preview"]),
+        "VIBEPLANE_PREVIEW_NODE_ADDRESS": net.node_ip,
+        "VIBEPLANE_PREVIEW_INGRESS_CIDRS": f"{net.host_ip}/32",
+        "VIBEPLANE_OBJECT_STORE_EGRESS": f"{net.host_ip}/32:{cluster.s3_port}",
+        # Presigned URLs name the relay, which pods (and the operator) can reach.
+        "VIBEPLANE_S3_ENDPOINT": f"http://{net.host_ip}:{cluster.s3_port}",
+    }
