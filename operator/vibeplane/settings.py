@@ -93,6 +93,10 @@ class OperatorSettings:
     """The ServiceAccount InferenceServices run under (one per namespace, made by the operator)."""
     model_storage_secret: str = "vibeplane-model-storage"
     """The Secret with S3 credentials that ServiceAccount lists when it exists."""
+    llm_router: bool = False
+    """Give vLLM models (LLMInferenceService) KServe's router: a Gateway API route and llm-d's
+    prefix- and LoRA-aware scheduler. Only where the Gateway API inference extension is
+    installed; off, the operator calls the workload Service directly."""
     model_egress_allow: tuple[str, ...] = ()
     """Destinations a tenant's external model may reach although they are not public: host
     names (exact) and CIDRs (JSON list in the environment). See vibeplane.generation.egress."""
@@ -161,6 +165,7 @@ class OperatorSettings:
             modelserver_runtime=env("modelserver_runtime", cls.modelserver_runtime),
             model_service_account=env("model_service_account", cls.model_service_account),
             model_storage_secret=env("model_storage_secret", cls.model_storage_secret),
+            llm_router=env("llm_router", "false") == "true",
             model_egress_allow=tuple(json.loads(env("model_egress_allow", "[]"))),
             cluster_cidrs=tuple(json.loads(env("cluster_cidrs", "[]"))),
             leader_election=env("leader_election", "false") == "true",

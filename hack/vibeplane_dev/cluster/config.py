@@ -13,6 +13,9 @@ KSERVE_CRDS = (
     "config/crd/full/serving.kserve.io_inferenceservices.yaml",
     "config/crd/full/serving.kserve.io_servingruntimes.yaml",
     "config/crd/full/serving.kserve.io_clusterservingruntimes.yaml",
+    # The LLM path (vLLM): what the operator emits for engine vllm. Installed without the
+    # module's conversion-webhook patch: only v1alpha2 (the storage version) is written here.
+    "config/crd/full/llmisvc/serving.kserve.io_llminferenceservices.yaml",
 )
 TOOLS = {
     # name: (go package, version); installed with `go install`, cached like the control plane.

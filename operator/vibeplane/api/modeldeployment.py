@@ -1,8 +1,13 @@
 """ModelDeployment: one model the platform can generate with.
 
-Exactly one serving mode: `kserve` (the platform's own model on GPUs, as a KServe
-InferenceService), `external` (a rented OpenAI-compatible endpoint) or `builtin` (the offline
-generator, for air-gapped installs and tests).
+Exactly one serving mode: `kserve` (the platform's own model on GPUs: vLLM through KServe's
+LLMInferenceService, or an InferenceService on the vibeplane model server for tiny test
+models), `external` (a rented OpenAI-compatible endpoint) or `builtin` (the offline generator,
+for air-gapped installs and tests).
+
+LoRA adapters listed in `adapters` share the base model's GPUs: the router asks for one by its
+name (the `model` of a chat completion). `rollout` puts a candidate adapter on a canary share
+of generations and promotes or rolls it back by measured success.
 """
 
 from __future__ import annotations
@@ -10,9 +15,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import Field, JsonValue, model_validator
+from pydantic import ConfigDict, Field, JsonValue, model_validator
 
 from vibeplane.api.common import (
+    DNS_SUBDOMAIN_PATTERN,
     Conditions,
     DecimalString,
     KubeModel,
@@ -76,9 +82,29 @@ class Canary(KubeModel):
     """Percent of requests the canary receives (0-100)."""
 
 
-class KServeServing(KubeModel):
-    """Serve the model with a KServe InferenceService."""
+class Lora(KubeModel):
+    """vLLM's LoRA settings (KServe's model.lora): how many adapters share the base model."""
 
+    max_rank: int = Field(default=16, ge=1, le=512)
+    """The largest adapter rank served (vLLM --max-lora-rank)."""
+    max_adapters: int = Field(default=8, ge=1, le=256)
+    """Adapters resident on the GPU at once (vLLM --max-loras); more are swapped in."""
+    max_cpu_adapters: int | None = Field(default=None, ge=1, le=4096)
+    """Adapters kept in CPU memory (vLLM --max-cpu-loras)."""
+
+
+class KServeServing(KubeModel):
+    """Serve the model with KServe: vLLM (LLMInferenceService) or the vibeplane model server."""
+
+    engine: Literal["vllm", "modelserver"] = "modelserver"
+    """vllm: KServe's LLMInferenceService (serving.kserve.io/v1alpha2) with vLLM workers,
+    prefix caching and LoRA adapters; modelserver: an InferenceService on the vibeplane model
+    server runtime (its transformers backend: tiny models and tests)."""
+    prefix_caching: bool = True
+    """vLLM automatic prefix caching: every generation starts with the same format
+    specification, so its KV blocks are computed once per replica (vllm only)."""
+    lora: Lora | None = None
+    """LoRA limits (vllm only); defaults apply when adapters are listed."""
     runtime: str | None = Field(default=None, max_length=253)
     """A ServingRuntime name; defaults to the vibeplane modelserver."""
     deployment_mode: Literal["RawDeployment", "Serverless"] = "RawDeployment"
@@ -116,7 +142,21 @@ class KServeServing(KubeModel):
                 "revisions only in Serverless mode (a RawDeployment would send all of it to "
                 "the canary)"
             )
+        if self.engine == "vllm" and self.canary is not None:
+            raise ValueError(VLLM_CANARY_MESSAGE)
+        if self.engine == "vllm" and self.min_replicas != self.max_replicas:
+            raise ValueError(VLLM_REPLICAS_MESSAGE)
         return self
+
+
+VLLM_CANARY_MESSAGE = (
+    "canary (a second storageUri) is for engine modelserver; with engine vllm a new version is "
+    "an adapter: list it in adapters and roll it out with spec.rollout"
+)
+VLLM_REPLICAS_MESSAGE = (
+    "engine vllm runs a fixed number of replicas (LLMInferenceService replicas): set "
+    "minReplicas equal to maxReplicas"
+)
 
 
 KSERVE_RULES: list[JsonValue] = [
@@ -133,6 +173,11 @@ KSERVE_RULES: list[JsonValue] = [
         "rule": "!has(self.canary) || self.deploymentMode == 'Serverless'",
         "message": "canary needs deploymentMode Serverless: KServe splits traffic between"
         " revisions only in Serverless mode (a RawDeployment would send all of it to the canary)",
+    },
+    {"rule": "self.engine != 'vllm' || !has(self.canary)", "message": VLLM_CANARY_MESSAGE},
+    {
+        "rule": "self.engine != 'vllm' || self.minReplicas == self.maxReplicas",
+        "message": VLLM_REPLICAS_MESSAGE,
     },
 ]
 
@@ -226,8 +271,82 @@ class Routing(KubeModel):
     """ModelDeployments to try, in order, when this one is not Ready or fails."""
 
 
+ADAPTER_URI_RULE: dict[str, JsonValue] = {
+    "rule": "self.matches('^(s3|hf|pvc)://.+')",
+    "message": "an adapter's uri must be s3://, hf:// or pvc://",
+}
+
+
+class Adapter(KubeModel):
+    """A LoRA adapter on the base model, served under its own model name."""
+
+    name: str = Field(
+        min_length=1,
+        max_length=63,
+        pattern=DNS_SUBDOMAIN_PATTERN,
+    )
+    """The model name a generation asks for to get this adapter, e.g. "base1-2026-12"."""
+    uri: str = Field(
+        min_length=6,
+        max_length=2048,
+        json_schema_extra={"x-kubernetes-validations": [ADAPTER_URI_RULE]},
+    )
+    """Where its weights are (a PEFT directory), e.g. s3://models/adapters/base1-2026-12."""
+    workspace: str | None = Field(default=None, max_length=63, pattern=DNS_SUBDOMAIN_PATTERN)
+    """Private to this Workspace: only its apps are routed to it (a workspace's own adapter,
+    trained from its own records)."""
+    training: str | None = Field(default=None, max_length=253)
+    """The ModelTraining that produced it (namespace/name), for lineage."""
+
+
+ROLLOUT_ACTIONS = ("Auto", "Pin", "Promote", "Abort")
+
+
+class Rollout(KubeModel):
+    """A candidate adapter on a canary share of generations, decided by measured success.
+
+    Rule (vibeplane.generation.rollout): once each arm has `minSamples` finished generations,
+    the candidate is rolled back when a one-sided two-proportion z-test says its success rate
+    is below the incumbent's (z < -zThreshold), promoted when it is not worse by more than
+    `margin` (its rate >= the incumbent's - margin and z > -zThreshold), and stays on canary
+    otherwise, up to `maxSamples` per arm (then rolled back: not shown to be as good)."""
+
+    candidate: str = Field(min_length=1, max_length=63)
+    """The adapter under test (a name in adapters)."""
+    incumbent: str | None = Field(default=None, max_length=63)
+    """What it is compared with: an adapter name, or unset for the base model."""
+    canary_percent: int = Field(default=10, ge=1, le=50)
+    """Percent of generations routed to the candidate while it is evaluated."""
+    min_samples: int = Field(default=100, ge=10, le=1_000_000)
+    """Finished generations per arm before any decision."""
+    max_samples: int = Field(default=2000, ge=10, le=10_000_000)
+    """Generations per arm after which an undecided candidate is rolled back."""
+    margin: DecimalString = "0.02"
+    """How much lower a success rate may be and still count as at least as good."""
+    z_threshold: DecimalString = "1.645"
+    """The z-score the decision needs (1.645: one-sided 5 %)."""
+    action: Literal["Auto", "Pin", "Promote", "Abort"] = "Auto"
+    """Auto: the rule decides; Pin: keep the canary share, never decide; Promote: promote
+    now; Abort: roll back now."""
+
+
+ADAPTER_RULES: list[JsonValue] = [
+    {
+        "rule": "self.all(a, self.exists_one(b, b.name == a.name))",
+        "message": "adapter names must be unique",
+    }
+]
+ROLLOUT_RULE: dict[str, JsonValue] = {
+    "rule": "!has(self.rollout) || (has(self.adapters) && "
+    "self.adapters.exists(a, a.name == self.rollout.candidate))",
+    "message": "rollout.candidate must name an adapter in adapters",
+}
+
+
 class ModelDeploymentSpec(KubeModel):
     """The desired state of one model."""
+
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [ROLLOUT_RULE]})
 
     model: ModelSource
     """The model and its weights."""
@@ -241,6 +360,23 @@ class ModelDeploymentSpec(KubeModel):
     """Context and output limits."""
     routing: Routing | None = None
     """Routing priority and fallbacks."""
+    adapters: list[Adapter] = Field(
+        default_factory=list,
+        max_length=64,
+        json_schema_extra={"x-kubernetes-validations": ADAPTER_RULES},
+    )
+    """LoRA adapters served on this base model, each under its own model name."""
+    rollout: Rollout | None = None
+    """A candidate adapter on canary, promoted or rolled back by measured success."""
+
+    @model_validator(mode="after")
+    def _adapters_consistent(self) -> ModelDeploymentSpec:
+        names = [adapter.name for adapter in self.adapters]
+        if len(names) != len(set(names)):
+            raise ValueError("adapter names must be unique")
+        if self.rollout is not None and self.rollout.candidate not in names:
+            raise ValueError("rollout.candidate must name an adapter in adapters")
+        return self
 
 
 class CanaryStatus(KubeModel):
@@ -299,6 +435,63 @@ class EffectivePricing(KubeModel):
     """Price per GPU-hour."""
 
 
+class ArmStatus(KubeModel):
+    """What one arm of a rollout has measured."""
+
+    model: str | None = None
+    """The model name asked for (the adapter, or the base model)."""
+    generations: int = 0
+    """Finished generations routed to it."""
+    successes: int = 0
+    """Those whose revision passed validation without a fix-up."""
+    success_rate: str | None = None
+    """successes / generations."""
+    cost_per_app: str | None = None
+    """Mean cost of a generated app."""
+    latency_seconds: str | None = None
+    """Mean model latency per generation."""
+
+
+class RolloutStatus(KubeModel):
+    """Where a rollout stands, and the numbers behind its decision."""
+
+    candidate: str | None = None
+    """The adapter under test."""
+    phase: Literal["Canary", "Pinned", "Promoted", "RolledBack"] | None = None
+    """Canary: measuring; Pinned: measuring, not deciding; Promoted/RolledBack: decided."""
+    canary_percent: int | None = None
+    """Share of generations routed to the candidate now (0 once decided)."""
+    incumbent: ArmStatus | None = None
+    """The incumbent's numbers on the same traffic."""
+    candidate_arm: ArmStatus | None = None
+    """The candidate's numbers."""
+    z_score: str | None = None
+    """The two-proportion z-score (candidate - incumbent)."""
+    decision: str | None = None
+    """The rule's last verdict, with its numbers."""
+    decided_at: datetime | None = None
+    """When it was promoted or rolled back."""
+
+
+class ModelEconomics(KubeModel):
+    """What generating an app with this model costs (since the operator started counting)."""
+
+    apps: int = 0
+    """Generations that produced a revision."""
+    tokens_in: int = 0
+    """Input tokens of those generations."""
+    tokens_out: int = 0
+    """Output tokens."""
+    token_cost: str = "0"
+    """Tokens x prices."""
+    gpu_hours: str = "0"
+    """GPU-hours metered (kserve)."""
+    gpu_cost: str = "0"
+    """GPU-hours x gpuHour price."""
+    cost_per_app: str | None = None
+    """(tokenCost + gpuCost) / apps: the figure to hold against a frontier API's."""
+
+
 class ModelDeploymentStatus(KubeModel):
     """The observed state of one model."""
 
@@ -316,6 +509,12 @@ class ModelDeploymentStatus(KubeModel):
     """Endpoint checks (external and builtin)."""
     metering: MeteringStatus | None = None
     """GPU-hour metering (KServe)."""
+    adapters: list[str] = Field(default_factory=list)
+    """The adapters served now, by model name."""
+    rollout: RolloutStatus | None = None
+    """The rollout's state and numbers."""
+    economics: ModelEconomics | None = None
+    """Cost per generated app."""
     conditions: Conditions = Field(default_factory=list)
     """Ready, PredictorReady, CanaryReady."""
     observed_generation: int | None = None

@@ -99,6 +99,9 @@ class ServingSettings:
     """The Secret with S3 credentials the ServiceAccount lists when it exists."""
     probe_timeout: float = 5.0
     """Seconds one endpoint check may take."""
+    llm_router: bool = False
+    """Give LLMInferenceServices KServe's router (Gateway, HTTPRoute, llm-d's scheduler):
+    only where the Gateway API and its inference extension are installed."""
 
 
 def owner_reference(name: str, uid: str) -> Manifest:

@@ -44,7 +44,7 @@ from vibeplane.kube.conditions import ConditionSpec
 from vibeplane.kube.reconcile import Body, Context, Controller, ObjectKey, Outcome
 from vibeplane.kube.secrets import SecretProblem, read_secret_key
 from vibeplane.metrics import WRITES
-from vibeplane.modeldeployment import desired, metering
+from vibeplane.modeldeployment import desired, llmisvc, metering
 from vibeplane.settings import LABEL_WORKSPACE, OperatorSettings, field_manager
 
 log = logging.getLogger(__name__)
@@ -55,6 +55,13 @@ ISVC_WATCH = WatchedKind(
     "v1beta1",
     "inferenceservices",
     desired.ISVC_KIND,
+    {desired.LABEL_COMPONENT: desired.COMPONENT_MODEL},
+)
+LLMISVC_WATCH = WatchedKind(
+    "serving.kserve.io",
+    "v1alpha2",
+    "llminferenceservices",
+    llmisvc.LLMISVC_KIND,
     {desired.LABEL_COMPONENT: desired.COMPONENT_MODEL},
 )
 PROBE_OK_TTL = 60.0
@@ -90,6 +97,7 @@ def serving_settings(settings: OperatorSettings) -> desired.ServingSettings:
         modelserver_runtime=settings.modelserver_runtime,
         service_account=settings.model_service_account,
         storage_secret=settings.model_storage_secret,
+        llm_router=settings.llm_router,
     )
 
 
@@ -144,12 +152,14 @@ class ModelDeploymentReconciler:
         monotonic: Callable[[], float] = time.monotonic,
         prober: Prober = probe,
         egress: EgressPolicy | None = None,
+        llm_available: bool = True,
     ) -> None:
         self.settings = settings
         self.serving = serving
         self.cache = cache
         self.ledgers = ledgers
         self.kserve_available = kserve_available
+        self.llm_available = llm_available
         self.workspace_lookup = workspace_lookup or _read_workspace
         self.clock = clock or (lambda: datetime.now(UTC))
         self.monotonic = monotonic
@@ -194,6 +204,9 @@ class ModelDeploymentReconciler:
                 [ConditionSpec("Ready", "False", "InvalidSpec", f"{problem}; nothing changed")],
                 {"probe": None},
             )
+        assert spec.serving.kserve is not None
+        if spec.serving.kserve.engine == "vllm":
+            return self._vllm(context, spec)
         if not self.kserve_available:
             return Outcome(
                 [
@@ -240,6 +253,51 @@ class ModelDeploymentReconciler:
             fields["metering"] = metered
         return Outcome(conditions, fields, requeue)
 
+    def _vllm(self, context: Context, spec: api.ModelDeploymentSpec) -> Outcome:
+        """engine vllm: the ServiceAccount and an LLMInferenceService; status mirrors it."""
+        if not self.llm_available:
+            return Outcome(
+                [
+                    ConditionSpec(
+                        "Ready",
+                        "False",
+                        "KServeNotInstalled",
+                        "the LLMInferenceService CRD (serving.kserve.io/v1alpha2, KServe >= "
+                        "0.16) is not installed: install KServe's LLM path and restart the "
+                        "operator, or use engine modelserver",
+                    )
+                ],
+                {"probe": None},
+            )
+        name, namespace = context.name, context.namespace or ""
+        live = self.cache.lookup(llmisvc.LLMISVC_KIND, name, namespace)
+        try:
+            storage_secret = client.get("v1", "Secret", self.serving.storage_secret, namespace)
+            account = client.get("v1", "ServiceAccount", self.serving.service_account, namespace)
+            self._apply(
+                desired.service_account(
+                    namespace, self.serving, storage_secret is not None, account
+                ),
+                account,
+            )
+            manifest = llmisvc.llm_inference_service(
+                name, namespace, context.uid, spec, self.serving
+            )
+            stored = self._apply(manifest, live)
+        except ApiException as error:
+            refused = _refusal(error, llmisvc.LLMISVC_KIND)
+            if refused is None:
+                raise
+            return Outcome([ConditionSpec("Ready", "False", *refused)], {"probe": None})
+        if stored is not None:
+            live = stored
+        running = self._running_pods(namespace, llmisvc.LLMISVC_POD_SELECTOR.format(name=name))
+        fields, conditions = llmisvc.llmisvc_status(spec, live, running)
+        metered, requeue = self._meter(context, spec, running)
+        if metered is not None:
+            fields["metering"] = metered
+        return Outcome(conditions, fields, requeue)
+
     def _apply(
         self, manifest: dict[str, Any], live: Mapping[str, Any] | None
     ) -> dict[str, Any] | None:
@@ -255,15 +313,14 @@ class ModelDeploymentReconciler:
             WRITES.labels("ModelDeployment", manifest["kind"]).inc()
         return stored
 
-    @staticmethod
-    def _running_replicas(namespace: str, name: str) -> int:
+    @classmethod
+    def _running_replicas(cls, namespace: str, name: str) -> int:
         """Predictor pods that run (and so hold their GPUs), in every revision."""
-        pods = client.list_objects(
-            "v1",
-            "Pod",
-            namespace,
-            label_selector=f"{desired.ISVC_POD_LABEL}={name},component=predictor",
-        )
+        return cls._running_pods(namespace, f"{desired.ISVC_POD_LABEL}={name},component=predictor")
+
+    @staticmethod
+    def _running_pods(namespace: str, selector: str) -> int:
+        pods = client.list_objects("v1", "Pod", namespace, label_selector=selector)
         return sum(1 for pod in pods if (pod.get("status") or {}).get("phase") == "Running")
 
     # ---- metering ----------------------------------------------------------------------
@@ -410,7 +467,7 @@ class ModelDeploymentReconciler:
             log.warning("could not post an Event for %s: %s", context.name, error.reason)
 
 
-def _refusal(error: ApiException) -> tuple[str, str] | None:
+def _refusal(error: ApiException, kind: str = desired.ISVC_KIND) -> tuple[str, str] | None:
     """(reason, message) for a write the API server refused for good, else None (retry).
 
     A terminating namespace takes no new objects; an InferenceService refused by validation
@@ -424,12 +481,13 @@ def _refusal(error: ApiException) -> tuple[str, str] | None:
     if error.status == 403 and any(c.get("reason") == "NamespaceTerminating" for c in causes):
         return "NamespaceTerminating", f"{message}; nothing is created"
     if error.status in (400, 422):
-        return "InferenceServiceRefused", f"the API server refused the InferenceService: {message}"
+        return f"{kind}Refused", f"the API server refused the {kind}: {message}"
     return None
 
 
 def model_of(body: Mapping[str, Any]) -> ObjectKey | None:
-    """The ModelDeployment an InferenceService (from the cache's watch) belongs to."""
+    """The ModelDeployment an InferenceService or LLMInferenceService (from the cache's watch)
+    belongs to."""
     metadata = body.get("metadata") or {}
     labels = metadata.get("labels") or {}
     if labels.get(desired.LABEL_COMPONENT) != desired.COMPONENT_MODEL:
@@ -439,12 +497,14 @@ def model_of(body: Mapping[str, Any]) -> ObjectKey | None:
     return ObjectKey(namespace, name) if name and namespace else None
 
 
-def kserve_installed() -> bool:
-    """Whether the API server serves KServe's InferenceService (discovery; no object read)."""
+def kserve_installed(
+    api_version: str = desired.ISVC_API_VERSION, kind: str = desired.ISVC_KIND
+) -> bool:
+    """Whether the API server serves a KServe kind (discovery; no object read)."""
     try:
-        client.dynamic().resources.get(api_version=desired.ISVC_API_VERSION, kind=desired.ISVC_KIND)
+        client.dynamic().resources.get(api_version=api_version, kind=kind)
     except ResourceNotFoundError:
-        log.warning("KServe's InferenceService CRD is not installed: serving.kserve is refused")
+        log.warning("KServe's %s CRD is not installed: models that need it are refused", kind)
         return False
     return True
 
@@ -471,6 +531,11 @@ def setup(
 
     shared = cache if cache is not None else ObjectCache(on_change=route)
     available = kserve_installed() if kserve is None else kserve
+    llm = (
+        kserve_installed(llmisvc.LLMISVC_API_VERSION, llmisvc.LLMISVC_KIND)
+        if kserve is None
+        else kserve
+    )
     reconciler = ModelDeploymentReconciler(
         settings,
         serving_settings(settings),
@@ -478,6 +543,7 @@ def setup(
         LedgerStore(settings.platform_namespace),
         kserve_available=available,
         workspace_lookup=workspace_lookup,
+        llm_available=llm,
     )
     controller = Controller(api.INFO, reconciler, settings)
     controllers.append(controller)
@@ -485,12 +551,15 @@ def setup(
     controller.subscribe(reconciler.forget)
     if available:
         shared.watch(ISVC_WATCH)
+    if llm:
+        shared.watch(LLMISVC_WATCH)
     return controller
 
 
 __all__ = [
     "FIELD_MANAGER",
     "ISVC_WATCH",
+    "LLMISVC_WATCH",
     "PLATFORM_LEDGER",
     "ModelDeploymentReconciler",
     "kserve_installed",

@@ -147,3 +147,30 @@ def isvc_live(
         status["address"] = {"url": address}
     live["status"] = status
     return live
+
+
+VLLM_ADAPTERS = spec(
+    {
+        "model": {"name": "base1", "storageUri": "s3://models/base1/2026-11"},
+        "serving": {
+            "kserve": {
+                "engine": "vllm",
+                "gpu": {"count": 1, "product": "NVIDIA-H200"},
+                "resources": {"requests": {"cpu": "8", "memory": "64Gi"}},
+                "minReplicas": 2,
+                "maxReplicas": 2,
+                "lora": {"maxRank": 32, "maxAdapters": 4},
+            }
+        },
+        "adapters": [
+            {
+                "name": "base1-2026-12",
+                "uri": "s3://models/adapters/base1-2026-12",
+                "training": "vibeplane-system/base1-2026-12",
+            },
+            {"name": "acme-private", "uri": "s3://models/adapters/acme", "workspace": "acme"},
+        ],
+        "rollout": {"candidate": "base1-2026-12", "canaryPercent": 10},
+        "pricing": {"inputPerMillion": "0", "outputPerMillion": "0", "gpuHour": "3.20"},
+    }
+)

@@ -21,6 +21,7 @@ from tests.unit.modeldeployment.support import (
     NAMESPACE,
     RAW_GPU,
     UID,
+    VLLM_ADAPTERS,
     check_golden,
 )
 from vibeplane.api.modeldeployment import ModelDeploymentSpec
@@ -252,6 +253,7 @@ def make(
         monotonic=lambda: clock.mono,
         prober=prober or Prober(),
         egress=egress,
+        llm_available=kserve,
     )
     return Harness(reconciler, spec)
 
@@ -721,3 +723,38 @@ def test_a_tenant_model_on_loopback_is_refused_and_sent_nothing(
     allowed.reconcile()
     assert allowed.condition("Ready")["status"] == "True"
     assert len(listener.requests) == 1
+
+
+# ---- engine vllm -------------------------------------------------------------------------
+
+
+def test_vllm_applies_an_llm_inference_service_once_then_mirrors_kserve(kube: FakeKube) -> None:
+    harness = make(VLLM_ADAPTERS)
+    harness.reconcile()
+    assert [m["kind"] for m in kube.applied] == ["ServiceAccount", "LLMInferenceService"]
+    assert harness.condition("Ready")["status"] == "Unknown"
+    harness.reconcile()
+    assert len(kube.applied) == 2  # converged: no write
+    live = kube.objects[("LLMInferenceService", NAMESPACE, "m")]
+    live["status"] = {
+        "addresses": [{"url": "http://m-kserve-workload-svc.ws-team-a.svc.cluster.local"}],
+        "conditions": [
+            {"type": "Ready", "status": "True"},
+            {"type": "WorkloadsReady", "status": "True"},
+        ],
+    }
+    kube.pods = [_pod("Running"), _pod("Running")]
+    harness.reconcile()
+    assert harness.condition("Ready")["status"] == "True"
+    assert harness.status["url"] == "http://m-kserve-workload-svc.ws-team-a.svc.cluster.local/v1"
+    assert harness.status["adapters"] == ["base1-2026-12", "acme-private"]
+    assert harness.status["replicas"] == 2
+    assert len(kube.applied) == 2
+
+
+def test_vllm_without_the_llm_crd_says_so(kube: FakeKube) -> None:
+    harness = make(VLLM_ADAPTERS, kserve=False)
+    harness.reconcile()
+    ready = harness.condition("Ready")
+    assert (ready["reason"], kube.applied) == ("KServeNotInstalled", [])
+    assert "LLMInferenceService" in ready["message"]
