@@ -35,6 +35,7 @@ import kopf
 from prometheus_client import start_http_server
 
 from vibeplane.budget.store import LedgerStore
+from vibeplane.generation.outcomes import OutcomeBoard
 from vibeplane.kube import client
 from vibeplane.kube.cache import ObjectCache
 from vibeplane.kube.leader import ElectionTiming, LeaderElector, LeaseLock
@@ -100,10 +101,14 @@ class Operator:
         self.store = ObjectStore(S3Settings.from_env())
         ledgers = LedgerStore(settings.platform_namespace)
         self.workspaces = workspace.setup(settings, self.cache, lambda ns: self.vibeapps.count(ns))
+        # Generations' measured outcomes, from the VibeApp path to their model's rollout and
+        # economics; a post re-queues the model.
+        outcomes = OutcomeBoard(on_post=lambda key: self.models.enqueue(ObjectKey(*key)))
         self.models = modeldeployment.setup(
             settings,
             self.cache,
             workspace_lookup=lambda name: self.workspaces.body(ObjectKey(None, name)),
+            outcomes=outcomes,
         )
         self.vibeapps = vibeapp.setup(
             settings,
@@ -112,6 +117,7 @@ class Operator:
             resolve_models=ModelResolver(settings, self._model_bodies),
             store=self.store,
             ledgers=ledgers,
+            outcomes=outcomes,
         )
         self.controllers: list[Controller] = [self.workspaces, self.models, self.vibeapps]
         self.vibeapps.subscribe(lambda _, body: self._requeue_workspace_of(body))

@@ -54,6 +54,12 @@ GENERATION_COST = Counter(
     "Money charged for generations, by model.",
     ["model"],
 )
+MODEL_COST_PER_APP = Gauge(
+    "vibeplane_model_cost_per_app",
+    "Mean cost of a generated app per ModelDeployment: (tokens x prices + GPU-hours x price) /"
+    " apps, from its status.economics.",
+    ["namespace", "model"],
+)
 PROMPT_TO_READY = Histogram(
     "vibeplane_prompt_to_ready_seconds",
     "Time from a revision's generation start to its preview answering.",

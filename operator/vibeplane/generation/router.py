@@ -45,6 +45,7 @@ from pydantic import ValidationError
 from vibeplane.api.common import decimal_of
 from vibeplane.api.modeldeployment import Limits, ModelDeploymentSpec, Pricing, Routing
 from vibeplane.api.workspace import WorkspaceSpec
+from vibeplane.generation.rollout import AdapterView, Phase, RolloutView
 from vibeplane.kube.conditions import find
 
 Tier = Literal["small", "medium", "large"]
@@ -93,6 +94,10 @@ class ModelCandidate:
     context_tokens: int = Limits().context_tokens
     external: bool = False
     """Served by an external endpoint its spec names (serving.external)."""
+    adapters: tuple[AdapterView, ...] = ()
+    """LoRA adapters served on it, asked for by name (vibeplane.generation.rollout)."""
+    rollout: RolloutView | None = None
+    """A candidate adapter on canary, or the rollout's decision."""
     not_ready: str = ""
     """Why it is not Ready (the Ready condition's reason and message), for error messages."""
 
@@ -327,8 +332,32 @@ def candidate_from(body: Mapping[str, Any]) -> ModelCandidate | None:
         output_tokens=limits.output_tokens,
         context_tokens=limits.context_tokens,
         external=external is not None,
+        adapters=tuple(AdapterView(a.name, a.workspace) for a in spec.adapters),
+        rollout=rollout_view(spec, status),
         not_ready=not_ready,
     )
+
+
+def rollout_view(spec: ModelDeploymentSpec, status: Mapping[str, Any]) -> RolloutView | None:
+    """The rollout as routing needs it: the spec's action wins (pin, promote, abort by spec
+    take effect at once), else the phase the controller decided for this candidate."""
+    rollout = spec.rollout
+    if rollout is None:
+        return None
+    recorded = status.get("rollout") or {}
+    phase: Phase = "Canary"
+    if rollout.action == "Promote":
+        phase = "Promoted"
+    elif rollout.action == "Abort":
+        phase = "RolledBack"
+    elif rollout.action == "Pin":
+        phase = "Pinned"
+    elif recorded.get("candidate") == rollout.candidate and recorded.get("phase") in (
+        "Promoted",
+        "RolledBack",
+    ):
+        phase = recorded["phase"]
+    return RolloutView(rollout.candidate, rollout.incumbent, rollout.canary_percent, phase)
 
 
 def candidates_from(bodies: Iterable[Mapping[str, Any]]) -> dict[CandidateKey, ModelCandidate]:

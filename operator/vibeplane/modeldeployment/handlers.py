@@ -38,13 +38,14 @@ from vibeplane.budget.periods import PeriodKind
 from vibeplane.budget.store import LedgerStore
 from vibeplane.generation.client import ModelCallError, probe
 from vibeplane.generation.egress import EgressPolicy
+from vibeplane.generation.outcomes import OutcomeBoard
 from vibeplane.kube import client, events
 from vibeplane.kube.cache import ObjectCache, WatchedKind
 from vibeplane.kube.conditions import ConditionSpec
 from vibeplane.kube.reconcile import Body, Context, Controller, ObjectKey, Outcome
 from vibeplane.kube.secrets import SecretProblem, read_secret_key
-from vibeplane.metrics import WRITES
-from vibeplane.modeldeployment import desired, llmisvc, metering
+from vibeplane.metrics import MODEL_COST_PER_APP, WRITES
+from vibeplane.modeldeployment import desired, llmisvc, measured, metering
 from vibeplane.settings import LABEL_WORKSPACE, OperatorSettings, field_manager
 
 log = logging.getLogger(__name__)
@@ -153,6 +154,7 @@ class ModelDeploymentReconciler:
         prober: Prober = probe,
         egress: EgressPolicy | None = None,
         llm_available: bool = True,
+        outcomes: OutcomeBoard | None = None,
     ) -> None:
         self.settings = settings
         self.serving = serving
@@ -160,6 +162,7 @@ class ModelDeploymentReconciler:
         self.ledgers = ledgers
         self.kserve_available = kserve_available
         self.llm_available = llm_available
+        self.outcomes = outcomes
         self.workspace_lookup = workspace_lookup or _read_workspace
         self.clock = clock or (lambda: datetime.now(UTC))
         self.monotonic = monotonic
@@ -183,11 +186,48 @@ class ModelDeploymentReconciler:
                 {**outcome.fields, **desired.KSERVE_ONLY_FIELDS},
                 outcome.requeue_after,
             )
+        outcome = self._measured(context, spec, outcome)
         outcome.fields = desired.clear_removed(
             context.status,
             {"servingMode": mode, "pricing": desired.pricing_fields(spec), **outcome.fields},
         )
         return outcome
+
+    def _measured(
+        self, context: Context, spec: api.ModelDeploymentSpec, outcome: Outcome
+    ) -> Outcome:
+        """Fold the outcomes the VibeApp path posted into economics and the rollout."""
+        taken = (
+            self.outcomes.take((context.namespace or "", context.name))
+            if self.outcomes is not None
+            else []
+        )
+        metering_fields = outcome.fields.get("metering") or context.status.get("metering") or {}
+        economics = measured.economics(
+            context.status.get("economics"),
+            taken,
+            str(metering_fields.get("gpuHours") or "0"),
+            spec.pricing or api.Pricing(),
+        )
+        fields = dict(outcome.fields)
+        if economics["apps"] or context.status.get("economics"):
+            fields["economics"] = economics
+            if economics.get("costPerApp") is not None:
+                MODEL_COST_PER_APP.labels(context.namespace or "", context.name).set(
+                    float(economics["costPerApp"])
+                )
+        result = measured.rollout(spec, context.status.get("rollout"), taken, self.clock())
+        if result.status is not None or context.status.get("rollout"):
+            fields["rollout"] = result.status
+        conditions = list(outcome.conditions)
+        if result.condition is not None:
+            conditions.append(result.condition)
+        if result.event is not None:
+            try:
+                events.post(context.body, *result.event)
+            except ApiException as error:
+                log.warning("could not post an Event for %s: %s", context.name, error.reason)
+        return Outcome(conditions, fields, outcome.requeue_after)
 
     def forget(self, event_type: str, body: Body) -> None:
         """Drop what is remembered of a deleted ModelDeployment (Controller.subscribe)."""
@@ -514,6 +554,7 @@ def setup(
     cache: ObjectCache | None = None,
     workspace_lookup: Lookup | None = None,
     kserve: bool | None = None,
+    outcomes: OutcomeBoard | None = None,
 ) -> Controller:
     """Build the ModelDeployment controller and register its watches.
 
@@ -544,6 +585,7 @@ def setup(
         kserve_available=available,
         workspace_lookup=workspace_lookup,
         llm_available=llm,
+        outcomes=outcomes,
     )
     controller = Controller(api.INFO, reconciler, settings)
     controllers.append(controller)

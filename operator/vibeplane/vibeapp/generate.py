@@ -64,6 +64,10 @@ class ModelTarget:
     reason: str
     egress: EgressPolicy | None = None
     """The guard on a tenant's external model (vibeplane.generation.egress); None: none."""
+    namespace: str = ""
+    """The ModelDeployment's namespace (its outcomes are counted there)."""
+    arm: str = ""
+    """Which arm of the model's rollout this is (vibeplane.generation.rollout), if any."""
 
     def __repr__(self) -> str:  # never print the key
         return f"ModelTarget({self.name!r}, {self.url!r}, reason={self.reason!r})"
@@ -406,6 +410,11 @@ class Generator:
             "key": job.key,
             "promptDigest": prompt_digest(job.prompts[-1]),
             "model": target.name,
+            "modelNamespace": target.namespace,
+            "servedModel": target.served_model,
+            "arm": target.arm,
+            "fixUp": bool(job.fix_request),
+            "latencySeconds": round(answer.latency_s, 3),
             "routeReason": target.reason,
             "tokensIn": answer.prompt_tokens,
             "tokensOut": answer.completion_tokens,

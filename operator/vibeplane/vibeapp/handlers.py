@@ -14,7 +14,7 @@ import urllib.request
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 import kubernetes
 from kubernetes.client.exceptions import ApiException
@@ -25,6 +25,7 @@ from vibeplane.api.workspace import WorkspaceSpec
 from vibeplane.budget.limits import budget_limits
 from vibeplane.budget.store import LedgerStore
 from vibeplane.generation.checks import FileLimits
+from vibeplane.generation.outcomes import OutcomeBoard
 from vibeplane.kube import client
 from vibeplane.kube.cache import ObjectCache, WatchedKind
 from vibeplane.kube.conditions import ConditionSpec, find, now_rfc3339
@@ -76,8 +77,20 @@ PREVIEW_KINDS = (
     ),
 )
 
+
 # Resolves the models an app may use, in the order to try them (see generation.router).
-ModelResolver = Callable[[api.VibeAppSpec, str, WorkspaceSpec, bool], tuple[list[ModelTarget], str]]
+class ModelResolver(Protocol):
+    """An app's call targets in order (vibeplane.vibeapp.models.ModelResolver)."""
+
+    def __call__(
+        self,
+        spec: api.VibeAppSpec,
+        namespace: str,
+        workspace: WorkspaceSpec,
+        soft: bool,
+        workspace_name: str = "",
+        generation_key: str = "",
+    ) -> tuple[list[ModelTarget], str]: ...
 
 
 class VibeAppReconciler:
@@ -90,8 +103,10 @@ class VibeAppReconciler:
         generator: Generator,
         store: ObjectStore,
         enqueue: Callable[[ObjectKey], None],
+        outcomes: OutcomeBoard | None = None,
     ) -> None:
         self.settings = settings
+        self.outcomes = outcomes
         self.cache = cache
         self.workspace_body = workspace_body
         self.resolve_models = resolve_models
@@ -286,7 +301,14 @@ class VibeAppReconciler:
             c.get("type") == "BudgetWarning" and c.get("status") == "True"
             for c in ws_status.get("conditions") or []
         )
-        models, route_error = self.resolve_models(spec, context.namespace or "", ws_spec, soft)
+        models, route_error = self.resolve_models(
+            spec,
+            context.namespace or "",
+            ws_spec,
+            soft,
+            workspace_name=str(ws_meta["name"]),
+            generation_key=desired.generation_key(context.uid, revision, 0),
+        )
         # A fix-up edits the failing revision itself; a new revision builds on the newest.
         candidates = [r for r in revisions if r.get("sha256")]
         if fix_request:
@@ -532,6 +554,9 @@ class VibeAppReconciler:
         if revision.get("validation") in ("Passed", "Failed"):
             return
         revision["validation"] = "Passed" if passed else "Failed"
+        if self.outcomes is not None:
+            # The model's measured success and cost (rollouts, cost per app).
+            self.outcomes.post(revision, passed)
         if passed:
             waited = elapsed_since(revision.get("time"))
             if waited is not None:
@@ -757,6 +782,7 @@ def setup(
     resolve_models: ModelResolver,
     store: ObjectStore,
     ledgers: LedgerStore,
+    outcomes: OutcomeBoard | None = None,
 ) -> Controller:
     generator = Generator(
         ledgers,
@@ -775,6 +801,7 @@ def setup(
         generator,
         store,
         enqueue=lambda key: controller.enqueue(key),
+        outcomes=outcomes,
     )
     controller = Controller(api.INFO, reconciler, settings)
     controller.register()

@@ -13,7 +13,7 @@ from typing import Any
 
 from vibeplane.api import vibeapp as api
 from vibeplane.api.workspace import WorkspaceSpec
-from vibeplane.generation import router
+from vibeplane.generation import rollout, router
 from vibeplane.generation.egress import EgressPolicy
 from vibeplane.kube.secrets import SecretProblem, read_secret_key
 from vibeplane.settings import OperatorSettings
@@ -36,8 +36,17 @@ class ModelResolver:
         )
 
     def __call__(
-        self, spec: api.VibeAppSpec, namespace: str, workspace: WorkspaceSpec, soft: bool
+        self,
+        spec: api.VibeAppSpec,
+        namespace: str,
+        workspace: WorkspaceSpec,
+        soft: bool,
+        workspace_name: str = "",
+        generation_key: str = "",
     ) -> tuple[list[ModelTarget], str]:
+        """Call targets in order. `workspace_name` picks the workspace's private adapters;
+        `generation_key` places the generation in a rollout's canary share or not (default:
+        the app's namespace, prompt count and last prompt)."""
         result = router.route(
             requested=spec.model,
             workspace=workspace,
@@ -59,11 +68,18 @@ class ModelResolver:
             except SecretProblem as problem:
                 unreadable.append(f"{candidate.name}: {problem.message}")
                 continue
+            served, arm = rollout.choose(
+                candidate.served_model,
+                candidate.adapters,
+                candidate.rollout,
+                workspace_name,
+                generation_key or f"{namespace}/{len(spec.prompts)}/{spec.prompts[-1]}",
+            )
             targets.append(
                 ModelTarget(
                     name=candidate.name,
                     url=candidate.url or "",
-                    served_model=candidate.served_model,
+                    served_model=served,
                     api_key=key,
                     pricing={
                         "inputPerMillion": str(candidate.pricing.input_per_million),
@@ -72,6 +88,8 @@ class ModelResolver:
                     },
                     output_tokens=candidate.output_tokens,
                     reason=why,
+                    namespace=candidate.namespace,
+                    arm=arm if candidate.adapters or candidate.rollout else "",
                     # A tenant's own external model: its URL is the tenant's choice.
                     egress=self.egress
                     if candidate.external

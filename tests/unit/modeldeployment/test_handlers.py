@@ -6,6 +6,7 @@ import base64
 import copy
 import json
 import logging
+import random
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -25,15 +26,19 @@ from tests.unit.modeldeployment.support import (
     check_golden,
 )
 from vibeplane.api.modeldeployment import ModelDeploymentSpec
+from vibeplane.api.vibeapp import VibeAppSpec
+from vibeplane.api.workspace import WorkspaceSpec
 from vibeplane.budget.ledger import Amount
 from vibeplane.generation.client import ModelCallError, probe
 from vibeplane.generation.egress import EgressPolicy
+from vibeplane.generation.outcomes import OutcomeBoard
 from vibeplane.kube import client, events
 from vibeplane.kube.cache import ObjectCache
 from vibeplane.kube.conditions import find, merge_conditions, status_patch
 from vibeplane.kube.reconcile import Context, ObjectKey, Outcome
 from vibeplane.modeldeployment import desired, handlers
 from vibeplane.settings import OperatorSettings
+from vibeplane.vibeapp.models import ModelResolver
 
 SECRET_VALUE = "sk-live-DO-NOT-LEAK-1234567890"
 T0 = datetime(2026, 11, 24, 10, 0, 0, tzinfo=UTC)
@@ -240,6 +245,7 @@ def make(
     kserve: bool = True,
     workspaces: dict[str, dict[str, Any]] | None = None,
     egress: EgressPolicy | None = None,
+    outcomes: OutcomeBoard | None = None,
 ) -> Harness:
     clock = clock or Clock()
     reconciler = handlers.ModelDeploymentReconciler(
@@ -254,6 +260,7 @@ def make(
         prober=prober or Prober(),
         egress=egress,
         llm_available=kserve,
+        outcomes=outcomes,
     )
     return Harness(reconciler, spec)
 
@@ -758,3 +765,118 @@ def test_vllm_without_the_llm_crd_says_so(kube: FakeKube) -> None:
     ready = harness.condition("Ready")
     assert (ready["reason"], kube.applied) == ("KServeNotInstalled", [])
     assert "LLMInferenceService" in ready["message"]
+
+
+# ---- rollout by measured success, and economics ------------------------------------------
+
+ROLLOUT_MODEL = {
+    "model": {"name": "builtin"},
+    "serving": {"builtin": {}},
+    "pricing": {"inputPerMillion": "1", "outputPerMillion": "4", "gpuHour": "0"},
+    "adapters": [{"name": "cand", "uri": "s3://models/adapters/cand"}],
+    "rollout": {"candidate": "cand", "canaryPercent": 20, "minSamples": 50, "margin": "0.03"},
+}
+
+
+def run_generations(
+    harness: Harness, board: OutcomeBoard, candidate_rate: float, count: int
+) -> None:
+    """`count` generations routed by the real router and resolver to the model under test;
+    the test's model succeeds at `candidate_rate` on the candidate adapter and 90 % on the
+    base; each settled revision is posted like the VibeApp path does, and the model is
+    reconciled every 50 generations (and at the end)."""
+    rng = random.Random(5)
+    body = {
+        "metadata": {"name": harness.name, "namespace": harness.namespace},
+        "spec": harness.spec.to_wire(),
+        "status": harness.status,
+    }
+    for i in range(count):
+        body["status"] = harness.status
+        resolve = ModelResolver(OperatorSettings(), lambda: [body])
+        targets, error = resolve(
+            VibeAppSpec.model_validate({"prompts": ["x"]}),
+            NAMESPACE,
+            WorkspaceSpec.model_validate({"owner": "o@example.com"}),
+            False,
+            workspace_name="team",
+            generation_key=f"app-{i}:1:0",
+        )
+        assert error == "", error
+        target = targets[0]
+        rate = candidate_rate if target.served_model == "cand" else 0.9
+        record = {
+            "model": target.name,
+            "modelNamespace": target.namespace,
+            "servedModel": target.served_model,
+            "arm": target.arm,
+            "fixUp": False,
+            "tokensIn": 1000,
+            "tokensOut": 2000,
+            "cost": "0.009",
+            "latencySeconds": 3.0,
+        }
+        board.post(record, rng.random() < rate)
+        if i % 50 == 49:
+            harness.reconcile()
+    harness.reconcile()
+
+
+def ready_model(kube: FakeKube, board: OutcomeBoard) -> Harness:
+    harness = make(ModelDeploymentSpec.model_validate(ROLLOUT_MODEL), outcomes=board)
+    harness.reconcile()
+    assert harness.condition("Ready")["status"] == "True"
+    return harness
+
+
+def test_a_candidate_failing_half_its_apps_is_rolled_back_with_the_numbers(
+    kube: FakeKube,
+) -> None:
+    board = OutcomeBoard()
+    harness = ready_model(kube, board)
+    run_generations(harness, board, 0.5, 1500)
+    rollout = harness.status["rollout"]
+    assert rollout["phase"] == "RolledBack", rollout
+    assert rollout["canaryPercent"] == 0
+    candidate, incumbent = rollout["candidateArm"], rollout["incumbent"]
+    assert candidate["model"] == "cand"
+    assert incumbent["model"] == "builtin"
+    assert candidate["generations"] >= 50
+    assert float(candidate["successRate"]) < 0.7 < 0.8 < float(incumbent["successRate"])
+    assert float(rollout["zScore"]) < -1.645
+    assert "the candidate does worse" in rollout["decision"]
+    assert harness.condition("RolloutDecided")["reason"] == "RolledBack"
+    assert [reason for reason, _ in kube.events] == ["AdapterRolledBack"]
+    # Decided: every later generation goes to the incumbent.
+    before = candidate["generations"]
+    run_generations(harness, board, 0.5, 200)
+    assert harness.status["rollout"]["candidateArm"]["generations"] == before
+
+
+def test_a_candidate_at_least_as_good_is_promoted_and_costs_are_counted(
+    kube: FakeKube,
+) -> None:
+    board = OutcomeBoard()
+    harness = ready_model(kube, board)
+    run_generations(harness, board, 0.97, 3000)
+    rollout = harness.status["rollout"]
+    assert rollout["phase"] == "Promoted", rollout
+    assert "at least as good" in rollout["decision"]
+    assert [reason for reason, _ in kube.events] == ["AdapterPromoted"]
+    economics = harness.status["economics"]
+    assert economics["apps"] == 3000
+    assert economics["tokenCost"] == "27"
+    assert economics["costPerApp"] == "0.009"
+    assert (economics["tokensIn"], economics["tokensOut"]) == (3_000_000, 6_000_000)
+
+
+def test_pin_promote_and_abort_by_spec(kube: FakeKube) -> None:
+    board = OutcomeBoard()
+    for action, phase in (("Pin", "Pinned"), ("Promote", "Promoted"), ("Abort", "RolledBack")):
+        model = copy.deepcopy(ROLLOUT_MODEL)
+        model["rollout"]["action"] = action
+        harness = make(ModelDeploymentSpec.model_validate(model), outcomes=board)
+        harness.reconcile()
+        run_generations(harness, board, 0.5, 300)
+        assert harness.status["rollout"]["phase"] == phase
+        assert "by spec.rollout.action" in harness.status["rollout"]["decision"]

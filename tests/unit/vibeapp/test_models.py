@@ -48,3 +48,26 @@ def test_a_tenants_external_model_is_called_under_the_rule_the_platforms_are_not
         "rented": None,
         "own": rule,
     }
+
+
+def test_the_routers_canary_share_holds_over_1000_generations() -> None:
+    base = model("base1", SETTINGS.platform_namespace, {"builtin": {}})
+    base["spec"]["adapters"] = [{"name": "cand", "uri": "s3://m/cand"}]
+    base["spec"]["rollout"] = {"candidate": "cand", "canaryPercent": 15}
+    resolve = ModelResolver(SETTINGS, lambda: [base])
+    workspace = WorkspaceSpec.model_validate(
+        {"owner": "a@example.com", "models": {"default": "base1"}}
+    )
+    served = [
+        resolve(
+            VibeAppSpec.model_validate({"prompts": ["x"]}),
+            "ws-a",
+            workspace,
+            False,
+            workspace_name="a",
+            generation_key=f"uid-{i}:1:0",
+        )[0][0].served_model
+        for i in range(1000)
+    ]
+    assert abs(served.count("cand") / 1000 - 0.15) <= 0.05
+    assert set(served) == {"cand", "base1"}
