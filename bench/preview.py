@@ -86,8 +86,11 @@ def plain_start(url: str, sha: str) -> float:
         process.wait()
 
 
-def sandboxed_start(url: str, sha: str, state: Path) -> float:
-    from vibeplane_sandbox.bundle import DEFAULT_MASKED_PATHS, oci_config
+def sandboxed_start(url: str, sha: str, state: Path, preview: Path = PREVIEW) -> float:
+    """Seconds from starting the preview runtime under gVisor to its first answer. The runtime
+    is mounted at the preview image's path, as the local node does: the sandbox masks /tmp,
+    /root and more, where a checkout may live."""
+    from vibeplane_sandbox.bundle import DEFAULT_MASKED_PATHS, RUNTIME_MOUNT, oci_config
     from vibeplane_sandbox.runtime import Runsc, SandboxRuntime, existing_directories
 
     runtime = SandboxRuntime(state, Runsc(root=state / "runsc"))
@@ -100,7 +103,7 @@ def sandboxed_start(url: str, sha: str, state: Path) -> float:
                 {
                     "name": "app",
                     "image": "none",
-                    "command": ["/usr/bin/python3", str(PREVIEW)],
+                    "command": ["/usr/bin/python3", f"{RUNTIME_MOUNT}/{preview.name}"],
                     "env": [
                         {"name": "BUNDLE_URL", "value": url},
                         {"name": "BUNDLE_SHA256", "value": sha},
@@ -116,6 +119,7 @@ def sandboxed_start(url: str, sha: str, state: Path) -> float:
         port,
         masked_paths=existing_directories(DEFAULT_MASKED_PATHS),
         cgroups_path=f"/vibeplane/{uid}-app-0",
+        runtime_source=str(preview.parent),
     )
     started = time.monotonic()
     runtime.start(uid, "app", 0, config)

@@ -26,6 +26,7 @@ from vibeplane_dev.cluster.local import LocalCluster
 from vibeplane_dev.cluster.node import LocalNode, start_real_node, stop_real_node
 from vibeplane_dev.cluster.processes import ManagedProcess
 from vibeplane_dev.cluster.s3server import LocalS3
+from vibeplane_dev.objects import create_missing
 from vibeplane_dev.steps import Steps
 
 MODELSERVER_PORT = int(os.environ.get("VIBEPLANE_MODELSERVER_PORT", "18080"))
@@ -34,6 +35,9 @@ MODELSERVER_PORT = int(os.environ.get("VIBEPLANE_MODELSERVER_PORT", "18080"))
 # has passed every suite.
 NODE_KIND = os.environ.get("VIBEPLANE_NODE", "standin")
 EXAMPLE_APP = ("ws-demo", "todo")
+# The platform's own objects, applied with or without the examples: its default model belongs
+# to the platform (as the chart's modelserver.enabled makes it), not to the examples.
+PLATFORM_MANIFESTS = Path(__file__).parent / "manifests"
 
 
 @dataclass(frozen=True)
@@ -214,18 +218,6 @@ def start_operator(platform: Platform, steps: Steps, node: LocalNode | None = No
         raise RuntimeError(f"the operator exited at once; its log ends:\n{process.log_tail()}")
 
 
-def _apply_when_possible(cluster: LocalCluster, path: Path, timeout: float = 60) -> str:
-    # A VibeApp's namespace exists only once its Workspace is reconciled: retry until then.
-    deadline = time.monotonic() + timeout
-    while True:
-        result = cluster.kubectl("apply", "--server-side", "-f", str(path))
-        if result.returncode == 0:
-            return result.stdout.strip()
-        if time.monotonic() > deadline or "not found" not in result.stderr:
-            raise RuntimeError(f"kubectl apply -f {path} failed:\n{result.stderr}")
-        time.sleep(0.5)
-
-
 def _app_status(cluster: LocalCluster, namespace: str, name: str) -> dict[str, object]:
     result = cluster.kubectl("get", "vibeapp", name, "-n", namespace, "-o", "json")
     if result.returncode != 0:
@@ -252,10 +244,14 @@ def up(examples: bool, steps: Steps) -> int:
     with steps.step("operator"):
         start_operator(platform, steps, node)
     kubeconfig = platform.cluster.config.admin_kubeconfig
+    kubectl = platform.cluster.kubectl
+    with steps.step("the platform's default model (builtin ModelDeployment)"):
+        create_missing(kubectl, sorted(PLATFORM_MANIFESTS.glob("*.yaml")), steps.note)
     if examples:
-        with steps.step("examples applied"):
-            for path in sorted((repository_root() / "examples").glob("*.yaml")):
-                steps.note(_apply_when_possible(platform.cluster, path))
+        with steps.step("examples (created where missing; existing ones left alone)"):
+            create_missing(
+                kubectl, sorted((repository_root() / "examples").glob("*.yaml")), steps.note
+            )
         namespace, name = EXAMPLE_APP
         with steps.step(f"VibeApp {name} generated and running"):
             status: dict[str, object] = {}

@@ -60,6 +60,23 @@ def test_up_serves_the_app_in_a_browser_under_gvisor(
     chromium = shutil.which("chromium")
     if chromium is None:
         pytest.fail("chromium is not installed: `make test` installs it (apt-get install chromium)")
+    # Without the examples the platform still has its default model: a new app has a model.
+    bare = _vibeplane(platform_environment, "up", "--no-examples")
+    assert bare.returncode == 0, bare.stderr[-3000:]
+    model = _vibeplane(
+        platform_environment,
+        "cluster",
+        "kubectl",
+        "wait",
+        "-n",
+        "vibeplane-system",
+        "--for=condition=Ready",
+        "modeldeployment/builtin",
+        "--timeout=60s",
+    )
+    assert model.returncode == 0, model.stderr
+    assert _vibeplane(platform_environment, "cluster", "kubectl", "get", "va", "-A").stdout == ""
+
     result = _vibeplane(platform_environment, "up")
     assert result.returncode == 0, result.stderr[-3000:]
     url = result.stdout.strip().splitlines()[-1]
@@ -89,6 +106,40 @@ def test_up_serves_the_app_in_a_browser_under_gvisor(
         [*browser, f"--screenshot={screenshot}", url], capture_output=True, timeout=120, check=True
     )
     assert screenshot.stat().st_size > 1000
+
+    # `up` again over a platform someone used (the README's own patch): it leaves their app
+    # alone, says so, and succeeds.
+    patch = '[{"op":"add","path":"/spec/prompts/-","value":"add a priority field"}]'
+    patched = _vibeplane(
+        platform_environment,
+        "cluster",
+        "kubectl",
+        "patch",
+        "va",
+        "todo",
+        "-n",
+        "ws-demo",
+        "--type=json",
+        "-p",
+        patch,
+    )
+    assert patched.returncode == 0, patched.stderr
+    again = _vibeplane(platform_environment, "up")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "vibeapp ws-demo/todo exists: left alone" in again.stderr
+    prompts = _vibeplane(
+        platform_environment,
+        "cluster",
+        "kubectl",
+        "get",
+        "va",
+        "todo",
+        "-n",
+        "ws-demo",
+        "-o",
+        "jsonpath={.spec.prompts[*]}",
+    )
+    assert prompts.stdout.endswith("add a priority field")
 
     # The preview process runs under gVisor: runsc lists it, and it saw gVisor's kernel.
     logs = _vibeplane(

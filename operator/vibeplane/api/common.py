@@ -97,6 +97,38 @@ Duration = Annotated[
 ]
 """A Go-style duration such as "30m", "1h30m" or "45s"."""
 
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def duration_seconds(duration: str) -> float:
+    """The seconds of a Duration ("1h30m" -> 5400.0); the schema has checked its form."""
+    total, number = 0.0, ""
+    index = 0
+    while index < len(duration):
+        char = duration[index]
+        if char.isdigit():
+            number += char
+            index += 1
+            continue
+        unit = "ms" if duration[index : index + 2] == "ms" else char
+        total += float(number) * _DURATION_UNITS[unit]
+        number = ""
+        index += len(unit)
+    return total
+
+
+def owner_reference(kind: str, name: str, uid: str) -> dict[str, object]:
+    """One of our objects as the controlling owner of a child: the child goes when it goes."""
+    return {
+        "apiVersion": API_VERSION,
+        "kind": kind,
+        "name": name,
+        "uid": uid,
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
 DNSLabel = Annotated[str, Field(pattern=DNS_LABEL_PATTERN, min_length=1, max_length=63)]
 
 

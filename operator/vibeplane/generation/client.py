@@ -31,6 +31,7 @@ from typing import Any, Final, Literal, TypeAlias
 from urllib.parse import urlsplit
 
 from vibeplane.generation.egress import EgressPolicy, EgressRefused
+from vibeplane.generation.format import content_text
 
 ModelCallReason: TypeAlias = Literal[
     "Timeout",
@@ -321,16 +322,11 @@ def _parse_json(body: bytes, what: str, api_key: str | None, status: int) -> dic
 
 
 def _content_text(content: object) -> str | None:
-    if isinstance(content, str):
-        return content
+    """The answer's text; None when `content` is no text a chat answer can hold."""
     if content is None:
         return ""
-    if isinstance(content, list):
-        return "".join(
-            str(part.get("text", ""))
-            for part in content
-            if isinstance(part, dict) and part.get("type") == "text"
-        )
+    if isinstance(content, str | list):
+        return content_text(content)
     return None
 
 

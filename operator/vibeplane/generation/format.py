@@ -544,15 +544,16 @@ def build_messages(
     return messages
 
 
-def _text_of(content: object) -> str:
-    """A message's text: a string, or the text parts of an OpenAI content-part list."""
+def content_text(content: object) -> str:
+    """A message's text: a string, or the text parts of an OpenAI content-part list (anything
+    else has none). The one flattening for the operator, its client and the model server."""
     if isinstance(content, str):
         return content
     if isinstance(content, list):
         return "".join(
             str(part.get("text", ""))
             for part in content
-            if isinstance(part, dict) and part.get("type") == "text"
+            if isinstance(part, Mapping) and part.get("type") == "text"
         )
     return ""
 
@@ -570,7 +571,7 @@ def read_messages(
     for message in messages:
         if message.get("role") != "user":
             continue
-        content = _normalise_newlines(_text_of(message.get("content")))
+        content = _normalise_newlines(content_text(message.get("content")))
         head, _, rest = content.partition("\n")
         if head == FILES_HEADER:
             for action in parse_output(rest).actions:

@@ -51,7 +51,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from vibeplane.api import modeldeployment as api
-from vibeplane.api.common import API_VERSION
+from vibeplane.api.common import owner_reference as common_owner_reference
 from vibeplane.kube.conditions import ConditionSpec, Status, find
 from vibeplane.settings import LABEL_MANAGED_BY, MANAGER_NAME
 
@@ -106,14 +106,7 @@ class ServingSettings:
 
 def owner_reference(name: str, uid: str) -> Manifest:
     """The ModelDeployment as the controlling owner: its InferenceService goes when it goes."""
-    return {
-        "apiVersion": API_VERSION,
-        "kind": "ModelDeployment",
-        "name": name,
-        "uid": uid,
-        "controller": True,
-        "blockOwnerDeletion": True,
-    }
+    return dict(common_owner_reference("ModelDeployment", name, uid))
 
 
 def served_model(spec: api.ModelDeploymentSpec) -> str:

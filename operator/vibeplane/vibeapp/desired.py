@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from vibeplane.api.common import API_VERSION
+from vibeplane.api.common import owner_reference as common_owner_reference
 from vibeplane.api.vibeapp import VibeAppSpec
 from vibeplane.budget.ledger import Amount
 from vibeplane.kube.conditions import ConditionSpec
@@ -108,14 +108,7 @@ def preview_name(app: str) -> str:
 
 
 def owner_reference(app: str, uid: str) -> Manifest:
-    return {
-        "apiVersion": API_VERSION,
-        "kind": "VibeApp",
-        "name": app,
-        "uid": uid,
-        "controller": True,
-        "blockOwnerDeletion": True,
-    }
+    return dict(common_owner_reference("VibeApp", app, uid))
 
 
 def preview_deployment(

@@ -21,6 +21,7 @@ from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
 from vibeplane.api import vibeapp as api
+from vibeplane.api.common import duration_seconds
 from vibeplane.api.workspace import WorkspaceSpec
 from vibeplane.budget.limits import budget_limits
 from vibeplane.budget.store import LedgerStore
@@ -615,7 +616,7 @@ class VibeAppReconciler:
         if newest is None:
             return False
         idle = (datetime.now(UTC) - newest).total_seconds()
-        return idle > _seconds(preview.idle_timeout)
+        return idle > duration_seconds(preview.idle_timeout)
 
     def _log_tail(self, name: str, namespace: str) -> str:
         core = kubernetes.client.CoreV1Api(client.api_client())
@@ -749,25 +750,8 @@ def _pod_ready(pod: Mapping[str, Any]) -> bool:
     )
 
 
-def _seconds(duration: str) -> float:
-    total, number = 0.0, ""
-    units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
-    index = 0
-    while index < len(duration):
-        char = duration[index]
-        if char.isdigit():
-            number += char
-            index += 1
-            continue
-        unit = "ms" if duration[index : index + 2] == "ms" else char
-        total += float(number) * units[unit]
-        number = ""
-        index += len(unit)
-    return total
-
-
 def _idle_check(idle_timeout: str) -> float:
-    return max(5.0, min(_seconds(idle_timeout) / 4, 300.0))
+    return max(5.0, min(duration_seconds(idle_timeout) / 4, 300.0))
 
 
 def _total(revisions: list[dict[str, Any]]) -> str:

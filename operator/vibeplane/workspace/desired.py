@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from vibeplane.api.common import API_VERSION
+from vibeplane.api.common import owner_reference as common_owner_reference
 from vibeplane.api.workspace import WorkspaceSpec
 from vibeplane.budget.ledger import Ledger
 from vibeplane.budget.limits import budget_limits
@@ -28,14 +28,7 @@ def namespace_name(workspace: str, spec: WorkspaceSpec) -> str:
 
 def owner_reference(workspace: str, uid: str) -> Manifest:
     """The Workspace as the controlling owner: its children go when it goes."""
-    return {
-        "apiVersion": API_VERSION,
-        "kind": "Workspace",
-        "name": workspace,
-        "uid": uid,
-        "controller": True,
-        "blockOwnerDeletion": True,
-    }
+    return dict(common_owner_reference("Workspace", workspace, uid))
 
 
 def workspace_labels(workspace: str) -> dict[str, str]:

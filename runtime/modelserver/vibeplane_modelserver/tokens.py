@@ -20,6 +20,8 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Final
 
+from vibeplane.generation.format import content_text
+
 _TOKEN: Final = re.compile(r"\s*(?:\w+|[^\w\s])|\s+")
 
 
@@ -32,19 +34,6 @@ def iter_tokens(text: str) -> Iterator[str]:
 def count_tokens(text: str) -> int:
     """The number of tokens of `text` (see the module docstring)."""
     return sum(1 for _ in _TOKEN.finditer(text))
-
-
-def content_text(content: object) -> str:
-    """A chat message's text: a string, or the text parts of an OpenAI content-part list."""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(
-            str(part.get("text", ""))
-            for part in content
-            if isinstance(part, Mapping) and part.get("type") == "text"
-        )
-    return ""
 
 
 def prompt_text(messages: Sequence[Mapping[str, object]]) -> str:
