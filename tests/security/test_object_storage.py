@@ -32,6 +32,8 @@ from kubernetes.client import ApiClient
 from tests.integration.conftest import S3
 from tests.security.support import Platform, Tenant
 from vibeplane.storage.s3 import app_prefix
+from vibeplane_dev.cluster.local import LocalCluster
+from vibeplane_dev.cluster.node import existing_real_node, real_node_selected
 
 pytestmark = pytest.mark.integration
 PREVIEW_ENV = {"BUNDLE_URL", "BUNDLE_SHA256", "PORT"}
@@ -148,10 +150,17 @@ def _preview_pods(api: ApiClient, tenant: Tenant) -> list[Any]:
     return list(pods.items)
 
 
-def _sandbox_configs(basetemp: Path, pod_uid: str) -> list[dict[str, Any]]:
-    """The OCI configs the local preview node wrote for a pod's containers (state dirs are
-    made under this session's base temporary directory by the preview_node fixture)."""
-    found = basetemp.glob(f"*/pods/{pod_uid}/*/*/config.json")
+def _sandbox_configs(basetemp: Path, pod: Any) -> list[dict[str, Any]]:
+    """The OCI configs the node made for a pod's containers: containerd's records on the real
+    node; on the stand-in, the files it wrote (its state dirs are made under this session's
+    base temporary directory by the preview_node fixture)."""
+    if real_node_selected():
+        node = existing_real_node(LocalCluster().config)
+        return [
+            node.container_info(status.container_id.removeprefix("containerd://"))["Spec"]
+            for status in pod.status.container_statuses or []
+        ]
+    found = basetemp.glob(f"*/pods/{pod.metadata.uid}/*/*/config.json")
     return [json.loads(path.read_text()) for path in found]
 
 
@@ -176,10 +185,16 @@ def test_previews_carry_no_storage_credentials(
             text = json.dumps(api.sanitize_for_serialization(pod))
             assert secret_key not in text
             # The process in the sandbox: the environment the node gave it.
-            configs = _sandbox_configs(basetemp, pod.metadata.uid)
+            configs = _sandbox_configs(basetemp, pod)
             assert configs, f"no sandbox config for {pod.metadata.name} under {basetemp}"
             for config in configs:
                 names = {entry.split("=", 1)[0] for entry in config["process"]["env"]}
+                # A kubelet always names the API server's Service (KUBERNETES_SERVICE_HOST,
+                # KUBERNETES_PORT...): an address, no credential, and a refused destination
+                # (tests/security/test_network.py). Nothing else of the platform's.
+                names -= {
+                    n for n in names if n.startswith(("KUBERNETES_SERVICE", "KUBERNETES_PORT"))
+                }
                 assert not {n for n in names if n.startswith(("AWS_", "VIBEPLANE_", "KUBE"))}
                 assert secret_key not in json.dumps(config)
                 mounts = [m["destination"] for m in config.get("mounts") or []]

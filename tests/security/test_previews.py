@@ -24,6 +24,8 @@ from kubernetes.client.exceptions import ApiException
 
 from tests.security.support import Platform, Tenant
 from vibeplane.settings import OperatorSettings
+from vibeplane_dev.cluster.local import LocalCluster
+from vibeplane_dev.cluster.node import existing_real_node, real_node_selected
 
 pytestmark = pytest.mark.integration
 
@@ -66,7 +68,15 @@ def test_previews_pass_the_restricted_level_and_run_in_gvisor(
             assert spec["runtimeClassName"] == OperatorSettings().runtime_class == "gvisor"
             statuses = pod["status"].get("containerStatuses") or []
             assert statuses
-            assert all(s["containerID"].startswith("runsc://") for s in statuses)
+            if real_node_selected():
+                # containerd ran each container with gVisor's runtime (runsc's shim).
+                node = existing_real_node(LocalCluster().config)
+                for status in statuses:
+                    container_id = status["containerID"].removeprefix("containerd://")
+                    runtime = node.container_info(container_id)["Runtime"]["Name"]
+                    assert runtime == "io.containerd.runsc.v1"
+            else:
+                assert all(s["containerID"].startswith("runsc://") for s in statuses)
 
             assert _dry_run(api, tenant.namespace, _resubmittable(spec)) is None
             for weaken in (_root, _no_seccomp, _privilege_escalation, _capabilities):

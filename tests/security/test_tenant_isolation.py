@@ -425,7 +425,9 @@ def test_a_tenant_cannot_read_another_tenants_preview_through_the_operator(
             GROUP, VERSION, a.namespace, "modeldeployments", name
         )
         condition = find_condition(obj, "Ready")
-        return condition if condition and condition["reason"] == "ProbeFailed" else None
+        # On the real node B's URL is a private address: refused before any request is made.
+        refused = ("ProbeFailed", "EgressRefused")
+        return condition if condition and condition["reason"] in refused else None
 
     condition = wait_for(checked, timeout=30, what="the probe of B's preview")
     # Past the doctype: B's own markup (its title, its layout).

@@ -33,6 +33,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -647,6 +648,11 @@ class LocalNode:
             check=check,
         )
 
+    def container_info(self, container_id: str) -> dict[str, Any]:
+        """containerd's record of a container: its runtime (runc or runsc) and OCI spec."""
+        info: dict[str, Any] = json.loads(self._ctr("containers", "info", container_id).stdout)
+        return info
+
     def import_image(self, archive: Path) -> bool:
         """Import a docker-archive into the node's containerd (pods use it without pulling),
         unless this very archive (its name is its content key) was imported already."""
@@ -797,14 +803,17 @@ def start_real_node(cluster: ClusterConfig, progress: Progress = _noop) -> Local
     return node
 
 
+def existing_real_node(cluster: ClusterConfig) -> LocalNode:
+    """The real node of this cluster as built, building nothing (to inspect or stop it)."""
+    binaries = node_binaries_if_built(repository_root() / NODE_SOURCE, cluster.cache)
+    return LocalNode(cluster, binaries)
+
+
 def stop_real_node(cluster: ClusterConfig, progress: Progress = _noop) -> list[str]:
     """Stop the node and remove its traces (a no-op where none ever ran)."""
-    home = cluster.home.parent / "node"
-    if not home.exists():
+    if not (cluster.home.parent / "node").exists():
         return []
-    root = repository_root()
-    binaries = node_binaries_if_built(root / NODE_SOURCE, cluster.cache)
-    return LocalNode(cluster, binaries).down(progress)
+    return existing_real_node(cluster).down(progress)
 
 
 def real_node_selected() -> bool:
