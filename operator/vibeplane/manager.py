@@ -1,9 +1,10 @@
 """The operator process: Kopf configured for vibeplane, the controllers, metrics and liveness.
 
 Kopf's defaults are tuned for a generic operator; the choices here are vibeplane's:
-- Kopf only watches: reconciles run in vibeplane's work queues (see `vibeplane.kube.reconcile`),
-  so Kopf writes no annotations and adds no finalizers of its own; the finalizer and annotation
-  prefix are still set to vibeplane's (vibeplane.io/...) so nothing reads as another operator's;
+- Kopf only watches: reconciles run in vibeplane's work queues (see
+  `vibeplane.controller.reconcile`), so Kopf writes no annotations and adds no finalizers of
+  its own; the finalizer and annotation prefix are still set to vibeplane's (vibeplane.io/...)
+  so nothing reads as another operator's;
 - Kubernetes Events only for warnings and errors: an info Event per reconcile would double the
   write load on the API server for no reader;
 - watches the server ends every 5 minutes (with a client-side margin), so a silently dead
@@ -11,7 +12,7 @@ Kopf's defaults are tuned for a generic operator; the choices here are vibeplane
 - standalone: Kopf's peering is not leader election, and runs without its peering CRDs.
 
 With leader election on (the chart's default), `run` first campaigns for a Lease
-(`vibeplane.kube.leader`) and starts Kopf only once this replica leads. A standby builds no
+(`vibeplane.controller.leader`) and starts Kopf only once this replica leads. A standby builds no
 controller, watches nothing and writes nothing (not even the platform namespace); it serves
 its own /healthz on the liveness port so that its liveness probe passes, and hands the port to
 Kopf when it starts leading. A leader that cannot renew exits at once; one that is stopped
@@ -35,11 +36,13 @@ import kopf
 from prometheus_client import start_http_server
 
 from vibeplane.budget.store import LedgerStore
+from vibeplane.controller.cache import ObjectCache
+from vibeplane.controller.leader import ElectionTiming, LeaderElector, LeaseLock
+from vibeplane.controller.reconcile import Controller, ObjectKey, Resyncer
+from vibeplane.generation.checks import FileLimits
 from vibeplane.generation.outcomes import OutcomeBoard
 from vibeplane.kube import client
-from vibeplane.kube.cache import ObjectCache
-from vibeplane.kube.leader import ElectionTiming, LeaderElector, LeaseLock
-from vibeplane.kube.reconcile import Controller, ObjectKey, Resyncer
+from vibeplane.kube.client import ApiServerClient, KubeClient
 from vibeplane.metrics import LEADER
 from vibeplane.modeldeployment import handlers as modeldeployment
 from vibeplane.settings import (
@@ -52,6 +55,7 @@ from vibeplane.settings import (
 from vibeplane.storage.s3 import ObjectStore, S3Settings
 from vibeplane.vibeapp import handlers as vibeapp
 from vibeplane.vibeapp.desired import LABEL_APP
+from vibeplane.vibeapp.generate import Generator
 from vibeplane.vibeapp.models import ModelResolver
 from vibeplane.workspace import handlers as workspace
 
@@ -80,9 +84,9 @@ def configure_kopf(kopf_settings: kopf.OperatorSettings) -> None:
     kopf_settings.networking.connect_timeout = 10
 
 
-def ensure_platform_namespace(settings: OperatorSettings) -> None:
+def ensure_platform_namespace(settings: OperatorSettings, kube: KubeClient) -> None:
     """Shared models and budget ledgers live in the platform namespace."""
-    client.apply(
+    kube.apply(
         {
             "apiVersion": "v1",
             "kind": "Namespace",
@@ -93,30 +97,45 @@ def ensure_platform_namespace(settings: OperatorSettings) -> None:
 
 
 class Operator:
-    """The controllers and what feeds them."""
+    """The controllers and what feeds them: every collaborator (the API client, the object
+    cache, the object store, the ledger store) is built once, here, and handed to each."""
 
-    def __init__(self, settings: OperatorSettings) -> None:
+    def __init__(self, settings: OperatorSettings, kube: KubeClient | None = None) -> None:
         self.settings = settings
-        self.cache = ObjectCache(on_change=self._child_changed)
+        self.kube = kube if kube is not None else ApiServerClient()
+        self.cache = ObjectCache(self.kube, on_change=self._child_changed)
         self.store = ObjectStore(S3Settings.from_env())
-        ledgers = LedgerStore(settings.platform_namespace)
-        self.workspaces = workspace.setup(settings, self.cache, lambda ns: self.vibeapps.count(ns))
+        self.ledgers = LedgerStore(settings.platform_namespace)
+        self.generator = Generator(
+            self.ledgers,
+            self.store,
+            FileLimits(),
+            workers=settings.generation_workers,
+            per_workspace=settings.workspace_concurrency,
+            timeout=settings.model_timeout,
+        )
+        self.workspaces = workspace.setup(
+            settings, self.cache, self.kube, self.ledgers, lambda ns: self.vibeapps.count(ns)
+        )
         # Generations' measured outcomes, from the VibeApp path to their model's rollout and
         # economics; a post re-queues the model.
         outcomes = OutcomeBoard(on_post=lambda key: self.models.enqueue(ObjectKey(*key)))
         self.models = modeldeployment.setup(
             settings,
             self.cache,
+            self.kube,
+            self.ledgers,
             workspace_lookup=lambda name: self.workspaces.body(ObjectKey(None, name)),
             outcomes=outcomes,
         )
         self.vibeapps = vibeapp.setup(
             settings,
             self.cache,
+            self.kube,
             workspace_body=lambda name: self.workspaces.body(ObjectKey(None, name)),
             resolve_models=ModelResolver(settings, self._model_bodies),
+            generator=self.generator,
             store=self.store,
-            ledgers=ledgers,
             outcomes=outcomes,
         )
         self.controllers: list[Controller] = [self.workspaces, self.models, self.vibeapps]
@@ -124,8 +143,7 @@ class Operator:
         self.resyncer = Resyncer(self.controllers, settings.resync_seconds)
 
     def _model_bodies(self) -> list[dict[str, Any]]:
-        bodies = (self.models.body(key) for key in self.models.known_keys())
-        return [body for body in bodies if body is not None]
+        return self.models.bodies()
 
     def _child_changed(self, body: dict[str, Any]) -> None:
         model = modeldeployment.model_of(body)
@@ -152,7 +170,7 @@ class Operator:
             self.workspaces.enqueue(owner, within=COUNTS_WINDOW)
 
     def start(self) -> None:
-        ensure_platform_namespace(self.settings)
+        ensure_platform_namespace(self.settings, self.kube)
         self.cache.prime()
         # Every controller knows every object before the first reconcile runs.
         for controller in self.controllers:

@@ -105,7 +105,7 @@ class OperatorSettings:
     reach them, even where they are public addresses."""
     leader_election: bool = False
     """Run as one of several replicas of which only the holder of a Lease reconciles
-    (`vibeplane.kube.leader`). Off by default: a single process (`vibeplane up`, the test
+    (`vibeplane.controller.leader`). Off by default: a single process (`vibeplane up`, the test
     suite's operator) has nobody to be elected against, and renewing a Lease every
     `leader_election_retry_period` would be a write every 2 s that the zero-write checks of an
     idle operator would have to filter out. The Helm chart turns it on, so replicas > 1 is safe

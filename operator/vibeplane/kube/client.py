@@ -18,10 +18,8 @@ import functools
 import hashlib
 import json
 import os
-import re
 from collections.abc import Mapping
-from decimal import ROUND_CEILING, Decimal, InvalidOperation, localcontext
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 import kubernetes
 from kubernetes.client import ApiClient
@@ -30,6 +28,8 @@ from kubernetes.dynamic.exceptions import NotFoundError
 
 from vibeplane import __version__
 from vibeplane.api.meta import KindInfo
+from vibeplane.kube.events import EventType, event_body
+from vibeplane.kube.quantities import same_value
 from vibeplane.wellknown import ANNOTATION_APPLIED
 
 Manifest = dict[str, Any]
@@ -172,72 +172,6 @@ def list_objects(
     return items
 
 
-_QUANTITY = re.compile(r"^([+-]?[0-9.]+)([numkMGTPE]i?|[eE][+-]?[0-9]+)?$")
-_SUFFIX = {
-    "n": Decimal("1e-9"),
-    "u": Decimal("1e-6"),
-    "m": Decimal("1e-3"),
-    "": Decimal(1),
-    "k": Decimal(10) ** 3,
-    "M": Decimal(10) ** 6,
-    "G": Decimal(10) ** 9,
-    "T": Decimal(10) ** 12,
-    "P": Decimal(10) ** 15,
-    "E": Decimal(10) ** 18,
-    "Ki": Decimal(2) ** 10,
-    "Mi": Decimal(2) ** 20,
-    "Gi": Decimal(2) ** 30,
-    "Ti": Decimal(2) ** 40,
-    "Pi": Decimal(2) ** 50,
-    "Ei": Decimal(2) ** 60,
-}
-
-
-def _quantity_value(value: object) -> Decimal | None:
-    """The numeric value of a Kubernetes quantity, or None if it is not one."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return Decimal(value)
-    if not isinstance(value, str):
-        return None
-    match = _QUANTITY.match(value)
-    if not match:
-        return None
-    number, suffix = match.group(1), match.group(2) or ""
-    try:
-        if suffix[:1] in ("e", "E"):
-            return Decimal(number + suffix)
-        return Decimal(number) * _SUFFIX[suffix]
-    except (InvalidOperation, KeyError):
-        return None
-
-
-def same_value(live: object, desired: object) -> bool:
-    """Equal, or equal as quantities: the API server rewrites "1000m" as "1"."""
-    if isinstance(live, bool) or isinstance(desired, bool):
-        return type(live) is type(desired) and live == desired
-    if live == desired:
-        return True
-    live_quantity, desired_quantity = _quantity_value(live), _quantity_value(desired)
-    if live_quantity is None or desired_quantity is None:
-        return False
-    return live_quantity == _stored_precision(desired_quantity)
-
-
-MILLI = Decimal("0.001")
-
-
-def _stored_precision(value: Decimal) -> Decimal:
-    """What the API server keeps of a quantity: finer than a milli-unit is rounded up to one
-    ("0.5m" is stored as "1m"), so a desired "0.5m" must compare equal to a live "1m"."""
-    exponent = value.as_tuple().exponent
-    if not isinstance(exponent, int) or exponent >= -3:
-        return value
-    with localcontext(prec=max(28, len(value.as_tuple().digits) + 3)):
-        return value.quantize(MILLI, rounding=ROUND_CEILING)
-
-
 def contains(live: object, desired: object) -> bool:
     """Whether every field of `desired` is present in `live` with the same value.
 
@@ -252,3 +186,112 @@ def contains(live: object, desired: object) -> bool:
             return False
         return all(contains(a, b) for a, b in zip(live, desired, strict=True))
     return same_value(live, desired)
+
+
+def post_event(involved: Mapping[str, Any], type_: EventType, reason: str, message: str) -> None:
+    """Record an Event about `involved` (see `vibeplane.kube.events`)."""
+    body = event_body(involved, type_, reason, message)
+    namespace = body["metadata"]["namespace"]
+    # The client accepts plain dicts for any model.
+    kubernetes.client.CoreV1Api(api_client()).create_namespaced_event(namespace, cast(Any, body))
+
+
+def read_pod_log(name: str, namespace: str, container: str, tail_lines: int) -> str:
+    """The last lines a pod's container wrote."""
+    core = kubernetes.client.CoreV1Api(api_client())
+    text: str = core.read_namespaced_pod_log(
+        name, namespace, container=container, tail_lines=tail_lines
+    )
+    return text
+
+
+class KubeClient(Protocol):
+    """What reconcilers and the controller runtime ask of the API server. Injected: the
+    operator passes one `ApiServerClient`; unit tests pass an in-memory fake
+    (tests/fakes/kube.py)."""
+
+    def get(
+        self, api_version: str, kind: str, name: str, namespace: str | None = None
+    ) -> Manifest | None: ...
+
+    def apply(
+        self,
+        desired: Manifest,
+        field_manager: str,
+        live: Manifest | None = None,
+        lookup: bool = True,
+    ) -> Manifest | None: ...
+
+    def patch_status(
+        self, info: KindInfo, name: str, namespace: str | None, patch: Mapping[str, Any]
+    ) -> Manifest: ...
+
+    def patch_metadata(
+        self, info: KindInfo, name: str, namespace: str | None, metadata: Mapping[str, Any]
+    ) -> Manifest: ...
+
+    def delete(
+        self, api_version: str, kind: str, name: str, namespace: str | None = None
+    ) -> bool: ...
+
+    def list_objects(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+    ) -> list[Manifest]: ...
+
+    def post_event(
+        self, involved: Mapping[str, Any], type_: EventType, reason: str, message: str
+    ) -> None: ...
+
+    def read_pod_log(self, name: str, namespace: str, container: str, tail_lines: int) -> str: ...
+
+
+class ApiServerClient:
+    """The real API server, through this module's functions (one ApiClient per process)."""
+
+    def get(
+        self, api_version: str, kind: str, name: str, namespace: str | None = None
+    ) -> Manifest | None:
+        return get(api_version, kind, name, namespace)
+
+    def apply(
+        self,
+        desired: Manifest,
+        field_manager: str,
+        live: Manifest | None = None,
+        lookup: bool = True,
+    ) -> Manifest | None:
+        return apply(desired, field_manager, live=live, lookup=lookup)
+
+    def patch_status(
+        self, info: KindInfo, name: str, namespace: str | None, patch: Mapping[str, Any]
+    ) -> Manifest:
+        return patch_status(info, name, namespace, patch)
+
+    def patch_metadata(
+        self, info: KindInfo, name: str, namespace: str | None, metadata: Mapping[str, Any]
+    ) -> Manifest:
+        return patch_metadata(info, name, namespace, metadata)
+
+    def delete(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> bool:
+        return delete(api_version, kind, name, namespace)
+
+    def list_objects(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+    ) -> list[Manifest]:
+        return list_objects(api_version, kind, namespace, label_selector)
+
+    def post_event(
+        self, involved: Mapping[str, Any], type_: EventType, reason: str, message: str
+    ) -> None:
+        post_event(involved, type_, reason, message)
+
+    def read_pod_log(self, name: str, namespace: str, container: str, tail_lines: int) -> str:
+        return read_pod_log(name, namespace, container, tail_lines)

@@ -24,9 +24,14 @@ class ConditionSpec:
     message: str = ""
 
 
+def rfc3339(moment: datetime) -> str:
+    """A time as the API server writes it (seconds precision, UTC)."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def now_rfc3339() -> str:
     """The current time as the API server writes it (seconds precision, UTC)."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return rfc3339(datetime.now(UTC))
 
 
 def merge_conditions(

@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
-import kubernetes
-
-from vibeplane.kube import client
 from vibeplane.kube.conditions import now_rfc3339
 
 COMPONENT = "vibeplane-operator"
 
 
-def post(
-    involved: Mapping[str, Any], type_: Literal["Normal", "Warning"], reason: str, message: str
-) -> None:
-    """Record an Event about `involved` (events of cluster-scoped objects go to "default")."""
+EventType = Literal["Normal", "Warning"]
+
+
+def event_body(
+    involved: Mapping[str, Any], type_: EventType, reason: str, message: str
+) -> dict[str, Any]:
+    """An Event about `involved` (events of cluster-scoped objects go to "default")."""
     metadata = involved["metadata"]
     namespace = metadata.get("namespace") or "default"
     name = f"{metadata['name']}.{uuid.uuid4().hex[:12]}"
@@ -41,7 +41,4 @@ def post(
         "lastTimestamp": timestamp,
         "count": 1,
     }
-    # The client accepts plain dicts for any model.
-    kubernetes.client.CoreV1Api(client.api_client()).create_namespaced_event(
-        namespace, cast(Any, body)
-    )
+    return body

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 
 from vibeplane.kube import client
+from vibeplane.kube.client import KubeClient
 
 
 class SecretProblem(Exception):
@@ -17,11 +18,11 @@ class SecretProblem(Exception):
         self.message = message
 
 
-def read_secret_key(namespace: str, name: str, key: str) -> str:
+def read_secret_key(namespace: str, name: str, key: str, kube: KubeClient | None = None) -> str:
     """The value of one key of a Secret, surrounding whitespace removed (a key written with
     `echo` ends in a newline that no HTTP header can carry). Raises SecretProblem, whose
     message names the Secret and key but never holds any of its content."""
-    secret = client.get("v1", "Secret", name, namespace)
+    secret = (kube or client.ApiServerClient()).get("v1", "Secret", name, namespace)
     if secret is None:
         raise SecretProblem(
             "SecretNotFound", f"Secret {name} (key {key}) not found in namespace {namespace}"

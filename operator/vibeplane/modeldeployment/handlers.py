@@ -36,13 +36,14 @@ from vibeplane.api.common import API_VERSION, decimal_of
 from vibeplane.budget.ledger import Amount
 from vibeplane.budget.periods import PeriodKind
 from vibeplane.budget.store import LedgerStore
+from vibeplane.controller.cache import ObjectCache, WatchedKind
+from vibeplane.controller.reconcile import Body, Context, Controller, ObjectKey, Outcome
 from vibeplane.generation.client import ModelCallError, probe
 from vibeplane.generation.egress import EgressPolicy
 from vibeplane.generation.outcomes import OutcomeBoard
-from vibeplane.kube import client, events
-from vibeplane.kube.cache import ObjectCache, WatchedKind
+from vibeplane.kube import client
+from vibeplane.kube.client import KubeClient
 from vibeplane.kube.conditions import ConditionSpec
-from vibeplane.kube.reconcile import Body, Context, Controller, ObjectKey, Outcome
 from vibeplane.kube.secrets import SecretProblem, read_secret_key
 from vibeplane.metrics import MODEL_COST_PER_APP, WRITES
 from vibeplane.modeldeployment import desired, llmisvc, measured, metering
@@ -134,10 +135,6 @@ def _decimal_text(value: Decimal) -> str:
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
-def _read_workspace(name: str) -> Mapping[str, Any] | None:
-    return client.get(API_VERSION, "Workspace", name)
-
-
 class ModelDeploymentReconciler:
     """Computes a ModelDeployment's children and status, and applies what differs."""
 
@@ -146,6 +143,7 @@ class ModelDeploymentReconciler:
         settings: OperatorSettings,
         serving: desired.ServingSettings,
         cache: ObjectCache,
+        kube: KubeClient,
         ledgers: LedgerStore,
         kserve_available: bool = True,
         workspace_lookup: Lookup | None = None,
@@ -159,11 +157,14 @@ class ModelDeploymentReconciler:
         self.settings = settings
         self.serving = serving
         self.cache = cache
+        self.kube = kube
         self.ledgers = ledgers
         self.kserve_available = kserve_available
         self.llm_available = llm_available
         self.outcomes = outcomes
-        self.workspace_lookup = workspace_lookup or _read_workspace
+        self.workspace_lookup = workspace_lookup or (
+            lambda name: kube.get(API_VERSION, "Workspace", name)
+        )
         self.clock = clock or (lambda: datetime.now(UTC))
         self.monotonic = monotonic
         self.prober = prober
@@ -224,7 +225,7 @@ class ModelDeploymentReconciler:
             conditions.append(result.condition)
         if result.event is not None:
             try:
-                events.post(context.body, *result.event)
+                self.kube.post_event(context.body, *result.event)
             except ApiException as error:
                 log.warning("could not post an Event for %s: %s", context.name, error.reason)
         return Outcome(conditions, fields, outcome.requeue_after)
@@ -265,8 +266,8 @@ class ModelDeploymentReconciler:
         live = self.cache.lookup(desired.ISVC_KIND, name, namespace)
         plan = desired.canary_plan(spec, live)
         try:
-            storage_secret = client.get("v1", "Secret", self.serving.storage_secret, namespace)
-            account = client.get("v1", "ServiceAccount", self.serving.service_account, namespace)
+            storage_secret = self.kube.get("v1", "Secret", self.serving.storage_secret, namespace)
+            account = self.kube.get("v1", "ServiceAccount", self.serving.service_account, namespace)
             self._apply(
                 desired.service_account(
                     namespace, self.serving, storage_secret is not None, account
@@ -312,8 +313,8 @@ class ModelDeploymentReconciler:
         name, namespace = context.name, context.namespace or ""
         live = self.cache.lookup(llmisvc.LLMISVC_KIND, name, namespace)
         try:
-            storage_secret = client.get("v1", "Secret", self.serving.storage_secret, namespace)
-            account = client.get("v1", "ServiceAccount", self.serving.service_account, namespace)
+            storage_secret = self.kube.get("v1", "Secret", self.serving.storage_secret, namespace)
+            account = self.kube.get("v1", "ServiceAccount", self.serving.service_account, namespace)
             self._apply(
                 desired.service_account(
                     namespace, self.serving, storage_secret is not None, account
@@ -341,7 +342,7 @@ class ModelDeploymentReconciler:
     def _apply(
         self, manifest: dict[str, Any], live: Mapping[str, Any] | None
     ) -> dict[str, Any] | None:
-        stored = client.apply(
+        stored = self.kube.apply(
             manifest,
             FIELD_MANAGER,
             live=dict(live) if live else None,
@@ -353,14 +354,12 @@ class ModelDeploymentReconciler:
             WRITES.labels("ModelDeployment", manifest["kind"]).inc()
         return stored
 
-    @classmethod
-    def _running_replicas(cls, namespace: str, name: str) -> int:
+    def _running_replicas(self, namespace: str, name: str) -> int:
         """Predictor pods that run (and so hold their GPUs), in every revision."""
-        return cls._running_pods(namespace, f"{desired.ISVC_POD_LABEL}={name},component=predictor")
+        return self._running_pods(namespace, f"{desired.ISVC_POD_LABEL}={name},component=predictor")
 
-    @staticmethod
-    def _running_pods(namespace: str, selector: str) -> int:
-        pods = client.list_objects("v1", "Pod", namespace, label_selector=selector)
+    def _running_pods(self, namespace: str, selector: str) -> int:
+        pods = self.kube.list_objects("v1", "Pod", namespace, label_selector=selector)
         return sum(1 for pod in pods if (pod.get("status") or {}).get("phase") == "Running")
 
     # ---- metering ----------------------------------------------------------------------
@@ -460,7 +459,7 @@ class ModelDeploymentReconciler:
             key = None
             if external is not None and external.api_key_secret_ref is not None:
                 ref = external.api_key_secret_ref
-                key = read_secret_key(context.namespace or "", ref.name, ref.key)
+                key = read_secret_key(context.namespace or "", ref.name, ref.key, self.kube)
             self.prober(
                 url, key, self.serving.probe_timeout, model_check, egress=self._egress(context)
             )
@@ -498,11 +497,10 @@ class ModelDeploymentReconciler:
         with self._lock:
             self._checks[uid] = check
 
-    @staticmethod
-    def _warn(context: Context, reason: str, message: str) -> None:
+    def _warn(self, context: Context, reason: str, message: str) -> None:
         """A Warning Event when checks start failing (messages never hold the key)."""
         try:
-            events.post(context.body, "Warning", reason, message)
+            self.kube.post_event(context.body, "Warning", reason, message)
         except ApiException as error:
             log.warning("could not post an Event for %s: %s", context.name, error.reason)
 
@@ -551,26 +549,20 @@ def kserve_installed(
 
 def setup(
     settings: OperatorSettings,
-    cache: ObjectCache | None = None,
+    cache: ObjectCache,
+    kube: KubeClient,
+    ledgers: LedgerStore,
     workspace_lookup: Lookup | None = None,
     kserve: bool | None = None,
     outcomes: OutcomeBoard | None = None,
 ) -> Controller:
     """Build the ModelDeployment controller and register its watches.
 
-    With the operator's shared `cache`, the operator routes InferenceService changes here
-    itself (`model_of`); without one, the controller keeps a cache of its own that does.
-    `kserve` None asks the API server whether KServe's CRD is installed: without it the
-    InferenceService watch is not registered (a cache would fail to list it at startup).
+    The operator routes InferenceService changes in the shared `cache` here itself
+    (`model_of`). `kserve` None asks the API server whether KServe's CRD is installed: without
+    it the InferenceService watch is not registered (the cache would fail to list it at
+    startup).
     """
-    controllers: list[Controller] = []
-
-    def route(body: Body) -> None:
-        key = model_of(body)
-        if key is not None and controllers:
-            controllers[0].enqueue(key)
-
-    shared = cache if cache is not None else ObjectCache(on_change=route)
     available = kserve_installed() if kserve is None else kserve
     llm = (
         kserve_installed(llmisvc.LLMISVC_API_VERSION, llmisvc.LLMISVC_KIND)
@@ -580,21 +572,21 @@ def setup(
     reconciler = ModelDeploymentReconciler(
         settings,
         serving_settings(settings),
-        shared,
-        LedgerStore(settings.platform_namespace),
+        cache,
+        kube,
+        ledgers,
         kserve_available=available,
         workspace_lookup=workspace_lookup,
         llm_available=llm,
         outcomes=outcomes,
     )
-    controller = Controller(api.INFO, reconciler, settings)
-    controllers.append(controller)
+    controller = Controller(api.INFO, reconciler, settings, cache, kube)
     controller.register()
     controller.subscribe(reconciler.forget)
     if available:
-        shared.watch(ISVC_WATCH)
+        cache.watch(ISVC_WATCH)
     if llm:
-        shared.watch(LLMISVC_WATCH)
+        cache.watch(LLMISVC_WATCH)
     return controller
 
 

@@ -38,7 +38,7 @@ from vibeplane.generation.format import (
     build_messages,
     parse_output,
 )
-from vibeplane.kube import events
+from vibeplane.kube import client as kube_client
 from vibeplane.metrics import ANSWERS_REFUSED, GENERATION_COST, GENERATION_TOKENS, GENERATIONS
 from vibeplane.storage import bundles
 from vibeplane.storage.s3 import ObjectStore, StorageError, bundle_key, training_key
@@ -113,7 +113,7 @@ def post_warning(job: Job, reason: str, message: str) -> None:
         "metadata": {"name": job.app, "namespace": job.namespace, "uid": job.app_uid},
     }
     try:
-        events.post(app, "Warning", reason, message)
+        kube_client.post_event(app, "Warning", reason, message)
     except ApiException as error:
         log.warning("could not post an Event for %s/%s: %s", job.namespace, job.app, error.reason)
 

@@ -16,7 +16,6 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Protocol
 
-import kubernetes
 from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
@@ -24,13 +23,11 @@ from vibeplane.api import vibeapp as api
 from vibeplane.api.common import duration_seconds
 from vibeplane.api.workspace import WorkspaceSpec
 from vibeplane.budget.limits import budget_limits
-from vibeplane.budget.store import LedgerStore
-from vibeplane.generation.checks import FileLimits
+from vibeplane.controller.cache import ObjectCache, WatchedKind
+from vibeplane.controller.reconcile import Context, Controller, ObjectKey, Outcome, refusal_message
 from vibeplane.generation.outcomes import OutcomeBoard
-from vibeplane.kube import client
-from vibeplane.kube.cache import ObjectCache, WatchedKind
+from vibeplane.kube.client import KubeClient
 from vibeplane.kube.conditions import ConditionSpec, find, now_rfc3339
-from vibeplane.kube.reconcile import Context, Controller, ObjectKey, Outcome, refusal_message
 from vibeplane.metrics import PROMPT_TO_READY, WRITES
 from vibeplane.settings import (
     FINALIZER,
@@ -99,6 +96,7 @@ class VibeAppReconciler:
         self,
         settings: OperatorSettings,
         cache: ObjectCache,
+        kube: KubeClient,
         workspace_body: Callable[[str], Mapping[str, Any] | None],
         resolve_models: ModelResolver,
         generator: Generator,
@@ -109,6 +107,7 @@ class VibeAppReconciler:
         self.settings = settings
         self.outcomes = outcomes
         self.cache = cache
+        self.kube = kube
         self.workspace_body = workspace_body
         self.resolve_models = resolve_models
         self.generator = generator
@@ -466,7 +465,7 @@ class VibeAppReconciler:
         )
         number = int(serve["number"])
         try:
-            stored = client.apply(deployment, FIELD_MANAGER, live=live, lookup=False)
+            stored = self.kube.apply(deployment, FIELD_MANAGER, live=live, lookup=False)
             if stored is not None:
                 WRITES.labels("VibeApp", "Deployment").inc()
                 stored.setdefault("kind", "Deployment")
@@ -476,7 +475,7 @@ class VibeAppReconciler:
                 name, namespace, context.uid, node_port=bool(self.settings.preview_node_address)
             )
             service_live = self.cache.lookup("Service", desired.preview_name(name), namespace)
-            if client.apply(service, FIELD_MANAGER, live=service_live, lookup=False) is not None:
+            if self.kube.apply(service, FIELD_MANAGER, live=service_live, lookup=False) is not None:
                 WRITES.labels("VibeApp", "Service").inc()
         except ApiException as error:
             if error.status not in (400, 422):
@@ -619,12 +618,11 @@ class VibeAppReconciler:
         return idle > duration_seconds(preview.idle_timeout)
 
     def _log_tail(self, name: str, namespace: str) -> str:
-        core = kubernetes.client.CoreV1Api(client.api_client())
         for pod in self.cache.items("Pod", namespace):
             if (pod["metadata"].get("labels") or {}).get(desired.LABEL_APP) != name:
                 continue
             try:
-                text: str = core.read_namespaced_pod_log(
+                text = self.kube.read_pod_log(
                     pod["metadata"]["name"], namespace, container="app", tail_lines=20
                 )
                 return text[-1500:]
@@ -646,7 +644,9 @@ class VibeAppReconciler:
 
     def _add_finalizer(self, context: Context) -> None:
         finalizers = [*(context.body["metadata"].get("finalizers") or []), FINALIZER]
-        client.patch_metadata(api.INFO, context.name, context.namespace, {"finalizers": finalizers})
+        self.kube.patch_metadata(
+            api.INFO, context.name, context.namespace, {"finalizers": finalizers}
+        )
         WRITES.labels("VibeApp", "VibeApp").inc()
 
     def _finalize(self, context: Context, workspace: Mapping[str, Any] | None) -> None:
@@ -676,7 +676,7 @@ class VibeAppReconciler:
                 budget.get("period", "Monthly"),
                 f"{context.uid}:",
             )
-        client.patch_metadata(
+        self.kube.patch_metadata(
             api.INFO,
             context.name,
             context.namespace,
@@ -762,24 +762,19 @@ def _total(revisions: list[dict[str, Any]]) -> str:
 def setup(
     settings: OperatorSettings,
     cache: ObjectCache,
+    kube: KubeClient,
     workspace_body: Callable[[str], Mapping[str, Any] | None],
     resolve_models: ModelResolver,
+    generator: Generator,
     store: ObjectStore,
-    ledgers: LedgerStore,
     outcomes: OutcomeBoard | None = None,
 ) -> Controller:
-    generator = Generator(
-        ledgers,
-        store,
-        FileLimits(),
-        workers=settings.generation_workers,
-        per_workspace=settings.workspace_concurrency,
-        timeout=settings.model_timeout,
-    )
+    """Build the VibeApp controller and register its watches."""
     controller: Controller
     reconciler = VibeAppReconciler(
         settings,
         cache,
+        kube,
         workspace_body,
         resolve_models,
         generator,
@@ -787,7 +782,7 @@ def setup(
         enqueue=lambda key: controller.enqueue(key),
         outcomes=outcomes,
     )
-    controller = Controller(api.INFO, reconciler, settings)
+    controller = Controller(api.INFO, reconciler, settings, cache, kube)
     controller.register()
     for kind in PREVIEW_KINDS:
         cache.watch(kind)

@@ -13,10 +13,10 @@ from typing import Any
 
 from vibeplane.api import workspace as api
 from vibeplane.budget.store import LABEL_LEDGER, LedgerStore, ledger_name, parse
-from vibeplane.kube import client, events
-from vibeplane.kube.cache import ObjectCache, WatchedKind
+from vibeplane.controller.cache import ObjectCache, WatchedKind
+from vibeplane.controller.reconcile import Context, Controller, ObjectKey, Outcome
+from vibeplane.kube.client import KubeClient
 from vibeplane.kube.conditions import ConditionSpec, is_true
-from vibeplane.kube.reconcile import Context, Controller, ObjectKey, Outcome
 from vibeplane.metrics import WORKSPACE_REMAINING, WORKSPACE_SPEND, WRITES
 from vibeplane.settings import (
     LABEL_MANAGED_BY,
@@ -48,12 +48,14 @@ class WorkspaceReconciler:
         self,
         settings: OperatorSettings,
         cache: ObjectCache,
+        kube: KubeClient,
         ledgers: LedgerStore,
         count_apps: Callable[[str], int],
         clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.settings = settings
         self.cache = cache
+        self.kube = kube
         self.ledgers = ledgers
         self.count_apps = count_apps
         self.clock = clock or (lambda: datetime.now(UTC))
@@ -64,7 +66,7 @@ class WorkspaceReconciler:
         namespace = desired.namespace(name, uid, spec)
         namespace_name = namespace["metadata"]["name"]
         # The cache holds only namespaces we manage: one we do not must be read to be refused.
-        live = self.cache.lookup("Namespace", namespace_name) or client.get(
+        live = self.cache.lookup("Namespace", namespace_name) or self.kube.get(
             "v1", "Namespace", namespace_name
         )
         conflict = desired.namespace_conflict(live, name) or desired.reserved_namespace(
@@ -100,7 +102,7 @@ class WorkspaceReconciler:
             current = self.cache.lookup(kind, child_name, namespace_name)
             if manifest is None:
                 if current is not None:
-                    client.delete(current["apiVersion"], kind, child_name, namespace_name)
+                    self.kube.delete(current["apiVersion"], kind, child_name, namespace_name)
                     self.cache.forget(kind, child_name, namespace_name)
                     WRITES.labels("Workspace", kind).inc()
             else:
@@ -144,7 +146,7 @@ class WorkspaceReconciler:
         return Outcome([ready, *budget_conditions, suspended], fields)
 
     def _apply(self, manifest: dict[str, Any], live: Mapping[str, Any] | None) -> None:
-        stored = client.apply(
+        stored = self.kube.apply(
             manifest, FIELD_MANAGER, live=dict(live) if live else None, lookup=False
         )
         if stored is not None:
@@ -164,7 +166,7 @@ class WorkspaceReconciler:
         previous = context.status.get("conditions")
         for condition in conditions:
             if condition.status == "True" and not is_true(previous, condition.type):
-                events.post(context.body, "Warning", condition.reason, condition.message)
+                self.kube.post_event(context.body, "Warning", condition.reason, condition.message)
 
     @staticmethod
     def _export_metrics(workspace: str, fields: Mapping[str, Any]) -> None:
@@ -184,13 +186,15 @@ def workspace_of(body: Mapping[str, Any]) -> ObjectKey | None:
 
 
 def setup(
-    settings: OperatorSettings, cache: ObjectCache, count_apps: Callable[[str], int]
+    settings: OperatorSettings,
+    cache: ObjectCache,
+    kube: KubeClient,
+    ledgers: LedgerStore,
+    count_apps: Callable[[str], int],
 ) -> Controller:
     """Build the Workspace controller and register its watches."""
-    reconciler = WorkspaceReconciler(
-        settings, cache, LedgerStore(settings.platform_namespace), count_apps
-    )
-    controller = Controller(api.INFO, reconciler, settings)
+    reconciler = WorkspaceReconciler(settings, cache, kube, ledgers, count_apps)
+    controller = Controller(api.INFO, reconciler, settings, cache, kube)
     controller.register()
     for kind in CHILD_KINDS:
         cache.watch(kind)

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from kubernetes.client.exceptions import ApiException
 
+from tests.fakes.kube import FakeKube
 from tests.unit.generation.listener import Listener
 from tests.unit.modeldeployment.support import (
     BUILTIN,
@@ -29,14 +30,13 @@ from vibeplane.api.modeldeployment import ModelDeploymentSpec
 from vibeplane.api.vibeapp import VibeAppSpec
 from vibeplane.api.workspace import WorkspaceSpec
 from vibeplane.budget.ledger import Amount
+from vibeplane.controller.cache import ObjectCache
+from vibeplane.controller.reconcile import Context, ObjectKey, Outcome
 from vibeplane.generation.client import ModelCallError, probe
 from vibeplane.generation.egress import EgressPolicy
 from vibeplane.generation.outcomes import OutcomeBoard
-from vibeplane.kube import client, events
-from vibeplane.kube.cache import ObjectCache
 from vibeplane.kube.conditions import find, merge_conditions, status_patch
-from vibeplane.kube.reconcile import Context, ObjectKey, Outcome
-from vibeplane.modeldeployment import desired, handlers
+from vibeplane.modeldeployment import desired, handlers, llmisvc
 from vibeplane.settings import OperatorSettings
 from vibeplane.vibeapp.models import ModelResolver
 
@@ -46,76 +46,41 @@ MODELS_URL = "https://api.example.com/v1/models"
 Key = tuple[str, str | None, str]
 
 
-class FakeKube:
-    """Just enough of vibeplane.kube.client: objects by (kind, namespace, name)."""
-
-    def __init__(self) -> None:
-        self.objects: dict[Key, dict[str, Any]] = {}
-        self.applied: list[dict[str, Any]] = []
-        self.pods: list[dict[str, Any]] = []
-        self.events: list[tuple[str, str]] = []
-
-    def get(
-        self, api_version: str, kind: str, name: str, namespace: str | None = None
-    ) -> dict[str, Any] | None:
-        found = self.objects.get((kind, namespace, name))
-        return copy.deepcopy(found) if found is not None else None
-
-    def apply(
-        self,
-        manifest: dict[str, Any],
-        field_manager: str,
-        live: dict[str, Any] | None = None,
-        lookup: bool = True,
-    ) -> dict[str, Any] | None:
-        metadata = manifest["metadata"]
-        key = (manifest["kind"], metadata.get("namespace"), metadata["name"])
-        current = self.objects.get(key)
-        if live is None and lookup:
-            live = current
-        if live is not None and client.matches(live, manifest):
-            return None
-        self.applied.append(copy.deepcopy(manifest))
-        stored = client.stamped(copy.deepcopy(manifest))
-        generation = 1
-        if current is not None:
-            generation = current["metadata"].get("generation", 1)
-            if current.get("spec") != manifest.get("spec"):
-                generation += 1
-            if "status" in current:
-                stored["status"] = current["status"]
-        stored["metadata"]["generation"] = generation
-        self.objects[key] = stored
-        return copy.deepcopy(stored)
-
-    def list_objects(
-        self,
-        api_version: str,
-        kind: str,
-        namespace: str | None = None,
-        label_selector: str | None = None,
-    ) -> list[dict[str, Any]]:
-        assert kind == "Pod"
-        return copy.deepcopy(self.pods)
-
-    def post_event(self, involved: Any, type_: str, reason: str, message: str) -> None:
-        self.events.append((reason, message))
-
-    def secret(self, name: str, data: dict[str, str]) -> None:
-        self.objects[("Secret", NAMESPACE, name)] = {
+def add_secret(kube: FakeKube, name: str, data: dict[str, str]) -> None:
+    kube.add(
+        {
+            "kind": "Secret",
             "metadata": {"name": name, "namespace": NAMESPACE},
             "data": {key: base64.b64encode(value.encode()).decode() for key, value in data.items()},
         }
+    )
+
+
+PREDICTOR = f"{desired.ISVC_POD_LABEL}=m,component=predictor"
+
+
+def set_pods(kube: FakeKube, *phases: str, selector: str = PREDICTOR) -> None:
+    """The model's serving pods (selected by `selector`), in these phases."""
+    labels = dict(term.split("=", 1) for term in selector.split(","))
+    for key in [key for key in kube.objects if key[0] == "Pod"]:
+        del kube.objects[key]
+    for index, phase in enumerate(phases):
+        kube.add(
+            {
+                "kind": "Pod",
+                "metadata": {
+                    "name": f"p-{index}",
+                    "namespace": NAMESPACE,
+                    "labels": labels,
+                },
+                "status": {"phase": phase},
+            }
+        )
 
 
 @pytest.fixture
-def kube(monkeypatch: pytest.MonkeyPatch) -> FakeKube:
-    fake = FakeKube()
-    monkeypatch.setattr(client, "get", fake.get)
-    monkeypatch.setattr(client, "apply", fake.apply)
-    monkeypatch.setattr(client, "list_objects", fake.list_objects)
-    monkeypatch.setattr(events, "post", fake.post_event)
-    return fake
+def kube() -> FakeKube:
+    return FakeKube()
 
 
 @dataclass
@@ -238,6 +203,7 @@ class Harness:
 
 
 def make(
+    kube: FakeKube,
     spec: ModelDeploymentSpec,
     prober: Prober | None = None,
     clock: Clock | None = None,
@@ -251,7 +217,8 @@ def make(
     reconciler = handlers.ModelDeploymentReconciler(
         OperatorSettings(),
         desired.ServingSettings(builtin_url="http://127.0.0.1:9/openai/v1"),
-        ObjectCache(on_change=lambda body: None),
+        ObjectCache(kube, on_change=lambda body: None),
+        kube,
         ledgers or FakeLedgers(),  # type: ignore[arg-type]
         kserve_available=kserve,
         workspace_lookup=lambda name: (workspaces or {}).get(name),
@@ -277,9 +244,9 @@ def outcome_document(harness: Harness, outcome: Outcome) -> dict[str, Any]:
 
 
 def test_external_ready_matches_golden_and_holds_no_key(kube: FakeKube) -> None:
-    kube.secret("frontier-key", {"apiKey": SECRET_VALUE + "\n"})
+    add_secret(kube, "frontier-key", {"apiKey": SECRET_VALUE + "\n"})
     prober = Prober()
-    harness = make(EXTERNAL, prober)
+    harness = make(kube, EXTERNAL, prober)
     outcome = harness.reconcile()
     check_golden("external-ready", outcome_document(harness, outcome))
     # The key (without the newline `echo` leaves) reached the prober, and nothing else.
@@ -302,9 +269,9 @@ def test_secret_problems_name_the_secret_never_its_content(
     kube: FakeKube, secrets: dict[str, dict[str, str]], reason: str, fragment: str
 ) -> None:
     for name, data in secrets.items():
-        kube.secret(name, data)
+        add_secret(kube, name, data)
     prober = Prober()
-    harness = make(EXTERNAL, prober)
+    harness = make(kube, EXTERNAL, prober)
     outcome = harness.reconcile()
     ready = harness.condition("Ready")
     assert (ready["status"], ready["reason"]) == ("False", reason)
@@ -317,7 +284,7 @@ def test_secret_problems_name_the_secret_never_its_content(
 
 
 def test_probe_failures_back_off_and_recover(kube: FakeKube) -> None:
-    kube.secret("frontier-key", {"apiKey": SECRET_VALUE})
+    add_secret(kube, "frontier-key", {"apiKey": SECRET_VALUE})
     clock = Clock()
     prober = Prober(
         [
@@ -327,7 +294,7 @@ def test_probe_failures_back_off_and_recover(kube: FakeKube) -> None:
             ModelCallError("ServerError", "GET https://api.example.com/v1/models: HTTP 503", True),
         ]
     )
-    harness = make(EXTERNAL, prober, clock)
+    harness = make(kube, EXTERNAL, prober, clock)
     first = harness.reconcile()
     assert first.requeue_after == 5.0
     ready = harness.condition("Ready")
@@ -359,9 +326,9 @@ def test_probe_failures_back_off_and_recover(kube: FakeKube) -> None:
 
 
 def test_the_attempt_count_survives_a_restart(kube: FakeKube) -> None:
-    kube.secret("frontier-key", {"apiKey": SECRET_VALUE})
+    add_secret(kube, "frontier-key", {"apiKey": SECRET_VALUE})
     error = ModelCallError("Timeout", "GET https://api.example.com/v1/models: no answer", True)
-    harness = make(EXTERNAL, Prober([error]))
+    harness = make(kube, EXTERNAL, Prober([error]))
     harness.status = {"observedGeneration": 1, "probe": {"failures": 3}}
     outcome = harness.reconcile()
     assert harness.status["probe"]["failures"] == 4
@@ -369,10 +336,10 @@ def test_the_attempt_count_survives_a_restart(kube: FakeKube) -> None:
 
 
 def test_a_spec_edit_checks_again_at_once(kube: FakeKube) -> None:
-    kube.secret("frontier-key", {"apiKey": SECRET_VALUE})
+    add_secret(kube, "frontier-key", {"apiKey": SECRET_VALUE})
     error = ModelCallError("Timeout", "no answer", True)
     prober = Prober([error])
-    harness = make(EXTERNAL, prober)
+    harness = make(kube, EXTERNAL, prober)
     harness.reconcile()
     harness.generation = 2
     harness.reconcile()
@@ -388,7 +355,7 @@ def test_builtin_probes_the_model_server_for_its_model(kube: FakeKube) -> None:
         "ConnectionFailed", "GET http://127.0.0.1:9/openai/v1/models: refused", True
     )
     prober = Prober([error])
-    harness = make(BUILTIN, prober)
+    harness = make(kube, BUILTIN, prober)
     outcome = harness.reconcile()
     check_golden("builtin-probe-failed", outcome_document(harness, outcome))
     assert prober.calls == [("http://127.0.0.1:9/openai/v1", None, "builtin")]
@@ -405,7 +372,7 @@ def test_serving_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPa
 
 
 def test_kserve_applies_once_then_mirrors_kserve(kube: FakeKube) -> None:
-    harness = make(RAW_GPU)
+    harness = make(kube, RAW_GPU)
     harness.reconcile()
     kinds = [manifest["kind"] for manifest in kube.applied]
     assert kinds == ["ServiceAccount", "InferenceService"]
@@ -432,21 +399,17 @@ def test_kserve_applies_once_then_mirrors_kserve(kube: FakeKube) -> None:
 
 
 def test_the_storage_secret_is_listed_when_it_exists(kube: FakeKube) -> None:
-    kube.secret("vibeplane-model-storage", {"AWS_ACCESS_KEY_ID": "a"})
-    make(RAW_GPU).reconcile()
+    add_secret(kube, "vibeplane-model-storage", {"AWS_ACCESS_KEY_ID": "a"})
+    make(kube, RAW_GPU).reconcile()
     account = kube.objects[("ServiceAccount", NAMESPACE, "vibeplane-models")]
     assert account["secrets"] == [{"name": "vibeplane-model-storage"}]
 
 
 def test_without_kserve_the_condition_says_so(kube: FakeKube) -> None:
-    harness = make(RAW_GPU, kserve=False)
+    harness = make(kube, RAW_GPU, kserve=False)
     harness.reconcile()
     assert harness.condition("Ready")["reason"] == "KServeNotInstalled"
     assert kube.applied == []
-
-
-def _pod(phase: str) -> dict[str, Any]:
-    return {"metadata": {"name": "p"}, "status": {"phase": phase}}
 
 
 def test_gpu_hours_are_charged_to_the_workspace(kube: FakeKube) -> None:
@@ -461,8 +424,8 @@ def test_gpu_hours_are_charged_to_the_workspace(kube: FakeKube) -> None:
         "team-a": {"metadata": {"name": "team-a", "uid": "ws-uid"}, "spec": {"budget": {}}}
     }
     clock, ledgers = Clock(), FakeLedgers()
-    harness = make(RAW_GPU, clock=clock, ledgers=ledgers, workspaces=workspaces)
-    kube.pods = [_pod("Running"), _pod("Running"), _pod("Pending")]
+    harness = make(kube, RAW_GPU, clock=clock, ledgers=ledgers, workspaces=workspaces)
+    set_pods(kube, "Running", "Running", "Pending")
     first = harness.reconcile()
     assert first.requeue_after == 60.0
     assert harness.status["replicas"] == 2
@@ -488,7 +451,7 @@ def test_gpu_hours_are_charged_to_the_workspace(kube: FakeKube) -> None:
     assert harness.status["metering"]["chargedTo"] == "workspace/team-a"
     assert harness.status["metering"]["since"] == "2026-11-24T10:02:00Z"
     # Scaled to zero: the last interval is charged, then nothing more is recorded.
-    kube.pods = []
+    set_pods(kube)
     clock.advance(30)
     idle = harness.reconcile()
     assert idle.requeue_after is None
@@ -501,8 +464,8 @@ def test_gpu_hours_are_charged_to_the_workspace(kube: FakeKube) -> None:
 
 def test_a_retried_interval_is_not_charged_twice(kube: FakeKube) -> None:
     clock, ledgers = Clock(), FakeLedgers()
-    harness = make(RAW_GPU, clock=clock, ledgers=ledgers)
-    kube.pods = [_pod("Running")]
+    harness = make(kube, RAW_GPU, clock=clock, ledgers=ledgers)
+    set_pods(kube, "Running")
     harness.reconcile()
     saved = copy.deepcopy(harness.status)
     clock.advance(60)
@@ -523,13 +486,13 @@ def test_a_namespace_not_owned_by_its_labelled_workspace_charges_the_platform(
         "metadata": {"name": NAMESPACE, "labels": {"vibeplane.io/workspace": "team-a"}}
     }
     workspaces = {"team-a": {"metadata": {"name": "team-a", "uid": "ws-uid"}, "spec": {}}}
-    harness = make(RAW_GPU, workspaces=workspaces)
+    harness = make(kube, RAW_GPU, workspaces=workspaces)
     assert harness.reconciler._ledger_target(NAMESPACE) == handlers.PLATFORM_LEDGER
 
 
 def test_leaving_kserve_clears_its_status(kube: FakeKube) -> None:
-    harness = make(RAW_GPU)
-    kube.pods = [_pod("Running")]
+    harness = make(kube, RAW_GPU)
+    set_pods(kube, "Running")
     harness.reconcile()
     assert "metering" in harness.status
     harness.spec = BUILTIN
@@ -542,9 +505,9 @@ def test_leaving_kserve_clears_its_status(kube: FakeKube) -> None:
 
 
 def test_the_key_never_reaches_the_logs(kube: FakeKube, caplog: pytest.LogCaptureFixture) -> None:
-    kube.secret("frontier-key", {"apiKey": SECRET_VALUE})
+    add_secret(kube, "frontier-key", {"apiKey": SECRET_VALUE})
     caplog.set_level(logging.DEBUG)
-    make(EXTERNAL, Prober([ModelCallError("ClientError", "HTTP 401", False)])).reconcile()
+    make(kube, EXTERNAL, Prober([ModelCallError("ClientError", "HTTP 401", False)])).reconcile()
     assert SECRET_VALUE not in caplog.text
 
 
@@ -561,8 +524,8 @@ def test_model_of_routes_inference_services_to_their_owner() -> None:
 
 
 def test_forget_drops_the_memory_of_a_deleted_model(kube: FakeKube) -> None:
-    kube.secret("frontier-key", {"apiKey": SECRET_VALUE})
-    harness = make(EXTERNAL)
+    add_secret(kube, "frontier-key", {"apiKey": SECRET_VALUE})
+    harness = make(kube, EXTERNAL)
     harness.reconcile()
     assert harness.reconciler._checks
     harness.reconciler.forget("DELETED", {"metadata": {"uid": UID}})
@@ -570,9 +533,9 @@ def test_forget_drops_the_memory_of_a_deleted_model(kube: FakeKube) -> None:
 
 
 def test_a_recovered_endpoint_forgets_its_failure_and_settles(kube: FakeKube) -> None:
-    kube.secret("frontier-key", {"apiKey": SECRET_VALUE})
+    add_secret(kube, "frontier-key", {"apiKey": SECRET_VALUE})
     clock = Clock()
-    harness = make(EXTERNAL, Prober([ModelCallError("Timeout", "no answer", True)]), clock)
+    harness = make(kube, EXTERNAL, Prober([ModelCallError("Timeout", "no answer", True)]), clock)
     harness.reconcile()
     assert harness.status["probe"] == {"failures": 1, "lastFailureReason": "Timeout"}
     clock.advance(5)
@@ -587,7 +550,7 @@ def test_a_recovered_endpoint_forgets_its_failure_and_settles(kube: FakeKube) ->
 def test_a_rollback_converges_without_repeated_writes(kube: FakeKube) -> None:
     from tests.unit.modeldeployment.support import CANARY
 
-    harness = make(CANARY)
+    harness = make(kube, CANARY)
     harness.reconcile()
     isvc = kube.objects[("InferenceService", NAMESPACE, "m")]
     isvc["status"] = {
@@ -663,13 +626,10 @@ def test_a_refused_write_becomes_a_condition(
     body: dict[str, Any],
     reason: str,
 ) -> None:
-    def refuse(*args: Any, **kwargs: Any) -> None:
-        error = ApiException(status=status, reason="Refused")
-        error.body = json.dumps(body)
-        raise error
-
-    monkeypatch.setattr(client, "apply", refuse)
-    harness = make(RAW_GPU)
+    error = ApiException(status=status, reason="Refused")
+    error.body = json.dumps(body)
+    kube.refuse = {"InferenceService": error, "ServiceAccount": error}
+    harness = make(kube, RAW_GPU)
     harness.reconcile()
     ready = harness.condition("Ready")
     assert (ready["status"], ready["reason"]) == ("False", reason)
@@ -677,23 +637,21 @@ def test_a_refused_write_becomes_a_condition(
 
 
 def test_other_api_errors_are_retried(kube: FakeKube, monkeypatch: pytest.MonkeyPatch) -> None:
-    def unavailable(*args: Any, **kwargs: Any) -> None:
-        raise ApiException(status=503, reason="Service Unavailable")
-
-    monkeypatch.setattr(client, "apply", unavailable)
+    unavailable = ApiException(status=503, reason="Service Unavailable")
+    kube.refuse = {"InferenceService": unavailable, "ServiceAccount": unavailable}
     with pytest.raises(ApiException):
-        make(RAW_GPU).reconcile()
+        make(kube, RAW_GPU).reconcile()
 
 
 # ---- tenant models' egress ---------------------------------------------------------------
 
 
 def test_only_a_tenants_external_model_is_probed_under_the_egress_rule(kube: FakeKube) -> None:
-    kube.secret("frontier-key", {"apiKey": SECRET_VALUE})
+    add_secret(kube, "frontier-key", {"apiKey": SECRET_VALUE})
     rule = EgressPolicy.from_settings([], [], lambda host, port: ["93.184.216.34"])
     prober = Prober()
-    make(EXTERNAL, prober, egress=rule).reconcile()
-    platform = make(BUILTIN, prober, egress=rule)
+    make(kube, EXTERNAL, prober, egress=rule).reconcile()
+    platform = make(kube, BUILTIN, prober, egress=rule)
     platform.reconcile()
     keyless = ModelDeploymentSpec.model_validate(
         {
@@ -701,7 +659,7 @@ def test_only_a_tenants_external_model_is_probed_under_the_egress_rule(kube: Fak
             "serving": {"external": {"baseURL": "https://x.test/v1", "model": "m"}},
         }
     )
-    shared = make(keyless, prober, egress=rule)
+    shared = make(kube, keyless, prober, egress=rule)
     shared.namespace = OperatorSettings().platform_namespace
     shared.reconcile()
     assert prober.rules == [rule, None, None]
@@ -718,7 +676,7 @@ def test_a_tenant_model_on_loopback_is_refused_and_sent_nothing(
             },
         }
     )
-    harness = make(spec, probe, egress=EgressPolicy())
+    harness = make(kube, spec, probe, egress=EgressPolicy())
     harness.reconcile()
     ready = harness.condition("Ready")
     assert (ready["status"], ready["reason"]) == ("False", "EgressRefused")
@@ -726,7 +684,7 @@ def test_a_tenant_model_on_loopback_is_refused_and_sent_nothing(
     assert harness.status["probe"]["lastFailureReason"] == "EgressRefused"
     assert (listener.connections, listener.requests) == (0, [])
     # The platform allows the destination: the same model is checked, and Ready.
-    allowed = make(spec, probe, egress=EgressPolicy.from_settings(["127.0.0.1"], []))
+    allowed = make(kube, spec, probe, egress=EgressPolicy.from_settings(["127.0.0.1"], []))
     allowed.reconcile()
     assert allowed.condition("Ready")["status"] == "True"
     assert len(listener.requests) == 1
@@ -736,7 +694,7 @@ def test_a_tenant_model_on_loopback_is_refused_and_sent_nothing(
 
 
 def test_vllm_applies_an_llm_inference_service_once_then_mirrors_kserve(kube: FakeKube) -> None:
-    harness = make(VLLM_ADAPTERS)
+    harness = make(kube, VLLM_ADAPTERS)
     harness.reconcile()
     assert [m["kind"] for m in kube.applied] == ["ServiceAccount", "LLMInferenceService"]
     assert harness.condition("Ready")["status"] == "Unknown"
@@ -750,7 +708,7 @@ def test_vllm_applies_an_llm_inference_service_once_then_mirrors_kserve(kube: Fa
             {"type": "WorkloadsReady", "status": "True"},
         ],
     }
-    kube.pods = [_pod("Running"), _pod("Running")]
+    set_pods(kube, "Running", "Running", selector=llmisvc.LLMISVC_POD_SELECTOR.format(name="m"))
     harness.reconcile()
     assert harness.condition("Ready")["status"] == "True"
     assert harness.status["url"] == "http://m-kserve-workload-svc.ws-team-a.svc.cluster.local/v1"
@@ -760,7 +718,7 @@ def test_vllm_applies_an_llm_inference_service_once_then_mirrors_kserve(kube: Fa
 
 
 def test_vllm_without_the_llm_crd_says_so(kube: FakeKube) -> None:
-    harness = make(VLLM_ADAPTERS, kserve=False)
+    harness = make(kube, VLLM_ADAPTERS, kserve=False)
     harness.reconcile()
     ready = harness.condition("Ready")
     assert (ready["reason"], kube.applied) == ("KServeNotInstalled", [])
@@ -823,7 +781,7 @@ def run_generations(
 
 
 def ready_model(kube: FakeKube, board: OutcomeBoard) -> Harness:
-    harness = make(ModelDeploymentSpec.model_validate(ROLLOUT_MODEL), outcomes=board)
+    harness = make(kube, ModelDeploymentSpec.model_validate(ROLLOUT_MODEL), outcomes=board)
     harness.reconcile()
     assert harness.condition("Ready")["status"] == "True"
     return harness
@@ -875,7 +833,7 @@ def test_pin_promote_and_abort_by_spec(kube: FakeKube) -> None:
     for action, phase in (("Pin", "Pinned"), ("Promote", "Promoted"), ("Abort", "RolledBack")):
         model = copy.deepcopy(ROLLOUT_MODEL)
         model["rollout"]["action"] = action
-        harness = make(ModelDeploymentSpec.model_validate(model), outcomes=board)
+        harness = make(kube, ModelDeploymentSpec.model_validate(model), outcomes=board)
         harness.reconcile()
         run_generations(harness, board, 0.5, 300)
         assert harness.status["rollout"]["phase"] == phase

@@ -10,7 +10,6 @@ generator are faked; the reconcile itself is the real one.
 
 from __future__ import annotations
 
-import copy
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,10 +19,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from kubernetes.client.exceptions import ApiException
 
+from tests.fakes.kube import FakeKube
 from vibeplane.api.vibeapp import VibeAppSpec
-from vibeplane.kube import client
+from vibeplane.controller.cache import ObjectCache
+from vibeplane.controller.reconcile import Context, ObjectKey, Outcome
 from vibeplane.kube.conditions import ConditionSpec
-from vibeplane.kube.reconcile import Context, ObjectKey, Outcome
 from vibeplane.settings import FINALIZER, LABEL_WORKSPACE, OperatorSettings
 from vibeplane.vibeapp.handlers import WAKE_ANNOTATION, VibeAppReconciler, parse_time
 
@@ -36,28 +36,6 @@ REVISION = {
     "validation": "Passed",
     "time": LONG_AGO,
 }
-
-
-class FakeCache:
-    """The object cache: the workspace's namespace, and what the reconcile applies."""
-
-    def __init__(self) -> None:
-        self.bodies: dict[tuple[str, str | None, str], dict[str, Any]] = {
-            ("Namespace", None, NAMESPACE): {
-                "kind": "Namespace",
-                "metadata": {"name": NAMESPACE, "labels": {LABEL_WORKSPACE: WORKSPACE}},
-            }
-        }
-
-    def lookup(self, kind: str, name: str, namespace: str | None = None) -> Any:
-        return copy.deepcopy(self.bodies.get((kind, namespace, name)))
-
-    def remember(self, body: dict[str, Any]) -> None:
-        metadata = body["metadata"]
-        self.bodies[(body["kind"], metadata.get("namespace"), metadata["name"])] = body
-
-    def items(self, kind: str, namespace: str | None = None) -> list[Any]:
-        return [b for (k, ns, _), b in self.bodies.items() if k == kind and ns == namespace]
 
 
 class FakeGenerator:
@@ -80,21 +58,32 @@ class FakeStore:
 
 
 class Harness:
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+    def __init__(self) -> None:
         self.workspace_spec: dict[str, Any] = {}
-        self.refuse: dict[str, str] = {}  # kind -> the API server's message
         self.generator = FakeGenerator()
-        self.cache = FakeCache()
+        self.kube = FakeKube()
+        self.kube.add(
+            {
+                "kind": "Namespace",
+                "metadata": {"name": NAMESPACE, "labels": {LABEL_WORKSPACE: WORKSPACE}},
+            }
+        )
         self.reconciler = VibeAppReconciler(
             OperatorSettings(preview_activity_poll=False),
-            self.cache,  # type: ignore[arg-type]
+            ObjectCache(self.kube, on_change=lambda body: None),
+            self.kube,
             self._workspace,
             lambda *_: ([], "NoModelAvailable: no model in this test"),
             self.generator,  # type: ignore[arg-type]
             FakeStore(),  # type: ignore[arg-type]
             enqueue=self._enqueue,
         )
-        monkeypatch.setattr(client, "apply", self._apply)
+
+    def refuse(self, kind: str, message: str) -> None:
+        """The API server refuses to store objects of `kind`, saying `message`."""
+        error = ApiException(status=422, reason="Unprocessable Entity")
+        error.body = json.dumps({"message": message})
+        self.kube.refuse[kind] = error
 
     def _workspace(self, name: str) -> dict[str, Any]:
         return {"metadata": {"name": name, "uid": "w-1"}, "spec": self.workspace_spec}
@@ -102,15 +91,6 @@ class Harness:
     @staticmethod
     def _enqueue(key: ObjectKey) -> None:
         return None
-
-    def _apply(self, manifest: dict[str, Any], *_: Any, **__: Any) -> dict[str, Any]:
-        if manifest["kind"] in self.refuse:
-            error = ApiException(status=422, reason="Unprocessable Entity")
-            error.body = json.dumps({"message": self.refuse[manifest["kind"]]})
-            raise error
-        stored = copy.deepcopy(manifest)
-        self.cache.remember(stored)
-        return stored
 
     def reconcile(
         self,
@@ -145,8 +125,8 @@ class Harness:
 
 
 @pytest.fixture
-def harness(monkeypatch: pytest.MonkeyPatch) -> Harness:
-    return Harness(monkeypatch)
+def harness() -> Harness:
+    return Harness()
 
 
 def _condition(outcome: Outcome, type_: str) -> ConditionSpec:
@@ -229,7 +209,7 @@ def test_a_preview_the_api_server_refuses_is_a_condition_and_keeps_the_revisions
 ) -> None:
     # "my.app" is a fine VibeApp name, but no Service can be called "my.app-preview".
     said = 'Service "my.app-preview" is invalid: metadata.name: a DNS-1035 label must ...'
-    harness.refuse = {"Service": said}
+    harness.refuse("Service", said)
     status = {"revisions": [dict(REVISION)], "lastActivity": datetime.now(UTC).isoformat()}
     outcome = harness.reconcile({"prompts": ["a todo list"]}, status=status)
     preview = _condition(outcome, "PreviewReady")

@@ -24,6 +24,8 @@ from collections import deque
 from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
 
+from vibeplane.controller.clock import SYSTEM_CLOCK, Clock
+
 Key = TypeVar("Key", bound=Hashable)
 
 log = logging.getLogger(__name__)
@@ -39,8 +41,10 @@ class WorkQueue(Generic[Key]):
         workers: int = 4,
         base_delay: float = 0.5,
         max_delay: float = 60.0,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.name = name
+        self._clock = clock
         self._process = process
         self._base_delay = base_delay
         self._max_delay = max_delay
@@ -91,7 +95,7 @@ class WorkQueue(Generic[Key]):
         self._schedule(key, window, gather=True)
 
     def _schedule(self, key: Key, delay: float, gather: bool) -> None:
-        due = time.monotonic() + delay
+        due = self._clock.monotonic() + delay
         with self._delays:
             if self._stopping:
                 return
@@ -106,10 +110,10 @@ class WorkQueue(Generic[Key]):
         while True:
             with self._delays:
                 while not self._stopping:
-                    wait = self._heap[0][0] - time.monotonic() if self._heap else None
+                    wait = self._heap[0][0] - self._clock.monotonic() if self._heap else None
                     if wait is not None and wait <= 0:
                         break
-                    self._delays.wait(wait)
+                    self._clock.wait(self._delays, wait)
                 if self._stopping:
                     return
                 due, _, gather, key = heapq.heappop(self._heap)
@@ -122,6 +126,11 @@ class WorkQueue(Generic[Key]):
     def __len__(self) -> int:
         with self._condition:
             return len(self._queue)
+
+    def delayed(self) -> int:
+        """How many keys wait for their time (requeue after, backoff, a gathering window)."""
+        with self._delays:
+            return len(self._after) + len(self._gathering)
 
     def idle(self) -> bool:
         """Nothing waiting and nothing being processed (timers aside)."""

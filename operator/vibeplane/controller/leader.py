@@ -32,7 +32,6 @@ import logging
 import os
 import random
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -43,6 +42,7 @@ from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
 
+from vibeplane.controller.clock import SYSTEM_CLOCK, Clock
 from vibeplane.metrics import LEADER
 
 log = logging.getLogger(__name__)
@@ -316,8 +316,7 @@ class LeaderElector:
         identity: str,
         timing: ElectionTiming,
         on_lost: Callable[[str], None] = exit_at_once,
-        clock: Callable[[], float] = time.monotonic,
-        wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         if not identity:
             raise ValueError("a leader election identity must not be empty")
@@ -326,11 +325,10 @@ class LeaderElector:
         self.timing = timing
         self._on_lost = on_lost
         self._clock = clock
-        self._wall_clock = wall_clock
         self._observation: Observation | None = None
         self._leading = False
         self._last_renewed = 0.0
-        self._last_attempt = clock()
+        self._last_attempt = clock.monotonic()
         self._reported_holder: str | None = None
         self._stop_renewing = threading.Event()
         self._renewer: threading.Thread | None = None
@@ -350,7 +348,7 @@ class LeaderElector:
         The longest honest gap is a request that times out plus the longest wait between two
         attempts; twice that leaves room for a slow machine."""
         longest_gap = self.timing.renew_deadline + self.timing.retry_period * (1 + JITTER_FACTOR)
-        return self._clock() - self._last_attempt < 2 * longest_gap
+        return self._clock.monotonic() - self._last_attempt < 2 * longest_gap
 
     # ---- one attempt ---------------------------------------------------------------------
 
@@ -370,14 +368,14 @@ class LeaderElector:
             log.warning("Lease %s: attempt failed: %s", self.lock, error)
             return False
         finally:
-            self._last_attempt = self._clock()
+            self._last_attempt = self._clock.monotonic()
 
     def _attempt(self, timeout: float) -> bool:
-        started = self._clock()
+        started = self._clock.monotonic()
         current = self.lock.get(timeout)
         # After the read: a change we see now was written before now, so counting the lease
         # from here can only make a standby wait longer, never shorter.
-        read_at = self._clock()
+        read_at = self._clock.monotonic()
         if current is None:
             self._observation = None
         else:
@@ -390,7 +388,7 @@ class LeaderElector:
             return False
         previous = None if self._observation is None else self._observation.record
         record = next_record(
-            previous, action, self.identity, self.timing, micro_time(self._wall_clock())
+            previous, action, self.identity, self.timing, micro_time(self._clock.now())
         )
         try:
             if self._observation is None:
@@ -425,7 +423,7 @@ class LeaderElector:
                 log.info("Lease %s: %s leads", self.lock, self.identity)
                 return True
             period = self.timing.retry_period
-            stop.wait(period + random.uniform(0, JITTER_FACTOR * period))
+            self._clock.wait(stop, period + random.uniform(0, JITTER_FACTOR * period))
         return False
 
     # ---- leading -------------------------------------------------------------------------
@@ -438,16 +436,16 @@ class LeaderElector:
         self._renewer.start()
 
     def _renew_loop(self) -> None:
-        while not self._stop_renewing.wait(self.timing.retry_period):
+        while not self._clock.wait(self._stop_renewing, self.timing.retry_period):
             # A process that was frozen (SIGSTOP, a paused VM, a long GC) wakes up past its
             # deadline: stop on the local clock alone, before a request could take time in
             # which the other threads, woken too, write as if they still led.
-            if leadership_lost(self._last_renewed, self._clock(), self.timing):
+            if leadership_lost(self._last_renewed, self._clock.monotonic(), self.timing):
                 self._lose(f"not renewed for {self.timing.renew_deadline:g} s")
                 return
             # Never wait on a request past the deadline: a hung connection must not keep a
             # leader that can no longer renew.
-            remaining = self.timing.renew_deadline - (self._clock() - self._last_renewed)
+            remaining = self.timing.renew_deadline - (self._clock.monotonic() - self._last_renewed)
             renewed = self.try_acquire_or_renew(timeout=max(remaining, 0.1))
             if self._stop_renewing.is_set():
                 return
@@ -457,7 +455,7 @@ class LeaderElector:
             if holder and holder != self.identity:
                 self._lose(f"{holder!r} holds the Lease")
                 return
-            if leadership_lost(self._last_renewed, self._clock(), self.timing):
+            if leadership_lost(self._last_renewed, self._clock.monotonic(), self.timing):
                 self._lose(f"not renewed for {self.timing.renew_deadline:g} s")
                 return
 
@@ -482,7 +480,7 @@ class LeaderElector:
             return False
         self._leading = False
         LEADER.set(0)
-        record = released(self._observation.record, micro_time(self._wall_clock()))
+        record = released(self._observation.record, micro_time(self._clock.now()))
         try:
             self.lock.update(record, self._observation.resource_version, self.timing.retry_period)
         except (LeaseConflict, ApiException, HTTPError, OSError) as error:

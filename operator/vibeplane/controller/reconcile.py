@@ -5,8 +5,8 @@ Why not Kopf's create/update/timer handlers: they persist state on the objects t
 that has a timer), so a GitOps tool sees drift and deletion waits for the operator. Here Kopf
 only watches (`on.event`), and:
 
-- the latest body of every object is kept from its watch, so a reconcile reads nothing it
-  already has;
+- the latest body of every object is kept from its watch, in the one object cache
+  (`vibeplane.controller.cache`), so a reconcile reads nothing it already has;
 - events that change nothing a reconcile looks at (our own status writes) are dropped;
 - every object is re-queued every `resync_seconds` (drift repair, period rollover);
 - watches on children or other inputs re-queue their owner by name (`Controller.enqueue`);
@@ -18,7 +18,6 @@ only watches (`on.event`), and:
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 import threading
@@ -31,9 +30,11 @@ from kubernetes.client.exceptions import ApiException
 from pydantic import BaseModel, ValidationError
 
 from vibeplane.api.meta import KindInfo
-from vibeplane.kube import client
-from vibeplane.kube.conditions import ConditionSpec, merge_conditions, now_rfc3339, status_patch
-from vibeplane.kube.workqueue import WorkQueue
+from vibeplane.controller.cache import ObjectCache
+from vibeplane.controller.clock import SYSTEM_CLOCK, Clock
+from vibeplane.controller.workqueue import WorkQueue
+from vibeplane.kube.client import KubeClient
+from vibeplane.kube.conditions import ConditionSpec, merge_conditions, rfc3339, status_patch
 from vibeplane.metrics import RECONCILE_SECONDS, RECONCILES, WRITES
 from vibeplane.settings import OperatorSettings
 
@@ -119,18 +120,28 @@ def _essence(body: Mapping[str, Any]) -> tuple[Any, ...]:
 
 
 class Controller:
-    """The reconcile loop of one kind."""
+    """The reconcile loop of one kind: its bodies live in the shared object cache."""
 
     def __init__(
-        self, info: KindInfo, reconcile: Reconciler, settings: OperatorSettings, workers: int = 4
+        self,
+        info: KindInfo,
+        reconcile: Reconciler,
+        settings: OperatorSettings,
+        cache: ObjectCache,
+        kube: KubeClient,
+        workers: int = 4,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.info = info
         self.settings = settings
         self._reconcile = reconcile
-        self._bodies: dict[ObjectKey, Body] = {}
-        self._lock = threading.Lock()
+        self._cache = cache
+        self._kube = kube
+        self._clock = clock
         self._listeners: list[Callable[[str, Body], None]] = []
-        self.queue: WorkQueue[ObjectKey] = WorkQueue(info.kind, self._process, workers=workers)
+        self.queue: WorkQueue[ObjectKey] = WorkQueue(
+            info.kind, self._process, workers=workers, clock=clock
+        )
 
     # ---- inputs ----------------------------------------------------------------------------
 
@@ -146,12 +157,11 @@ class Controller:
             return
         key = ObjectKey.of(body)
         event_type = str(event.get("type") or "")
-        with self._lock:
-            previous = self._bodies.get(key)
-            if event_type == "DELETED":
-                self._bodies.pop(key, None)
-            else:
-                self._bodies[key] = copy.deepcopy(dict(body))
+        if event_type == "DELETED":
+            previous = self._cache.get(self.info.kind, key.name, key.namespace)
+            self._cache.pop(self.info.kind, key.name, key.namespace)
+        else:
+            previous = self._cache.put(self.info.kind, body)
         if previous is None or event_type == "DELETED":
             for listener in self._listeners:
                 listener(event_type, dict(body))
@@ -171,16 +181,11 @@ class Controller:
         write that, then the right number a moment later: two writes for nothing after every
         restart. A body from the list is replaced by any newer one from the watch.
         """
-        items = client.list_objects(f"{self.info.group}/{self.info.version}", self.info.kind)
-        with self._lock:
-            for item in items:
-                if item.get("metadata", {}).get("name"):
-                    self._bodies.setdefault(ObjectKey.of(item), item)
+        self._cache.prime_kind(f"{self.info.group}/{self.info.version}", self.info.kind)
 
     def forget(self, key: ObjectKey) -> None:
         """The object is gone (the API server said 404): stop tracking it."""
-        with self._lock:
-            self._bodies.pop(key, None)
+        self._cache.pop(self.info.kind, key.name, key.namespace)
 
     def subscribe(self, listener: Callable[[str, Body], None]) -> None:
         """Call `listener(event_type, body)` when an object appears or is deleted."""
@@ -188,8 +193,7 @@ class Controller:
 
     def count(self, namespace: str) -> int:
         """How many objects of the kind are known in `namespace`."""
-        with self._lock:
-            return sum(1 for key in self._bodies if key.namespace == namespace)
+        return self._cache.count(self.info.kind, namespace, lambda _: True)
 
     def enqueue(self, key: ObjectKey, within: float = 0.0) -> None:
         """Reconcile this object soon (a child or an input of it changed); with `within`, at
@@ -201,20 +205,19 @@ class Controller:
 
     def resync(self) -> None:
         """Queue every known object."""
-        with self._lock:
-            keys = list(self._bodies)
-        for key in keys:
+        for key in self.known_keys():
             self.queue.add(key)
 
     def body(self, key: ObjectKey) -> Body | None:
         """The latest body seen for key, from its watch."""
-        with self._lock:
-            body = self._bodies.get(key)
-            return copy.deepcopy(body) if body is not None else None
+        return self._cache.get(self.info.kind, key.name, key.namespace)
+
+    def bodies(self) -> list[Body]:
+        """Every known object of the kind (copies)."""
+        return self._cache.items(self.info.kind)
 
     def known_keys(self) -> list[ObjectKey]:
-        with self._lock:
-            return list(self._bodies)
+        return [ObjectKey(namespace, name) for namespace, name in self._cache.keys(self.info.kind)]
 
     # ---- processing ------------------------------------------------------------------------
 
@@ -278,32 +281,36 @@ class Controller:
         desired = dict(outcome.fields)
         desired["observedGeneration"] = generation
         desired["conditions"] = merge_conditions(
-            status.get("conditions"), outcome.conditions, generation, now_rfc3339()
+            status.get("conditions"),
+            outcome.conditions,
+            generation,
+            rfc3339(self._clock.now()),
         )
         changes = status_patch(status, desired)
         if not changes:
             return
         log.info("%s %s: status changes %s", self.info.kind, key.name, sorted(changes))
         try:
-            updated = client.patch_status(self.info, key.name, key.namespace, changes)
+            updated = self._kube.patch_status(self.info, key.name, key.namespace, changes)
         except ApiException as error:
             if error.status == 404:
                 self.forget(key)  # deleted since this body was seen
                 return
             raise
         WRITES.labels(self.info.kind, f"{self.info.kind}/status").inc()
-        with self._lock:
-            # Keep what we wrote, so a resync before the watch catches up sends nothing again.
-            if key in self._bodies:
-                self._bodies[key] = updated
+        # Keep what we wrote, so a resync before the watch catches up sends nothing again.
+        self._cache.replace(self.info.kind, updated)
 
 
 class Resyncer:
     """Re-queues every object of every controller periodically, on its own thread."""
 
-    def __init__(self, controllers: list[Controller], interval: float) -> None:
+    def __init__(
+        self, controllers: list[Controller], interval: float, clock: Clock = SYSTEM_CLOCK
+    ) -> None:
         self._controllers = controllers
         self._interval = interval
+        self._clock = clock
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="resync", daemon=True)
 
@@ -314,6 +321,6 @@ class Resyncer:
         self._stop.set()
 
     def _run(self) -> None:
-        while not self._stop.wait(self._interval):
+        while not self._clock.wait(self._stop, self._interval):
             for controller in self._controllers:
                 controller.resync()

@@ -22,27 +22,34 @@ from hypothesis import strategies as st
 from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
+from tests.fakes.kube import FakeKube
 from tests.unit.api.schema_strategies import specs
 from tests.unit.api.test_model_properties import JSON
 from vibeplane.api import ALL_KINDS
 from vibeplane.api.meta import KindInfo
 from vibeplane.api.workspace import INFO as WORKSPACE
-from vibeplane.kube import client
+from vibeplane.controller.cache import ObjectCache
+from vibeplane.controller.reconcile import Context, Controller, ObjectKey, Outcome
 from vibeplane.kube.conditions import ConditionSpec, find
-from vibeplane.kube.reconcile import Context, Controller, ObjectKey, Outcome
 from vibeplane.settings import OperatorSettings
 
 
 class Harness:
     """One Controller whose status writes are recorded, not sent."""
 
-    def __init__(self, info: KindInfo, monkeypatch: pytest.MonkeyPatch) -> None:
+    def __init__(self, info: KindInfo) -> None:
         self.info = info
-        self.patches: list[dict[str, Any]] = []
+        self.kube = FakeKube()
         self.reconciled: list[Context] = []
         self.outcome: Outcome | Exception = Outcome([ConditionSpec("Ready", "True", "Fine")])
-        self.controller = Controller(info, self._reconcile, OperatorSettings(), workers=1)
-        monkeypatch.setattr(client, "patch_status", self._patch_status)
+        cache = ObjectCache(self.kube, on_change=lambda body: None)
+        self.controller = Controller(
+            info, self._reconcile, OperatorSettings(), cache, self.kube, workers=1
+        )
+
+    @property
+    def patches(self) -> list[dict[str, Any]]:
+        return [patch for _, _, patch in self.kube.status_patches]
 
     def _reconcile(self, context: Context) -> Outcome:
         self.reconciled.append(context)
@@ -50,15 +57,9 @@ class Harness:
             raise self.outcome
         return self.outcome
 
-    def _patch_status(
-        self, info: KindInfo, name: str, namespace: str | None, patch: dict[str, Any]
-    ) -> dict[str, Any]:
-        self.patches.append(patch)
-        return {"metadata": {"name": name}, "status": patch}
-
     def run(self, spec: Any) -> dict[str, Any] | None:
         """Reconcile one object with this spec; the status written, if any."""
-        self.patches.clear()
+        self.kube.status_patches.clear()
         namespace = None if self.info.scope == "Cluster" else "ws-a"
         body = {
             "apiVersion": "vibeplane.io/v1alpha1",
@@ -73,7 +74,7 @@ class Harness:
 
 @pytest.fixture(params=ALL_KINDS, ids=lambda info: info.kind)
 def harness(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Harness]:
-    harness = Harness(request.param, monkeypatch)
+    harness = Harness(request.param)
     yield harness
     harness.controller.queue.shutdown()
 
@@ -120,7 +121,7 @@ def test_any_refused_spec_becomes_an_invalid_spec_condition(
 def test_a_spec_with_hundreds_of_problems_still_fits_in_a_condition(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    harness = Harness(WORKSPACE, monkeypatch)
+    harness = Harness(WORKSPACE)
     try:
         # 256 members, each with three bad fields: 768 problems.
         spec = {"members": [{"kind": 1, "name": 2, "role": 3}] * 256}
@@ -162,7 +163,7 @@ def test_a_child_the_api_server_refuses_becomes_a_condition(harness: Harness, co
 def test_other_api_errors_are_retried_and_a_vanished_object_is_left_alone(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    harness = Harness(WORKSPACE, monkeypatch)
+    harness = Harness(WORKSPACE)
     try:
         harness.outcome = _refusal(500, "etcdserver: request timed out")
         with pytest.raises(ApiException):  # the work queue retries it with backoff

@@ -8,12 +8,12 @@ in tests/integration/test_leader.py.
 from __future__ import annotations
 
 import threading
-import time
 from datetime import UTC, datetime
 
 import pytest
 
-from vibeplane.kube.leader import (
+from tests.fakes.clock import FakeClock, until
+from vibeplane.controller.leader import (
     Action,
     ElectionTiming,
     LeaderElector,
@@ -167,29 +167,21 @@ class MemoryLock:
         return str(self.version)
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def never_lost(reason: str) -> None:
     raise AssertionError(f"lost leadership unexpectedly: {reason}")
 
 
-def elector(lock: MemoryLock, identity: str, clock: Clock) -> LeaderElector:
+def elector(lock: MemoryLock, identity: str, clock: FakeClock) -> LeaderElector:
     return LeaderElector(lock, identity, TIMING, on_lost=never_lost, clock=clock)
 
 
 def test_one_candidate_leads_and_the_other_writes_nothing() -> None:
-    lock, clock = MemoryLock(), Clock()
+    lock, clock = MemoryLock(), FakeClock()
     first, second = elector(lock, "a", clock), elector(lock, "b", clock)
     assert first.try_acquire_or_renew()
     writes = len(lock.writes)
     for _ in range(7):  # 14 s of renewals by the leader and attempts by the standby
-        clock.now += 2
+        clock.advance(2)
         assert first.try_acquire_or_renew()
         assert not second.try_acquire_or_renew()
     assert first.leading
@@ -199,14 +191,14 @@ def test_one_candidate_leads_and_the_other_writes_nothing() -> None:
 
 
 def test_a_dead_leader_is_replaced_after_the_lease_duration() -> None:
-    lock, clock = MemoryLock(), Clock()
+    lock, clock = MemoryLock(), FakeClock()
     first, second = elector(lock, "a", clock), elector(lock, "b", clock)
     assert first.try_acquire_or_renew()
     assert not second.try_acquire_or_renew()  # sees a's record now
     # a dies: nothing renews; b takes over only once 15 s passed since it saw the last change.
-    clock.now += 14.9
+    clock.advance(14.9)
     assert not second.try_acquire_or_renew()
-    clock.now += 0.1
+    clock.advance(0.1)
     assert second.try_acquire_or_renew()
     assert lock.record is not None
     assert lock.record.holder == "b"
@@ -214,13 +206,13 @@ def test_a_dead_leader_is_replaced_after_the_lease_duration() -> None:
 
 
 def test_of_two_candidates_racing_for_one_expired_lease_only_one_wins() -> None:
-    lock, clock = MemoryLock(), Clock()
+    lock, clock = MemoryLock(), FakeClock()
     old = elector(lock, "old", clock)
     assert old.try_acquire_or_renew()
     racers = [elector(lock, name, clock) for name in ("b", "c")]
     for racer in racers:
         assert not racer.try_acquire_or_renew()
-    clock.now += 15
+    clock.advance(15)
     # Both read the same resourceVersion before either writes, as in a real race.
     reads = [lock.get(1) for _ in racers]
     original_get = lock.get
@@ -235,7 +227,7 @@ def test_of_two_candidates_racing_for_one_expired_lease_only_one_wins() -> None:
 
 
 def test_a_released_lease_is_taken_on_the_next_attempt() -> None:
-    lock, clock = MemoryLock(), Clock()
+    lock, clock = MemoryLock(), FakeClock()
     first, second = elector(lock, "a", clock), elector(lock, "b", clock)
     assert first.try_acquire_or_renew()
     assert not second.try_acquire_or_renew()
@@ -248,23 +240,30 @@ def test_a_released_lease_is_taken_on_the_next_attempt() -> None:
 
 
 def test_a_standby_stops_waiting_when_told_to() -> None:
-    lock, clock = MemoryLock(), Clock()
+    lock, clock = MemoryLock(), FakeClock()
     assert elector(lock, "a", clock).try_acquire_or_renew()
     standby = LeaderElector(
         lock, "b", ElectionTiming(0.6, 0.4, 0.1), on_lost=never_lost, clock=clock
     )
     stop = threading.Event()
-    threading.Timer(0.3, stop.set).start()
-    assert standby.acquire(stop) is False
+    result: list[bool] = []
+    campaign = threading.Thread(target=lambda: result.append(standby.acquire(stop)))
+    campaign.start()
+    assert until(lambda: clock.sleeping == 1)  # it tried, and waits for its next attempt
+    stop.set()
+    campaign.join(5)
+    assert result == [False]
     assert [record.holder for record in lock.writes] == ["a"]
 
 
-# Real time, short but with room for a loaded machine to schedule the renewal thread late.
-FAST = ElectionTiming(lease_duration=3.0, renew_deadline=2.0, retry_period=0.2)
+# Short timings on a fake clock: each renewal happens when the test moves the clock.
+FAST = ElectionTiming(lease_duration=3.0, renew_deadline=2.0, retry_period=0.25)
 
 
-def run_leader(lock: MemoryLock) -> tuple[LeaderElector, list[str], threading.Event]:
-    """A leader renewing in its thread on real time; what it reports when it loses."""
+def run_leader(
+    lock: MemoryLock, clock: FakeClock
+) -> tuple[LeaderElector, list[str], threading.Event]:
+    """A leader renewing in its thread on `clock`; what it reports when it loses."""
     reasons: list[str] = []
     lost = threading.Event()
 
@@ -272,17 +271,27 @@ def run_leader(lock: MemoryLock) -> tuple[LeaderElector, list[str], threading.Ev
         reasons.append(reason)
         lost.set()
 
-    leader = LeaderElector(lock, "a", FAST, on_lost=on_lost)
+    leader = LeaderElector(lock, "a", FAST, on_lost=on_lost, clock=clock)
     assert leader.acquire(threading.Event())
     leader.start_renewing()
+    assert until(lambda: clock.sleeping == 1)
     return leader, reasons, lost
 
 
+def next_period(clock: FakeClock, lost: threading.Event) -> None:
+    """Move one retry period on and let the renewal thread make its attempt: it is back in its
+    wait (one more wait begun) or it has given up."""
+    waits = clock.waits
+    clock.advance(FAST.retry_period)
+    assert until(lambda: lost.is_set() or (clock.waits > waits and clock.sleeping == 1))
+
+
 def test_the_leader_keeps_renewing() -> None:
-    lock = MemoryLock()
-    leader, reasons, _ = run_leader(lock)
-    time.sleep(1.0)
-    assert len(lock.writes) >= 3
+    lock, clock = MemoryLock(), FakeClock()
+    leader, reasons, lost = run_leader(lock, clock)
+    for _ in range(3):
+        next_period(clock, lost)
+    assert len(lock.writes) == 4  # the acquisition and three renewals
     assert leader.release()
     assert reasons == []
     assert lock.record is not None
@@ -290,35 +299,24 @@ def test_the_leader_keeps_renewing() -> None:
 
 
 def test_a_leader_that_cannot_renew_stops_before_the_lease_expires() -> None:
-    lock = MemoryLock()
-    leader, reasons, lost = run_leader(lock)
-    cut_off = time.monotonic()
+    lock, clock = MemoryLock(), FakeClock()
+    leader, reasons, lost = run_leader(lock, clock)
+    cut_off = clock.monotonic()
     lock.unreachable = True
-    assert lost.wait(5)
-    elapsed = time.monotonic() - cut_off
+    while not lost.is_set():
+        assert clock.monotonic() - cut_off < FAST.lease_duration, "still leading"
+        next_period(clock, lost)
+    elapsed = clock.monotonic() - cut_off
     assert reasons == ["not renewed for 2 s"]
-    assert elapsed < FAST.lease_duration  # before any standby could take over
+    assert FAST.renew_deadline <= elapsed < FAST.lease_duration  # before a standby could lead
     assert not leader.leading
 
 
 def test_a_leader_that_was_frozen_stops_without_asking_the_api_server() -> None:
     """Woken past its deadline (SIGSTOP, a paused VM), it stops on its own clock: no request
     first, during which its other threads would go on as the leader."""
-    lock = MemoryLock()
-    offset = [0.0]
-    reasons: list[str] = []
-    lost = threading.Event()
-
-    def on_lost(reason: str) -> None:
-        reasons.append(reason)
-        lost.set()
-
-    leader = LeaderElector(
-        lock, "a", FAST, on_lost=on_lost, clock=lambda: time.monotonic() + offset[0]
-    )
-    assert leader.acquire(threading.Event())
-    leader.start_renewing()
-    time.sleep(0.5)
+    lock, clock = MemoryLock(), FakeClock()
+    leader, reasons, lost = run_leader(lock, clock)
     requests = []
     original_get = lock.get
 
@@ -327,27 +325,29 @@ def test_a_leader_that_was_frozen_stops_without_asking_the_api_server() -> None:
         return original_get(timeout)
 
     lock.get = counted_get  # type: ignore[method-assign]
-    offset[0] = FAST.renew_deadline  # the process slept through its deadline
-    assert lost.wait(2)
+    clock.advance(FAST.renew_deadline)  # the process slept through its deadline
+    assert lost.wait(5)
     assert reasons == ["not renewed for 2 s"]
     assert requests == []
+    assert not leader.leading
 
 
 def test_a_leader_that_sees_another_holder_stops_at_once() -> None:
-    lock = MemoryLock()
-    leader, reasons, lost = run_leader(lock)
+    lock, clock = MemoryLock(), FakeClock()
+    leader, reasons, lost = run_leader(lock, clock)
     with lock._lock:
         lock._write(LeaseRecord("intruder", 15, WALL, WALL, 1))
-    assert lost.wait(2)
+    next_period(clock, lost)
+    assert lost.wait(5)
     assert reasons == ["'intruder' holds the Lease"]
     assert not leader.release()  # never releases what it does not hold
 
 
 def test_health_follows_the_attempts() -> None:
-    lock, clock = MemoryLock(), Clock()
+    lock, clock = MemoryLock(), FakeClock()
     candidate = elector(lock, "a", clock)
     assert candidate.healthy()
-    clock.now += 100
+    clock.advance(100)
     assert not candidate.healthy()
     candidate.try_acquire_or_renew()
     assert candidate.healthy()

@@ -1,9 +1,16 @@
-"""A watch-fed cache of the objects the operator owns, so reconciles read from memory.
+"""The one watch-fed cache of objects the operator reads, so reconciles read from memory.
 
-At startup each watched kind is listed once (`prime`); from then on Kopf's watch events keep
-the cache current, and the cache is authoritative for that kind: an object absent from it does
-not exist (with the label selector the kind was registered with). Every change is also handed
-to `on_change`, which re-queues the owner: that is how a deleted or edited child is repaired.
+It holds two sorts of kinds, in the same store:
+- children and inputs (`watch`): a Kopf watch per kind, registered here; every change is also
+  handed to `on_change`, which re-queues the owner: that is how a deleted or edited child is
+  repaired;
+- the kinds controllers reconcile: each `Controller` watches its own kind (it compares a new
+  body with the previous one to decide whether to reconcile) and keeps the bodies here (`put`,
+  `pop`, `get`).
+
+At startup each kind is listed once (`prime`, `prime_kind`); from then on the watch events
+keep it current, and the cache is authoritative for that kind: an object absent from it does
+not exist (with the label selector the kind was registered with).
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ from typing import Any
 
 import kopf
 
-from vibeplane.kube import client
+from vibeplane.kube.client import KubeClient
 
 Body = dict[str, Any]
 CacheKey = tuple[str, str | None, str]  # kind, namespace, name
@@ -42,7 +49,8 @@ class WatchedKind:
 class ObjectCache:
     """Latest bodies of watched kinds, authoritative once primed."""
 
-    def __init__(self, on_change: Callable[[Body], None]) -> None:
+    def __init__(self, kube: KubeClient, on_change: Callable[[Body], None]) -> None:
+        self._kube = kube
         self._on_change = on_change
         self._kinds: dict[str, WatchedKind] = {}
         self._primed: set[str] = set()
@@ -62,13 +70,19 @@ class ObjectCache:
     def prime(self) -> None:
         """List every watched kind once, so absence in the cache means absence."""
         for kind in self._kinds.values():
-            items = client.list_objects(kind.api_version, kind.kind, label_selector=kind.selector)
-            with self._lock:
-                for item in items:
-                    item.setdefault("kind", kind.kind)
-                    kind_name, namespace, name = self._key_of(kind.kind, item)
-                    self._spaces.setdefault((kind_name, namespace), {}).setdefault(name, item)
-                self._primed.add(kind.kind)
+            self.prime_kind(kind.api_version, kind.kind, kind.selector or None)
+
+    def prime_kind(self, api_version: str, kind: str, label_selector: str | None = None) -> None:
+        """List one kind once; a body already known (from a watch) is newer and stays."""
+        items = self._kube.list_objects(api_version, kind, label_selector=label_selector)
+        with self._lock:
+            for item in items:
+                if not (item.get("metadata") or {}).get("name"):
+                    continue
+                item.setdefault("kind", kind)
+                _, namespace, name = self._key_of(kind, item)
+                self._spaces.setdefault((kind, namespace), {}).setdefault(name, item)
+            self._primed.add(kind)
 
     @staticmethod
     def _key_of(kind: str, body: Mapping[str, Any]) -> CacheKey:
@@ -98,7 +112,45 @@ class ObjectCache:
                 return None
         watched = self._kinds.get(kind)
         api_version = watched.api_version if watched else "v1"
-        return client.get(api_version, kind, name, namespace)
+        return self._kube.get(api_version, kind, name, namespace)
+
+    def get(self, kind: str, name: str, namespace: str | None) -> Body | None:
+        """The cached object (a copy), never asking the API server."""
+        with self._lock:
+            body = self._spaces.get((kind, namespace), {}).get(name)
+            return copy.deepcopy(body) if body is not None else None
+
+    def put(self, kind: str, body: Mapping[str, Any]) -> Body | None:
+        """Keep a copy of `body` (of a kind a controller watches itself); the body it replaces
+        (not a copy: read it, never change it)."""
+        key = self._key_of(kind, body)
+        stored = copy.deepcopy(dict(body))
+        with self._lock:
+            previous = self._spaces.get((kind, key[1]), {}).get(key[2])
+            self._put(key, stored)
+        return previous
+
+    def replace(self, kind: str, body: Mapping[str, Any]) -> None:
+        """Keep `body` in place of a cached one; nothing when the object is no longer cached
+        (its deletion was seen meanwhile)."""
+        key = self._key_of(kind, body)
+        with self._lock:
+            if key[2] in self._spaces.get((kind, key[1]), {}):
+                self._put(key, copy.deepcopy(dict(body)))
+
+    def pop(self, kind: str, name: str, namespace: str | None) -> None:
+        with self._lock:
+            self._pop((kind, namespace, name))
+
+    def keys(self, kind: str) -> list[tuple[str | None, str]]:
+        """(namespace, name) of every cached object of one kind."""
+        with self._lock:
+            return [
+                (namespace, name)
+                for (cached_kind, namespace), bodies in self._spaces.items()
+                if cached_kind == kind
+                for name in bodies
+            ]
 
     def remember(self, body: Body) -> None:
         """Record what we just wrote, so the next reconcile does not write it again."""
@@ -108,8 +160,7 @@ class ObjectCache:
                 self._put(self._key_of(kind, body), copy.deepcopy(body))
 
     def forget(self, kind: str, name: str, namespace: str | None) -> None:
-        with self._lock:
-            self._pop((kind, namespace, name))
+        self.pop(kind, name, namespace)
 
     def items(self, kind: str, namespace: str | None = None) -> list[Body]:
         """Cached objects of one kind (in one namespace)."""
