@@ -84,10 +84,16 @@ class Network(KubeModel):
     """Extra destinations pods may reach, as CIDRs (e.g. a package mirror)."""
 
 
+BudgetPeriodKind = Literal["Monthly", "Weekly", "Daily"]
+DEFAULT_BUDGET_PERIOD: BudgetPeriodKind = "Monthly"
+"""The period of a workspace without a budget, of a budget that names none, and of the
+platform's own ledger."""
+
+
 class Budget(KubeModel):
     """What the workspace may spend per period; generations are refused past the hard limit."""
 
-    period: Literal["Monthly", "Weekly", "Daily"] = "Monthly"
+    period: BudgetPeriodKind = DEFAULT_BUDGET_PERIOD
     """The calendar-aligned period after which usage resets (UTC)."""
     tokens: int | None = Field(default=None, ge=0)
     """Model tokens (input plus output) per period."""
@@ -161,6 +167,11 @@ class WorkspaceSpec(KubeModel):
     """Artifact retention when apps are deleted."""
     suspended: bool = False
     """Scale every preview to zero and refuse generations."""
+
+    @property
+    def budget_period(self) -> BudgetPeriodKind:
+        """The period usage is counted in (the default without a budget)."""
+        return self.budget.period if self.budget is not None else DEFAULT_BUDGET_PERIOD
 
 
 class BudgetPeriod(KubeModel):

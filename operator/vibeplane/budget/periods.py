@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Literal
 
-PeriodKind = Literal["Monthly", "Weekly", "Daily"]
+from vibeplane.api.workspace import BudgetPeriodKind
+
+PeriodKind = BudgetPeriodKind
 
 
 @dataclass(frozen=True)

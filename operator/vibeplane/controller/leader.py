@@ -34,7 +34,6 @@ import random
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import kubernetes
@@ -44,6 +43,7 @@ from urllib3.exceptions import HTTPError
 
 from vibeplane.controller.clock import SYSTEM_CLOCK, Clock
 from vibeplane.metrics import LEADER
+from vibeplane.timestamps import micro_time
 
 log = logging.getLogger(__name__)
 
@@ -207,11 +207,6 @@ def released(current: LeaseRecord, wall_time: str) -> LeaseRecord:
 def leadership_lost(last_renewed: float, now: float, timing: ElectionTiming) -> bool:
     """Whether a leader that last renewed at `last_renewed` (monotonic) must stop now."""
     return now - last_renewed >= timing.renew_deadline
-
-
-def micro_time(moment: datetime) -> str:
-    """A Kubernetes MicroTime (RFC 3339 with microseconds, UTC)."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class LeaseConflict(RuntimeError):

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
+
+from vibeplane.timestamps import format_time, now_text
 
 Status = Literal["True", "False", "Unknown"]
 
@@ -26,12 +28,12 @@ class ConditionSpec:
 
 def rfc3339(moment: datetime) -> str:
     """A time as the API server writes it (seconds precision, UTC)."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return format_time(moment)
 
 
 def now_rfc3339() -> str:
     """The current time as the API server writes it (seconds precision, UTC)."""
-    return rfc3339(datetime.now(UTC))
+    return now_text()
 
 
 def merge_conditions(

@@ -33,6 +33,7 @@ from kubernetes.dynamic.exceptions import ResourceNotFoundError
 
 from vibeplane.api import modeldeployment as api
 from vibeplane.api.common import API_VERSION, decimal_of
+from vibeplane.api.workspace import DEFAULT_BUDGET_PERIOD
 from vibeplane.budget.ledger import Amount
 from vibeplane.budget.periods import PeriodKind
 from vibeplane.budget.store import LedgerStore
@@ -113,7 +114,7 @@ class LedgerTarget:
     label: str
 
 
-PLATFORM_LEDGER = LedgerTarget("platform", "platform", "Monthly", "platform")
+PLATFORM_LEDGER = LedgerTarget("platform", "platform", DEFAULT_BUDGET_PERIOD, "platform")
 """Models outside any workspace (the shared ones in the platform namespace) are charged to
 the ledger `ledger-platform-platform` in the platform namespace, per calendar month: the
 platform's own spend, kept beside the workspaces' ledgers and read the same way."""
@@ -428,7 +429,7 @@ class ModelDeploymentReconciler:
             )
             return PLATFORM_LEDGER
         period = ((found.get("spec") or {}).get("budget") or {}).get("period")
-        kind: PeriodKind = period if period in ("Daily", "Weekly") else "Monthly"
+        kind: PeriodKind = period if period in ("Daily", "Weekly") else DEFAULT_BUDGET_PERIOD
         return LedgerTarget(workspace, uid, kind, f"workspace/{workspace}")
 
     # ---- external and builtin ----------------------------------------------------------

@@ -22,6 +22,7 @@ from vibeplane.api import modeldeployment as api
 from vibeplane.generation.outcomes import Outcome
 from vibeplane.generation.rollout import Rule, Tally, decide
 from vibeplane.kube.conditions import ConditionSpec
+from vibeplane.timestamps import format_time
 
 MONEY_PLACES = Decimal("0.000001")
 
@@ -144,7 +145,7 @@ def rollout(
     decided = phase in ("Promoted", "RolledBack")
     event = None
     if decided and was != phase:
-        decided_at = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+        decided_at = format_time(now)
         kind: Literal["Normal", "Warning"] = "Normal" if phase == "Promoted" else "Warning"
         event = (
             kind,

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
+from vibeplane import timestamps
+
 INTERVAL = timedelta(seconds=60)
 """A steady level is charged at least this often (also the reconcile's requeue while running)."""
 MAX_GAP = timedelta(minutes=15)
@@ -112,15 +114,10 @@ def interval_key(uid: str, start: datetime) -> str:
 
 def format_time(moment: datetime) -> str:
     """RFC 3339 as the API server writes it."""
-    return truncate(moment).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return timestamps.format_time(truncate(moment))
 
 
 def parse_time(text: str) -> datetime | None:
     """An RFC 3339 time from status, or None when it is not one."""
-    try:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except (TypeError, ValueError):
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return truncate(parsed)
+    parsed = timestamps.parse_time(text)
+    return None if parsed is None else truncate(parsed)

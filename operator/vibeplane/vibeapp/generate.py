@@ -42,6 +42,7 @@ from vibeplane.kube import client as kube_client
 from vibeplane.metrics import ANSWERS_REFUSED, GENERATION_COST, GENERATION_TOKENS, GENERATIONS
 from vibeplane.storage import bundles
 from vibeplane.storage.s3 import ObjectStore, StorageError, bundle_key, training_key
+from vibeplane.timestamps import now_text
 from vibeplane.vibeapp.desired import (
     estimate_tokens,
     generation_cost,
@@ -420,7 +421,7 @@ class Generator:
             "tokensOut": answer.completion_tokens,
             "cost": format(cost.normalize(), "f"),
             "validation": validation,
-            "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "time": now_text(),
         }
         if uri and sha256:
             record.update({"artifactUri": uri, "sha256": sha256})

@@ -21,7 +21,7 @@ from pydantic import ValidationError
 
 from vibeplane.api import vibeapp as api
 from vibeplane.api.common import duration_seconds
-from vibeplane.api.workspace import WorkspaceSpec
+from vibeplane.api.workspace import DEFAULT_BUDGET_PERIOD, WorkspaceSpec
 from vibeplane.budget.limits import budget_limits
 from vibeplane.controller.cache import ObjectCache, WatchedKind
 from vibeplane.controller.reconcile import Context, Controller, ObjectKey, Outcome, refusal_message
@@ -38,6 +38,7 @@ from vibeplane.settings import (
     field_manager,
 )
 from vibeplane.storage.s3 import ObjectStore, app_prefix
+from vibeplane.timestamps import format_time, parse_time
 from vibeplane.vibeapp import desired
 from vibeplane.vibeapp.generate import Generator, Job, ModelTarget, Result
 from vibeplane.wellknown import (
@@ -320,7 +321,7 @@ class VibeAppReconciler:
             app_uid=context.uid,
             workspace=ws_meta["name"],
             workspace_uid=ws_meta["uid"],
-            period=ws_spec.budget.period if ws_spec.budget else "Monthly",
+            period=ws_spec.budget_period,
             limits=budget_limits(ws_spec),
             revision=revision,
             attempt=attempt,
@@ -576,15 +577,14 @@ class VibeAppReconciler:
             expires = annotations.get(ANNOTATION_BUNDLE_URL_EXPIRES, "")
             if (
                 env.get("BUNDLE_SHA256") == revision["sha256"]
-                and expires
-                and datetime.strptime(expires, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
-                > datetime.now(UTC) + timedelta(minutes=10)
+                and (valid_until := parse_time(expires)) is not None
+                and valid_until > datetime.now(UTC) + timedelta(minutes=10)
             ):
                 return expires, str(env["BUNDLE_URL"])
         seconds = 3600
         key = str(revision["artifactUri"]).split("/", 3)[3]
         url = self.store.presigned_get(key, seconds)
-        expires = (datetime.now(UTC) + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        expires = format_time(datetime.now(UTC) + timedelta(seconds=seconds))
         return expires, url
 
     def _url(self, name: str, namespace: str) -> str:
@@ -673,7 +673,7 @@ class VibeAppReconciler:
             self.generator.ledgers.release_prefix(
                 workspace["metadata"]["name"],
                 workspace["metadata"]["uid"],
-                budget.get("period", "Monthly"),
+                budget.get("period", DEFAULT_BUDGET_PERIOD),
                 f"{context.uid}:",
             )
         self.kube.patch_metadata(
@@ -712,29 +712,17 @@ def _poll_activity(url: str) -> str | None:
             seconds = int(json.loads(response.read())["lastActivity"])
     except (OSError, ValueError, KeyError):
         return None
-    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return format_time(datetime.fromtimestamp(seconds, UTC))
 
 
 def _after(seconds: float) -> str:
-    return (datetime.now(UTC) + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return format_time(datetime.now(UTC) + timedelta(seconds=seconds))
 
 
 def elapsed_since(stamp: str | None) -> float | None:
     """Seconds since an RFC 3339 stamp (None without a readable one)."""
     moment = parse_time(stamp)
     return None if moment is None else max(0.0, (datetime.now(UTC) - moment).total_seconds())
-
-
-def parse_time(stamp: str | None) -> datetime | None:
-    """A time as people (the wake annotation) or we write it: RFC 3339 / ISO 8601, e.g.
-    `date -u +%FT%TZ`, UTC when no offset is given; None when absent or unreadable."""
-    if not stamp:
-        return None
-    try:
-        moment = datetime.fromisoformat(stamp.strip())
-    except ValueError:
-        return None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _remaining(stamp: str | None) -> float:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -13,6 +13,7 @@ from vibeplane.budget.ledger import Ledger
 from vibeplane.budget.limits import budget_limits
 from vibeplane.kube.conditions import ConditionSpec
 from vibeplane.settings import LABEL_MANAGED_BY, LABEL_WORKSPACE, MANAGER_NAME, OperatorSettings
+from vibeplane.timestamps import format_time
 from vibeplane.wellknown import LABEL_COMPONENT, LABEL_RETAIN
 
 Manifest = dict[str, Any]
@@ -471,4 +472,4 @@ def budget_status(
 
 
 def _rfc3339(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return format_time(moment)

@@ -109,7 +109,7 @@ class WorkspaceReconciler:
                 self._apply(dict(manifest), current)
 
         now = self.clock()
-        period = spec.budget.period if spec.budget else "Monthly"
+        period = spec.budget_period
         ledger_body = self.cache.lookup(
             "ConfigMap", ledger_name(name, uid), self.settings.platform_namespace
         )

@@ -25,7 +25,8 @@ from vibeplane.controller.cache import ObjectCache
 from vibeplane.controller.reconcile import Context, ObjectKey, Outcome
 from vibeplane.kube.conditions import ConditionSpec
 from vibeplane.settings import FINALIZER, LABEL_WORKSPACE, OperatorSettings
-from vibeplane.vibeapp.handlers import WAKE_ANNOTATION, VibeAppReconciler, parse_time
+from vibeplane.timestamps import parse_time
+from vibeplane.vibeapp.handlers import WAKE_ANNOTATION, VibeAppReconciler
 
 NAMESPACE, WORKSPACE = "ws-team", "team"
 LONG_AGO = (datetime.now(UTC) - timedelta(hours=3)).strftime("%Y-%m-%dT%H:%M:%SZ")
