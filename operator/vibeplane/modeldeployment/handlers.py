@@ -37,6 +37,7 @@ from vibeplane.api.workspace import DEFAULT_BUDGET_PERIOD
 from vibeplane.budget.ledger import Amount
 from vibeplane.budget.periods import PeriodKind
 from vibeplane.budget.store import LedgerStore
+from vibeplane.controller.apply import apply_and_remember
 from vibeplane.controller.cache import ObjectCache, WatchedKind
 from vibeplane.controller.reconcile import Body, Context, Controller, ObjectKey, Outcome
 from vibeplane.generation.client import ModelCallError, probe
@@ -46,7 +47,7 @@ from vibeplane.kube import client
 from vibeplane.kube.client import KubeClient
 from vibeplane.kube.conditions import ConditionSpec
 from vibeplane.kube.secrets import SecretProblem, read_secret_key
-from vibeplane.metrics import MODEL_COST_PER_APP, WRITES
+from vibeplane.metrics import MODEL_COST_PER_APP
 from vibeplane.modeldeployment import desired, llmisvc, measured, metering
 from vibeplane.settings import LABEL_WORKSPACE, OperatorSettings, field_manager
 
@@ -343,17 +344,9 @@ class ModelDeploymentReconciler:
     def _apply(
         self, manifest: dict[str, Any], live: Mapping[str, Any] | None
     ) -> dict[str, Any] | None:
-        stored = self.kube.apply(
-            manifest,
-            FIELD_MANAGER,
-            live=dict(live) if live else None,
-            lookup=False,
+        return apply_and_remember(
+            self.kube, self.cache, manifest, FIELD_MANAGER, "ModelDeployment", live
         )
-        if stored is not None:
-            stored.setdefault("kind", manifest["kind"])
-            self.cache.remember(stored)
-            WRITES.labels("ModelDeployment", manifest["kind"]).inc()
-        return stored
 
     def _running_replicas(self, namespace: str, name: str) -> int:
         """Predictor pods that run (and so hold their GPUs), in every revision."""

@@ -23,6 +23,7 @@ from vibeplane.api import vibeapp as api
 from vibeplane.api.common import duration_seconds
 from vibeplane.api.workspace import DEFAULT_BUDGET_PERIOD, WorkspaceSpec
 from vibeplane.budget.limits import budget_limits
+from vibeplane.controller.apply import apply_and_remember
 from vibeplane.controller.cache import ObjectCache, WatchedKind
 from vibeplane.controller.reconcile import Context, Controller, ObjectKey, Outcome, refusal_message
 from vibeplane.generation.outcomes import OutcomeBoard
@@ -466,11 +467,10 @@ class VibeAppReconciler:
         )
         number = int(serve["number"])
         try:
-            stored = self.kube.apply(deployment, FIELD_MANAGER, live=live, lookup=False)
+            stored = apply_and_remember(
+                self.kube, self.cache, deployment, FIELD_MANAGER, "VibeApp", live
+            )
             if stored is not None:
-                WRITES.labels("VibeApp", "Deployment").inc()
-                stored.setdefault("kind", "Deployment")
-                self.cache.remember(stored)
                 live = stored
             service = desired.preview_service(
                 name, namespace, context.uid, node_port=bool(self.settings.preview_node_address)

@@ -13,6 +13,7 @@ from typing import Any
 
 from vibeplane.api import workspace as api
 from vibeplane.budget.store import LABEL_LEDGER, LedgerStore, ledger_name, parse
+from vibeplane.controller.apply import apply_and_remember
 from vibeplane.controller.cache import ObjectCache, WatchedKind
 from vibeplane.controller.reconcile import Context, Controller, ObjectKey, Outcome
 from vibeplane.kube.client import KubeClient
@@ -146,13 +147,7 @@ class WorkspaceReconciler:
         return Outcome([ready, *budget_conditions, suspended], fields)
 
     def _apply(self, manifest: dict[str, Any], live: Mapping[str, Any] | None) -> None:
-        stored = self.kube.apply(
-            manifest, FIELD_MANAGER, live=dict(live) if live else None, lookup=False
-        )
-        if stored is not None:
-            stored.setdefault("kind", manifest["kind"])
-            self.cache.remember(stored)
-            WRITES.labels("Workspace", manifest["kind"]).inc()
+        apply_and_remember(self.kube, self.cache, manifest, FIELD_MANAGER, "Workspace", live)
 
     def _previews_running(self, namespace: str) -> int:
         return self.cache.count(
