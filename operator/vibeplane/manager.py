@@ -114,8 +114,15 @@ class Operator:
             per_workspace=settings.workspace_concurrency,
             timeout=settings.model_timeout,
         )
+        resolver = ModelResolver(settings, self._model_bodies)
         self.workspaces = workspace.setup(
-            settings, self.cache, self.kube, self.ledgers, lambda ns: self.vibeapps.count(ns)
+            settings,
+            self.cache,
+            self.kube,
+            self.ledgers,
+            lambda ns: self.vibeapps.count(ns),
+            generation_floor=resolver.floor,
+            wake=self._wake,
         )
         # Generations' measured outcomes, from the VibeApp path to their model's rollout and
         # economics; a post re-queues the model.
@@ -133,7 +140,7 @@ class Operator:
             self.cache,
             self.kube,
             workspace_body=lambda name: self.workspaces.body(ObjectKey(None, name)),
-            resolve_models=ModelResolver(settings, self._model_bodies),
+            resolve_models=resolver,
             generator=self.generator,
             store=self.store,
             outcomes=outcomes,
@@ -141,6 +148,12 @@ class Operator:
         self.controllers: list[Controller] = [self.workspaces, self.models, self.vibeapps]
         self.vibeapps.subscribe(lambda _, body: self._requeue_workspace_of(body))
         self.resyncer = Resyncer(self.controllers, settings.resync_seconds)
+
+    def _wake(self, key: str, app: str) -> None:
+        """A generation waiting for the budget fits now: its app asks again at once."""
+        namespace, _, name = app.partition("/")
+        self.ledgers.wake(key)
+        self.vibeapps.enqueue(ObjectKey(namespace, name))
 
     def _model_bodies(self) -> list[dict[str, Any]]:
         return self.models.bodies()

@@ -35,7 +35,7 @@ WORKSPACE_REMAINING = Gauge(
 
 GENERATIONS = Counter(
     "vibeplane_generations_total",
-    "Generation attempts by outcome (succeeded, failed, refused) and model.",
+    "Generation attempts by outcome (succeeded, failed, refused, truncated) and model.",
     ["outcome", "model"],
 )
 ANSWERS_REFUSED = Counter(

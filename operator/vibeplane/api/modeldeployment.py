@@ -260,6 +260,10 @@ class Limits(KubeModel):
     """Longest prompt plus context the model accepts, in tokens."""
     output_tokens: int = Field(default=8192, ge=16)
     """Most tokens one generation may produce; also the size of a budget reservation."""
+    min_output_tokens: int = Field(default=1024, ge=16)
+    """The floor of a bounded generation: when the budget cannot hold outputTokens, a
+    generation may still run with what remains, sent as its max_tokens, down to this many
+    output tokens (a smaller answer would not be useful). Capped at outputTokens."""
 
 
 class Routing(KubeModel):

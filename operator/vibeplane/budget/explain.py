@@ -51,7 +51,7 @@ def _what(ask: Ask | None, needs: Amount, money_view: bool) -> str:
     )
 
 
-def refusal_message(refusal: Refusal) -> str:
+def refusal_message(refusal: Refusal, subject: str = "this generation") -> str:
     """Why a generation was refused, in numbers, for every limit it would pass."""
     limits, ask = refusal.limits, refusal.ask
     taken = refusal.settled + refusal.reserved + refusal.held
@@ -76,7 +76,7 @@ def refusal_message(refusal: Refusal) -> str:
                 f"the GPU-hour budget is spent: {_limit(refusal.settled.gpu_hours)} of "
                 f"{_limit(limits.gpu_hours)} used for {refusal.period}"
             )
-    return "the workspace budget cannot cover this generation: " + "; and ".join(parts)
+    return f"the workspace budget cannot cover {subject}: " + "; and ".join(parts)
 
 
 def _standing(refusal: Refusal, show: Callable[[Amount], str]) -> str:

@@ -91,6 +91,8 @@ class ModelCandidate:
     fallbacks: tuple[str, ...] = ()
     api_key_secret_ref: SecretRef | None = None
     output_tokens: int = Limits().output_tokens
+    min_output_tokens: int = Limits().min_output_tokens
+    """The floor of a bounded generation (see `Limits.min_output_tokens`)."""
     context_tokens: int = Limits().context_tokens
     external: bool = False
     """Served by an external endpoint its spec names (serving.external)."""
@@ -330,6 +332,7 @@ def candidate_from(body: Mapping[str, Any]) -> ModelCandidate | None:
         fallbacks=tuple(routing.fallbacks),
         api_key_secret_ref=SecretRef(ref.name, ref.key) if ref is not None else None,
         output_tokens=limits.output_tokens,
+        min_output_tokens=limits.min_output_tokens,
         context_tokens=limits.context_tokens,
         external=external is not None,
         adapters=tuple(AdapterView(a.name, a.workspace) for a in spec.adapters),

@@ -6,12 +6,12 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
+from decimal import Decimal
+from typing import Any, Protocol
 
 from vibeplane.api.common import owner_reference as common_owner_reference
 from vibeplane.api.vibeapp import VibeAppSpec
-from vibeplane.budget.ledger import Amount
+from vibeplane.budget.ledger import Ask, token_cost
 from vibeplane.kube.conditions import ConditionSpec
 from vibeplane.settings import LABEL_MANAGED_BY, MANAGER_NAME
 from vibeplane.wellknown import (
@@ -62,16 +62,39 @@ def served_revision(
 
 def generation_cost(tokens_in: int, tokens_out: int, pricing: Mapping[str, str]) -> Decimal:
     """Money for one generation at the model's prices (per million tokens), to 6 places."""
-    cost = (
-        Decimal(tokens_in) * Decimal(pricing.get("inputPerMillion", "0"))
-        + Decimal(tokens_out) * Decimal(pricing.get("outputPerMillion", "0"))
-    ) / MILLION
-    return cost.quantize(Decimal("0.000001"), rounding=ROUND_HALF_UP)
+    return token_cost(
+        tokens_in,
+        tokens_out,
+        Decimal(pricing.get("inputPerMillion", "0")),
+        Decimal(pricing.get("outputPerMillion", "0")),
+    )
 
 
-def reservation(prompt_tokens: int, max_output: int, pricing: Mapping[str, str]) -> Amount:
-    """The most one generation can cost: its input plus the model's output limit."""
-    return Amount(prompt_tokens + max_output, generation_cost(prompt_tokens, max_output, pricing))
+class ModelLimits(Protocol):
+    """What a reservation needs to know of a model (a routed `ModelTarget`)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def pricing(self) -> Mapping[str, str]: ...
+    @property
+    def output_tokens(self) -> int: ...
+    @property
+    def min_output_tokens(self) -> int: ...
+
+
+def generation_ask(prompt_tokens: int, models: Sequence[ModelLimits]) -> Ask:
+    """What a generation asks of the budget: its prompt plus up to the largest output limit
+    of the models it may fall through to, at their highest prices (whichever answers costs
+    no more), boundable down to the first model's floor."""
+    return Ask(
+        prompt_tokens=prompt_tokens,
+        max_output=max(m.output_tokens for m in models),
+        min_output=models[0].min_output_tokens,
+        input_per_million=max(Decimal(m.pricing.get("inputPerMillion", "0")) for m in models),
+        output_per_million=max(Decimal(m.pricing.get("outputPerMillion", "0")) for m in models),
+        model=models[0].name,
+    )
 
 
 def estimate_tokens(text: str) -> int:

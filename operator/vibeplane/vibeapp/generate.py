@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import random
 import threading
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
@@ -26,6 +27,7 @@ from typing import Any, Literal
 from kubernetes.client.exceptions import ApiException
 
 from vibeplane.api.common import API_VERSION
+from vibeplane.budget.explain import refusal_message
 from vibeplane.budget.ledger import Amount, Limits
 from vibeplane.budget.periods import PeriodKind
 from vibeplane.budget.store import LedgerStore
@@ -45,10 +47,10 @@ from vibeplane.storage.s3 import ObjectStore, StorageError, bundle_key, training
 from vibeplane.timestamps import now_text
 from vibeplane.vibeapp.desired import (
     estimate_tokens,
+    generation_ask,
     generation_cost,
     generation_key,
     prompt_digest,
-    reservation,
 )
 
 
@@ -69,6 +71,8 @@ class ModelTarget:
     """The ModelDeployment's namespace (its outcomes are counted there)."""
     arm: str = ""
     """Which arm of the model's rollout this is (vibeplane.generation.rollout), if any."""
+    min_output_tokens: int = 1024
+    """The floor of a bounded generation (ModelDeployment spec.limits.minOutputTokens)."""
 
     def __repr__(self) -> str:  # never print the key
         return f"ModelTarget({self.name!r}, {self.url!r}, reason={self.reason!r})"
@@ -120,6 +124,28 @@ def post_warning(job: Job, reason: str, message: str) -> None:
 
 
 MAX_ATTEMPTS = 3  # attempts whose every model failed before the revision counts as failed
+WAITING_POLL = 120.0
+"""Seconds before a refused generation asks again by itself (spread by up to half)."""
+
+
+def truncated_message(
+    answer: model_client.ChatResult,
+    target: ModelTarget,
+    bound: int | None,
+    bounded: bool,
+    record: Mapping[str, Any],
+) -> str:
+    limit = min(bound or target.output_tokens, target.output_tokens)
+    why = (
+        f"all the workspace budget could hold of the model's {target.output_tokens:,}"
+        if bounded and limit < target.output_tokens
+        else "the model's output limit"
+    )
+    return (
+        f"the answer of {target.name} was cut off at {answer.completion_tokens:,} output tokens "
+        f"(max_tokens {limit:,}: {why}); no revision was made, and {record['cost']} was charged "
+        "for the tokens used"
+    )
 
 
 @dataclass(frozen=True)
@@ -223,6 +249,11 @@ class Generator:
             )
         return future.result()
 
+    def take_wake(self, key: str) -> bool:
+        """Whether the refused attempt `key` was woken (it fits the budget now) since it last
+        asked: then its reconcile asks again at once instead of at its poll."""
+        return self.ledgers.take_wake(key)
+
     def running(self, key: str) -> bool:
         with self._lock:
             return key in self._running
@@ -260,21 +291,31 @@ class Generator:
         if job.fix_request:
             messages.append({"role": "user", "content": job.fix_request})
         prompt_tokens = estimate_tokens("".join(str(m["content"]) for m in messages))
-        hold = max(
-            (reservation(prompt_tokens, m.output_tokens, m.pricing) for m in job.models),
-            key=lambda amount: (amount.money, amount.tokens),
-        )
+        ask = generation_ask(prompt_tokens, job.models)
         reserved = self.ledgers.reserve(
-            job.workspace, job.workspace_uid, job.period, job.key, hold, job.limits
+            job.workspace,
+            job.workspace_uid,
+            job.period,
+            job.key,
+            ask,
+            job.limits,
+            app=f"{job.namespace}/{job.app}",
         )
         if reserved.decision == "refused":
             GENERATIONS.labels("refused", job.models[0].name).inc()
             return Result(
                 "refused",
                 "BudgetExceeded",
-                f"the workspace budget cannot cover this generation ({', '.join(reserved.over)})",
-                retry_after=30,  # the budget may be raised, or the period roll over
+                refusal_message(reserved.refusal)
+                if reserved.refusal is not None
+                else f"the workspace budget cannot cover this generation ({reserved.over})",
+                # In the ledger's waiting line: woken as soon as it fits (the workspace
+                # watches the ledger); this slow, spread poll is only the fallback.
+                retry_after=WAITING_POLL * random.uniform(1.0, 1.5),
             )
+        # The bound the ledger granted is each call's max_tokens: the answer cannot cost more
+        # than was reserved (None: a reservation made before bounds existed).
+        bound = reserved.output_tokens
         if reserved.decision == "already-closed":
             return Result(
                 "failed",
@@ -296,9 +337,21 @@ class Generator:
                     messages,
                     target.api_key,
                     timeout=self.timeout,
-                    max_tokens=target.output_tokens,
+                    max_tokens=min(bound or target.output_tokens, target.output_tokens),
                     egress=target.egress,
                 )
+                if answer.finish_reason == "length":
+                    # Cut off: charged for what it used, and never half an app.
+                    record = self._record(job, target, answer, None, None, "Truncated", refused)
+                    self._settle(job, record)
+                    GENERATIONS.labels("truncated", target.name).inc()
+                    return Result(
+                        "failed",
+                        "OutputTruncated",
+                        truncated_message(answer, target, bound, reserved.bounded, record),
+                        record,
+                        calls,
+                    )
                 parsed = parse_output(answer.text)
                 files = apply_output(previous or {}, parsed) if parsed.actions else {}
                 if not files:

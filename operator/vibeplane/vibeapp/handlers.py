@@ -202,7 +202,9 @@ class VibeAppReconciler:
                 context, spec, ws_meta, ws_spec, ws_status, revisions, target, attempt, fix_request
             )
             result = self.generator.result(job.key)
-            wait = _remaining((in_flight or {}).get("notBefore"))
+            # Woken by the budget's waiting line: ask again now, not at the poll.
+            woken = self.generator.take_wake(job.key)
+            wait = 0.0 if woken else _remaining((in_flight or {}).get("notBefore"))
             if result is not None:
                 revisions, in_flight, generated = self._absorb(job, result, revisions, in_flight)
                 self.enqueue(ObjectKey(namespace, context.name))

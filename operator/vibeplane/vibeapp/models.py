@@ -9,14 +9,17 @@ endpoint from the ModelDeployment's status, the API key read from its Secret at 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, get_args
 
 from vibeplane.api import vibeapp as api
 from vibeplane.api.workspace import WorkspaceSpec
+from vibeplane.budget.ledger import Ask
 from vibeplane.generation import rollout, router
 from vibeplane.generation.egress import EgressPolicy
+from vibeplane.generation.format import build_messages
 from vibeplane.kube.secrets import SecretProblem, read_secret_key
 from vibeplane.settings import OperatorSettings
+from vibeplane.vibeapp.desired import estimate_tokens, generation_ask
 from vibeplane.vibeapp.generate import ModelTarget
 
 
@@ -90,6 +93,7 @@ class ModelResolver:
                     reason=why,
                     namespace=candidate.namespace,
                     arm=arm if candidate.adapters or candidate.rollout else "",
+                    min_output_tokens=candidate.min_output_tokens,
                     # A tenant's own external model: its URL is the tenant's choice.
                     egress=self.egress
                     if candidate.external
@@ -98,6 +102,46 @@ class ModelResolver:
                 )
             )
         return targets, "" if targets else "NoModelAvailable: " + "; ".join(unreadable)
+
+    def floor(self, workspace: WorkspaceSpec, namespace: str) -> Ask | None:
+        """The smallest generation an app of the workspace can ask for: the shortest prompt
+        (the instructions alone) and the floor of its default model, priced like an app's
+        reservation (None when no model is routable). The workspace compares its budget to it.
+        """
+        result = router.route(
+            requested=None,
+            workspace=workspace,
+            namespace=namespace,
+            past_soft_limit=False,
+            default_model=self.settings.default_model,
+            platform_namespace=self.settings.platform_namespace,
+            candidates=router.candidates_from(self.bodies()),
+        )
+        if not result.choices:
+            return None
+        candidate = result.choices[0].candidate
+        shortest = min(
+            estimate_tokens("".join(str(m["content"]) for m in build_messages([""], None, stack)))
+            for stack in get_args(api.VibeAppSpec.model_fields["stack"].annotation)
+        )
+        return generation_ask(
+            shortest,
+            [
+                ModelTarget(
+                    name=candidate.name,
+                    url="",
+                    served_model=candidate.served_model,
+                    api_key=None,
+                    pricing={
+                        "inputPerMillion": str(candidate.pricing.input_per_million),
+                        "outputPerMillion": str(candidate.pricing.output_per_million),
+                    },
+                    output_tokens=candidate.output_tokens,
+                    reason="",
+                    min_output_tokens=candidate.min_output_tokens,
+                )
+            ],
+        )
 
 
 def api_key(candidate: router.ModelCandidate) -> str | None:

@@ -9,7 +9,8 @@ from typing import Any
 
 from vibeplane.api.common import owner_reference as common_owner_reference
 from vibeplane.api.workspace import WorkspaceSpec
-from vibeplane.budget.ledger import Ledger
+from vibeplane.budget.explain import refusal_message
+from vibeplane.budget.ledger import Amount, Ask, Ledger, Refusal
 from vibeplane.budget.limits import budget_limits
 from vibeplane.kube.conditions import ConditionSpec
 from vibeplane.settings import LABEL_MANAGED_BY, LABEL_WORKSPACE, MANAGER_NAME, OperatorSettings
@@ -405,11 +406,18 @@ def network_policies(
 
 
 def budget_status(
-    spec: WorkspaceSpec, state: Ledger, now: datetime
+    spec: WorkspaceSpec, state: Ledger, now: datetime, floor: Ask | None = None
 ) -> tuple[dict[str, Any], list[ConditionSpec]]:
-    """Status fields and the BudgetWarning/BudgetExceeded conditions, from the ledger."""
+    """Status fields and the BudgetWarning/BudgetExceeded conditions, from the ledger.
+
+    `floor` is the smallest generation on the workspace's default model (its shortest
+    prompt and the model's floor): when what settled and what is reserved leave less than
+    that, no app can generate, and BudgetExceeded says so in the figures an app's refusal
+    gives.
+    """
     limits = budget_limits(spec)
     settled = state.settled
+    reserved = state.reserved(now)
     used = limits.used_percent(settled)
     fields: dict[str, Any] = {
         "period": {
@@ -418,7 +426,7 @@ def budget_status(
             "end": _rfc3339(state.period.end),
         },
         "usage": settled.to_json(),
-        "reserved": state.reserved(now).to_json(),
+        "reserved": reserved.to_json(),
         "remaining": limits.remaining(settled) or None,
         "usedPercent": used,
     }
@@ -457,6 +465,7 @@ def budget_status(
             f"{used or 0}% of the {state.period.name} budget is used (soft limit {soft}%)",
         )
     )
+    smallest = floor.amount(floor.floor) if floor is not None else None
     exceeded = (
         ConditionSpec(
             "BudgetExceeded",
@@ -466,6 +475,22 @@ def budget_status(
             "are refused until the period ends or the budget is raised",
         )
         if at_limit
+        else ConditionSpec(
+            "BudgetExceeded",
+            "True",
+            "CannotCoverGeneration",
+            refusal_message(
+                Refusal(floor, smallest, limits, settled, reserved, Amount(), state.period.name),
+                f"a generation on its default model {floor.model}",
+            )
+            + (
+                ": new generations wait until reservations are settled or released, the "
+                "budget is raised or the period ends"
+            ),
+        )
+        if floor is not None
+        and smallest is not None
+        and limits.exceeded_by(settled + reserved + smallest)
         else ConditionSpec("BudgetExceeded", "False", "WithinBudget", "generations are allowed")
     )
     return fields, [warning, exceeded]

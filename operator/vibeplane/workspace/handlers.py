@@ -12,6 +12,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from vibeplane.api import workspace as api
+from vibeplane.budget.ledger import Ask, admittable
+from vibeplane.budget.limits import budget_limits
 from vibeplane.budget.store import LABEL_LEDGER, LedgerStore, ledger_name, parse
 from vibeplane.controller.apply import apply_and_remember
 from vibeplane.controller.cache import ObjectCache, WatchedKind
@@ -29,6 +31,10 @@ from vibeplane.settings import (
 from vibeplane.workspace import desired
 
 FIELD_MANAGER = field_manager("workspace")
+# The smallest generation on a workspace's default model (None: no model to price it by).
+GenerationFloor = Callable[[api.WorkspaceSpec, str], Ask | None]
+# Wake a waiting generation (ledger key, "namespace/app") that fits the budget now.
+Wake = Callable[[str, str], None]
 MANAGED = {LABEL_MANAGED_BY: MANAGER_NAME}
 
 # Children, watched by label so that edits and deletions re-queue their workspace.
@@ -53,6 +59,8 @@ class WorkspaceReconciler:
         ledgers: LedgerStore,
         count_apps: Callable[[str], int],
         clock: Callable[[], datetime] | None = None,
+        generation_floor: GenerationFloor | None = None,
+        wake: Wake | None = None,
     ) -> None:
         self.settings = settings
         self.cache = cache
@@ -60,6 +68,8 @@ class WorkspaceReconciler:
         self.ledgers = ledgers
         self.count_apps = count_apps
         self.clock = clock or (lambda: datetime.now(UTC))
+        self.generation_floor = generation_floor or (lambda _spec, _namespace: None)
+        self.wake = wake or (lambda _key, _app: None)
 
     def __call__(self, context: Context) -> Outcome:
         spec: api.WorkspaceSpec = context.spec
@@ -115,7 +125,11 @@ class WorkspaceReconciler:
             "ConfigMap", ledger_name(name, uid), self.settings.platform_namespace
         )
         state = parse(ledger_body, name, period, now)
-        fields, budget_conditions = desired.budget_status(spec, state, now)
+        floor = self.generation_floor(spec, namespace_name) if spec.budget else None
+        fields, budget_conditions = desired.budget_status(spec, state, now, floor)
+        # Waiting apps that fit now are woken, oldest first, and only those (see ledger.py).
+        for key, waiter in admittable(state, budget_limits(spec), now):
+            self.wake(key, waiter.app)
         self._notify_budget(context, budget_conditions)
         self._export_metrics(name, fields)
 
@@ -144,7 +158,9 @@ class WorkspaceReconciler:
             "Reconciled",
             f"namespace {namespace_name} with its roles, quota, limits and network policies",
         )
-        return Outcome([ready, *budget_conditions, suspended], fields)
+        # A new period frees the budget: look at the line again when it starts.
+        period_end = (state.period.end - now).total_seconds() + 1 if state.waiting else None
+        return Outcome([ready, *budget_conditions, suspended], fields, requeue_after=period_end)
 
     def _apply(self, manifest: dict[str, Any], live: Mapping[str, Any] | None) -> None:
         apply_and_remember(self.kube, self.cache, manifest, FIELD_MANAGER, "Workspace", live)
@@ -186,9 +202,19 @@ def setup(
     kube: KubeClient,
     ledgers: LedgerStore,
     count_apps: Callable[[str], int],
+    generation_floor: GenerationFloor | None = None,
+    wake: Wake | None = None,
 ) -> Controller:
     """Build the Workspace controller and register its watches."""
-    reconciler = WorkspaceReconciler(settings, cache, kube, ledgers, count_apps)
+    reconciler = WorkspaceReconciler(
+        settings,
+        cache,
+        kube,
+        ledgers,
+        count_apps,
+        generation_floor=generation_floor,
+        wake=wake,
+    )
     controller = Controller(api.INFO, reconciler, settings, cache, kube)
     controller.register()
     for kind in CHILD_KINDS:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from decimal import Decimal
 from pathlib import Path
+from types import SimpleNamespace
 
 import yaml
 
@@ -81,7 +82,23 @@ def test_revisions_follow_the_prompts() -> None:
 def test_costs_and_reservations() -> None:
     pricing = {"inputPerMillion": "0.10", "outputPerMillion": "0.40"}
     assert desired.generation_cost(1000, 2000, pricing) == Decimal("0.0009")
-    assert desired.reservation(100, 8192, pricing) == Amount(8292, Decimal("0.003287"))
+    cheap = SimpleNamespace(
+        name="small", pricing=pricing, output_tokens=8192, min_output_tokens=1024
+    )
+    dear = SimpleNamespace(
+        name="large",
+        pricing={"inputPerMillion": "1", "outputPerMillion": "0.20"},
+        output_tokens=4096,
+        min_output_tokens=2048,
+    )
+    ask = desired.generation_ask(100, [cheap])
+    assert ask.amount(8192) == Amount(8292, Decimal("0.003287"))
+    assert ask.floor == 1024
+    # Falling through to another model: the largest limit at the highest prices, so any
+    # answer costs no more than the reservation; the floor is the first model's.
+    both = desired.generation_ask(100, [cheap, dear])
+    assert (both.max_output, both.min_output, both.model) == (8192, 1024, "small")
+    assert (both.input_per_million, both.output_per_million) == (Decimal(1), Decimal("0.40"))
     assert desired.generation_key("uid", 3, 1) == "uid:3:1"
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 import yaml
 
 from vibeplane.api.workspace import WorkspaceSpec
-from vibeplane.budget.ledger import Amount, Ledger
+from vibeplane.budget.ledger import Amount, Ask, Ledger, Reservation
 from vibeplane.budget.periods import period_of
 from vibeplane.settings import OperatorSettings
 from vibeplane.workspace import desired
@@ -149,6 +150,32 @@ def test_budget_status_and_conditions() -> None:
         "BudgetWarning": "NoBudget",
         "BudgetExceeded": "NoBudget",
     }
+
+
+def test_the_workspace_says_when_no_generation_fits_in_an_apps_words() -> None:
+    """BudgetExceeded turns True as soon as what settled and what is reserved leave less than
+    the smallest generation on the default model, in the figures a refused app gives."""
+    now = datetime(2026, 12, 3, tzinfo=UTC)
+    spec = WorkspaceSpec.model_validate({"budget": {"money": "0.005"}})
+    floor = Ask(793, 8192, 1024, Decimal("0.10"), Decimal("0.40"), "builtin")
+    settled = Amount(11_000, Decimal("0.00408"))
+    ledger = Ledger("w", period_of("Monthly", now), settled=settled)
+    _, conditions = desired.budget_status(spec, ledger, now, floor)
+    assert {c.type: c.status for c in conditions}["BudgetExceeded"] == "False"  # 0.00092 left
+    ledger = replace(
+        ledger,
+        reservations={"app:1:0": Reservation(Amount(2000, Decimal("0.0005")), now, "2026-12")},
+    )
+    fields, conditions = desired.budget_status(spec, ledger, now, floor)
+    assert fields["reserved"] == {"tokens": 2000, "money": "0.0005", "gpuHours": "0"}
+    exceeded = {c.type: c for c in conditions}["BudgetExceeded"]
+    assert (exceeded.status, exceeded.reason) == ("True", "CannotCoverGeneration")
+    assert "default model builtin: needs at least 0.00049 (1,024 output tokens" in (
+        exceeded.message
+    )
+    assert "0.00042 remains of 0.005 for 2026-12 (0.00408 settled, 0.00050 reserved" in (
+        exceeded.message
+    )
 
 
 def test_previews_may_be_reached_from_and_reach_only_what_the_platform_names() -> None:
