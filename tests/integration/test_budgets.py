@@ -9,6 +9,7 @@ import threading
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -100,7 +101,7 @@ class Scenario:
     workspace: str
     namespace: str
     ledger: LedgerWatch
-    created: list[str] = field(default_factory=list)
+    figures: dict[str, Any] = field(default_factory=dict)
 
 
 def _custom(api: ApiClient) -> Any:
@@ -140,15 +141,26 @@ def _money(document: dict[str, Any]) -> Decimal:
     return Decimal(str((document.get("settled") or {}).get("money", "0")))
 
 
+def _figures(api: ApiClient, scenario: Scenario) -> dict[str, Any]:
+    """How many apps generated and what was spent, once every app is decided."""
+    outcomes = wait_for(lambda: _settled(api, scenario), timeout=300, what="30 apps decided")
+    return {
+        "generated": sum(1 for outcome in outcomes.values() if outcome == "generated"),
+        "spent": _money(scenario.ledger.latest()),
+    }
+
+
 def _workspace(api: ApiClient, name: str) -> dict[str, Any]:
     return dict(_custom(api).get_cluster_custom_object(GROUP, VERSION, "workspaces", name))
 
 
-@pytest.fixture(scope="module")
-def scenario(api: ApiClient, operator: OperatorProcess) -> Iterator[Scenario]:
+@contextmanager
+def thirty_apps(
+    api: ApiClient, prefix: str, extra: dict[str, Any] | None = None
+) -> Iterator[Scenario]:
     """A workspace with a money budget of 0.005 and 30 todo apps created at once."""
-    name = f"tight{uuid.uuid4().hex[:6]}"
-    create_object(api, "Workspace", name, {"budget": {"money": str(BUDGET)}})
+    name = f"{prefix}{uuid.uuid4().hex[:6]}"
+    create_object(api, "Workspace", name, {"budget": {"money": str(BUDGET)}, **(extra or {})})
     namespace = wait_for(
         lambda: (_workspace(api, name).get("status") or {}).get("namespace"),
         timeout=30,
@@ -157,18 +169,27 @@ def scenario(api: ApiClient, operator: OperatorProcess) -> Iterator[Scenario]:
     ledger = LedgerWatch(api, name)
     state = Scenario(name, namespace, ledger)
     try:
-
-        def create(index: int) -> str:
-            app = f"todo-{index:02d}"
-            create_object(api, "VibeApp", app, {"prompts": [PROMPT]}, namespace=namespace)
-            return app
-
-        with ThreadPoolExecutor(max_workers=10) as pool:
-            state.created = list(pool.map(create, range(APPS)))
         yield state
     finally:
         ledger.stop()
         _custom(api).delete_cluster_custom_object(GROUP, VERSION, "workspaces", name)
+
+
+def create_apps(api: ApiClient, namespace: str) -> None:
+    def create(index: int) -> None:
+        create_object(
+            api, "VibeApp", f"todo-{index:02d}", {"prompts": [PROMPT]}, namespace=namespace
+        )
+
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        list(pool.map(create, range(APPS)))
+
+
+@pytest.fixture(scope="module")
+def scenario(api: ApiClient, operator: OperatorProcess) -> Iterator[Scenario]:
+    with thirty_apps(api, "tight") as state:
+        create_apps(api, state.namespace)
+        yield state
 
 
 def test_thirty_apps_at_once_use_the_budget_and_say_why_the_rest_wait(
@@ -186,6 +207,7 @@ def test_thirty_apps_at_once_use_the_budget_and_say_why_the_rest_wait(
         f"{len(waiting)} waiting; settled {spent} ({spent * 100 / BUDGET:.0f}% of the budget) "
         f"over {len(versions)} ledger versions"
     )
+    scenario.figures.update(_figures(api, scenario))
     assert len(generated) >= 3
     # Never above the budget, on every version the watch saw.
     assert all(_money(document) <= BUDGET for document in versions)
@@ -288,3 +310,61 @@ def test_a_raised_budget_lets_the_waiting_apps_generate_oldest_first(
     for name in admitted:
         revisions = (apps[name].get("status") or {}).get("revisions") or []
         assert len(revisions) == 1
+
+
+def test_whole_reservations_as_before_leave_a_third_of_the_budget_unused(
+    api: ApiClient, operator: OperatorProcess, scenario: Scenario
+) -> None:
+    """The same 30 apps on a model whose floor is its whole output limit: every reservation
+    is all or nothing, as before bounded reservations. Fewer apps are generated and about half
+    the budget cannot be used; the figures beside those of the scenario above."""
+    wait_for(lambda: _settled(api, scenario), timeout=300, what="the first scenario decided")
+    with thirty_apps(api, "whole", {"models": {"default": "whole"}}) as state:
+        _custom(api).create_namespaced_custom_object(
+            GROUP,
+            VERSION,
+            state.namespace,
+            "modeldeployments",
+            {
+                "apiVersion": f"{GROUP}/{VERSION}",
+                "kind": "ModelDeployment",
+                "metadata": {"name": "whole"},
+                "spec": {
+                    "model": {"name": "builtin"},
+                    "serving": {"builtin": {}},
+                    "pricing": {"inputPerMillion": "0.10", "outputPerMillion": "0.40"},
+                    "limits": {"outputTokens": 8192, "minOutputTokens": 8192},
+                    "tier": "small",
+                },
+            },
+        )
+        wait_for(
+            lambda: (
+                (
+                    find_condition(
+                        _custom(api).get_namespaced_custom_object(
+                            GROUP, VERSION, state.namespace, "modeldeployments", "whole"
+                        ),
+                        "Ready",
+                    )
+                    or {}
+                ).get("status")
+                == "True"
+            ),
+            timeout=60,
+            what="model whole Ready",
+        )
+        create_apps(api, state.namespace)
+        outcomes = wait_for(lambda: _settled(api, state), timeout=300, what="30 apps decided")
+        generated = sum(1 for outcome in outcomes.values() if outcome == "generated")
+        spent = _money(state.ledger.latest())
+        bounded = scenario.figures or _figures(api, scenario)
+        print(
+            f"\nwhole reservations: {generated} generated, settled {spent} "
+            f"({spent * 100 / BUDGET:.0f}%); bounded: {bounded['generated']} generated, "
+            f"settled {bounded['spent']} ({bounded['spent'] * 100 / BUDGET:.0f}%)"
+        )
+        assert all(_money(document) <= BUDGET for document in state.ledger.all())
+        assert "truncated" not in outcomes.values()
+        assert bounded["generated"] > generated
+        assert bounded["spent"] > spent

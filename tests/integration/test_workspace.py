@@ -462,21 +462,23 @@ def _store() -> LedgerStore:
 def test_soft_and_hard_limits_set_their_conditions(
     api: ApiClient, make_workspace: MakeWorkspace, operator: OperatorProcess
 ) -> None:
-    ws = make_workspace({"budget": {"tokens": 1000, "money": "10", "softLimitPercent": 80}})
+    ws = make_workspace({"budget": {"tokens": 100_000, "money": "10", "softLimitPercent": 80}})
     name, uid = ws["metadata"]["name"], ws["metadata"]["uid"]
     assert find_condition(ws, "BudgetWarning")["status"] == "False"  # type: ignore[index]
     store = _store()
-    store.settle(name, uid, "Monthly", "gen-1", Amount(850, Decimal("1.5")))
+    store.settle(name, uid, "Monthly", "gen-1", Amount(85_000, Decimal("1.5")))
 
-    def status_is(type_: str, value: str) -> dict[str, Any] | None:
+    def status_is(type_: str, value: str, reason: str | None = None) -> dict[str, Any] | None:
         obj = _get_workspace(api, name)
         condition = find_condition(obj, type_)
-        return obj if condition and condition["status"] == value else None
+        if not condition or condition["status"] != value:
+            return None
+        return obj if reason is None or condition["reason"] == reason else None
 
     obj = wait_for(lambda: status_is("BudgetWarning", "True"), timeout=15, what="BudgetWarning")
     assert obj["status"]["usedPercent"] == 85
-    assert obj["status"]["usage"] == {"tokens": 850, "money": "1.5", "gpuHours": "0"}
-    assert obj["status"]["remaining"]["tokens"] == 150
+    assert obj["status"]["usage"] == {"tokens": 85_000, "money": "1.5", "gpuHours": "0"}
+    assert obj["status"]["remaining"]["tokens"] == 15_000
     assert find_condition(obj, "BudgetExceeded")["status"] == "False"  # type: ignore[index]
     events = (
         kubernetes.client.CoreV1Api(api)
@@ -485,10 +487,26 @@ def test_soft_and_hard_limits_set_their_conditions(
     )
     assert any(e.reason == "SoftLimitReached" for e in events)
 
-    store.settle(name, uid, "Monthly", "gen-2", Amount(200, Decimal("1")))
-    obj = wait_for(lambda: status_is("BudgetExceeded", "True"), timeout=15, what="BudgetExceeded")
+    # 500 tokens left: below the smallest generation on the default model (its floor of
+    # output tokens and the instructions), so no app can generate, and the workspace says so.
+    store.settle(name, uid, "Monthly", "gen-2", Amount(14_500, Decimal("1")))
+    obj = wait_for(
+        lambda: status_is("BudgetExceeded", "True", "CannotCoverGeneration"),
+        timeout=15,
+        what="CannotCoverGeneration",
+    )
+    message = find_condition(obj, "BudgetExceeded")["message"]  # type: ignore[index]
+    assert "default model builtin: needs at least" in message
+    assert "500 tokens remain of 100,000" in message
+
+    store.settle(name, uid, "Monthly", "gen-3", Amount(600))
+    obj = wait_for(
+        lambda: status_is("BudgetExceeded", "True", "HardLimitReached"),
+        timeout=15,
+        what="HardLimitReached",
+    )
     assert "tokens" in find_condition(obj, "BudgetExceeded")["message"]  # type: ignore[index]
-    refused = store.reserve(name, uid, "Monthly", "gen-3", Amount(10), Limits(tokens=1000))
+    refused = store.reserve(name, uid, "Monthly", "gen-4", Amount(10), Limits(tokens=100_000))
     assert refused.decision == "refused"
     assert "vibeplane_workspace_spend" in operator.metrics()
 

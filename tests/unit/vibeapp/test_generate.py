@@ -10,7 +10,8 @@ import pytest
 
 from vibeplane.budget.ledger import Limits
 from vibeplane.generation.checks import FileLimits
-from vibeplane.vibeapp.generate import Generator, Job, Result
+from vibeplane.generation.client import ChatResult
+from vibeplane.vibeapp.generate import Generator, Job, ModelTarget, Result, truncated_message
 
 
 def job(workspace: str, app: str) -> Job:
@@ -127,3 +128,16 @@ def test_a_crashed_attempt_frees_its_slot_and_reports(gate: Gate) -> None:
     assert crashed.reason == "InternalError"
     assert "the attempt failed" in crashed.message
     assert not crashed.next_attempt  # retried as the same attempt: it may have stored already
+
+
+def test_a_cut_off_answer_says_why_and_what_it_cost() -> None:
+    target = ModelTarget("builtin", "http://127.0.0.1:9/v1", "builtin", None, {}, 8192, "")
+    answer = ChatResult("...", 805, 2100, "builtin", 0.1, "length")
+    bounded = truncated_message(answer, target, 2100, True, {"cost": "0.00092"})
+    assert bounded == (
+        "the answer of builtin was cut off at 2,100 output tokens (max_tokens 2,100: all the "
+        "workspace budget could hold of the model's 8,192); no revision was made, and 0.00092 "
+        "was charged for the tokens used"
+    )
+    whole = truncated_message(answer, target, 8192, False, {"cost": "0.0033"})
+    assert "(max_tokens 8,192: the model's output limit)" in whole

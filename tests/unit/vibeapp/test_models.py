@@ -71,3 +71,24 @@ def test_the_routers_canary_share_holds_over_1000_generations() -> None:
     ]
     assert abs(served.count("cand") / 1000 - 0.15) <= 0.05
     assert set(served) == {"cand", "base1"}
+
+
+def test_the_smallest_generation_is_the_default_models_floor_on_the_shortest_prompt() -> None:
+    builtin = model("builtin", SETTINGS.platform_namespace, {"builtin": {}})
+    builtin["spec"].update(
+        {
+            "pricing": {"inputPerMillion": "0.10", "outputPerMillion": "0.40"},
+            "limits": {"outputTokens": 4096, "minOutputTokens": 512},
+        }
+    )
+    resolve = ModelResolver(SETTINGS, lambda: [builtin])
+    floor = resolve.floor(WorkspaceSpec.model_validate({}), "ws-a")
+    assert floor is not None
+    assert (floor.model, floor.floor, floor.max_output) == ("builtin", 512, 4096)
+    # The instructions alone: every app's prompt is at least this long.
+    assert 0 < floor.prompt_tokens < 2000
+    targets, _ = resolve(
+        VibeAppSpec.model_validate({"prompts": ["x"]}), "ws-a", WorkspaceSpec(), False
+    )
+    assert targets[0].min_output_tokens == 512
+    assert ModelResolver(SETTINGS, list).floor(WorkspaceSpec(), "ws-a") is None
