@@ -260,8 +260,17 @@ def test_thirty_apps_at_once_use_the_budget_and_say_why_the_rest_wait(
     assert workspace["status"]["reserved"]["money"] == "0"
 
 
+def _refusals(operator: OperatorProcess) -> float:
+    """Budget refusals the operator counted so far (all workspaces)."""
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in operator.metrics().splitlines()
+        if line.startswith("vibeplane_generations_total{") and 'outcome="refused"' in line
+    )
+
+
 def test_a_raised_budget_lets_the_waiting_apps_generate_oldest_first(
-    api: ApiClient, scenario: Scenario
+    api: ApiClient, operator: OperatorProcess, scenario: Scenario
 ) -> None:
     before = wait_for(lambda: _settled(api, scenario), timeout=300, what="30 apps decided")
     line = scenario.ledger.latest().get("waiting") or {}
@@ -271,6 +280,7 @@ def test_a_raised_budget_lets_the_waiting_apps_generate_oldest_first(
     ]
     assert order, "no app is waiting"
     spent = _money(scenario.ledger.latest())
+    refusals = _refusals(operator)
     # Room for about three more apps (each 0.00136, reserving up to 0.00336 at once).
     raised = spent + Decimal("0.0045")
     _custom(api).patch_cluster_custom_object(
@@ -291,7 +301,10 @@ def test_a_raised_budget_lets_the_waiting_apps_generate_oldest_first(
     # Woken, not polled: well within the two minutes a refused app waits before asking again.
     after = wait_for(more_generated, timeout=90, what="waiting apps generated")
     admitted = [name for name in order if after[name] != "waiting"]
-    print(f"\nraised to {raised}: admitted {admitted} of the line {order[: len(admitted) + 2]}...")
+    print(
+        f"\nraised to {raised}: admitted {admitted} of the line {order[: len(admitted) + 2]}...; "
+        f"{_refusals(operator) - refusals:.0f} refusals meanwhile ({len(order)} apps waited)"
+    )
     # Oldest first: the apps that got in are the head of the line.
     assert admitted == order[: len(admitted)]
     versions = scenario.ledger.all()

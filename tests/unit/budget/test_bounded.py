@@ -21,6 +21,7 @@ from vibeplane.budget.ledger import (
     leave_line,
     release,
     reserve,
+    roll_over,
     settle,
     to_document,
     token_cost,
@@ -272,3 +273,20 @@ def _taken_before(before: Ledger, key: str, limits: Limits, now: datetime) -> Am
                 low = middle
         used = used + waiter.ask.amount(low)
     return used
+
+
+def test_a_new_period_admits_the_line_in_order() -> None:
+    """Waiters that keep asking (every few minutes) are still in line when the period ends."""
+    late = datetime(2026, 12, 31, 23, 55, tzinfo=UTC)
+    ledger, _ = reserve(fresh(), "a", BUILTIN, BUDGET, late)
+    ledger, _ = settle(ledger, "a", Amount(3855, Decimal("0.0049")))
+    for index, name in enumerate("bcd"):
+        ledger, _ = reserve(
+            ledger, name, BUILTIN, BUDGET, late + timedelta(seconds=index), app=f"ns/{name}"
+        )
+    assert admittable(ledger, BUDGET, late) == []
+    january = period_of("Monthly", datetime(2027, 1, 1, 0, 0, 5, tzinfo=UTC))
+    rolled = roll_over(ledger, january)
+    assert rolled.settled == Amount()
+    # 0.005 holds one whole reservation (0.00336) and what remains, bounded, for the next.
+    assert [key for key, _ in admittable(rolled, BUDGET, january.start)] == ["b", "c"]
