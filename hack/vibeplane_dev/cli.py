@@ -3,7 +3,7 @@ entry point; the operator's `vibeplane.cli` finds them when this distribution is
 
 vibeplane up [--no-examples]        the platform on the local control plane
 vibeplane down | status
-vibeplane cluster up|build|down|status|kubeconfig|kubectl|tools
+vibeplane cluster up|build|node-build|down|status|kubeconfig|kubectl|tools
 """
 
 from __future__ import annotations
@@ -35,6 +35,18 @@ def _cluster_build(_: argparse.Namespace) -> int:
     with steps.step("control plane built, KServe CRDs fetched"):
         binary = LocalCluster().build(progress=steps.note)
     print(binary)
+    return 0
+
+
+def _cluster_node_build(_: argparse.Namespace) -> int:
+    from vibeplane_dev.cluster.config import ClusterConfig
+    from vibeplane_dev.cluster.node import build_real_node
+
+    steps = Steps()
+    with steps.step("node built: kubelet, kube-proxy, containerd, runsc, kube-router, CoreDNS"):
+        binaries, archives = build_real_node(ClusterConfig.from_env(), progress=steps.note)
+    for path in [binaries.node, binaries.containerd, binaries.runsc, *archives]:
+        print(path)
     return 0
 
 
@@ -121,6 +133,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     cluster_commands.add_parser(
         "build", help="build the control plane binary (cached) without starting it"
     ).set_defaults(run=_cluster_build)
+    cluster_commands.add_parser(
+        "node-build", help="build the real node's programs and images (cached), start nothing"
+    ).set_defaults(run=_cluster_node_build)
     cluster_down = cluster_commands.add_parser("down", help="stop the processes `up` started")
     cluster_down.add_argument("--purge", action="store_true", help="also delete its state")
     cluster_down.set_defaults(run=_cluster_down)

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.conftest import _free_port
+from vibeplane_dev.cluster.node import NodeNetwork, real_node_selected
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -80,7 +81,12 @@ def test_up_serves_the_app_in_a_browser_under_gvisor(
     result = _vibeplane(platform_environment, "up")
     assert result.returncode == 0, result.stderr[-3000:]
     url = result.stdout.strip().splitlines()[-1]
-    assert url.startswith("http://127.0.0.1:")
+    if real_node_selected():
+        # A NodePort on the node's address, inside the network namespace `up` made.
+        node_ip = NodeNetwork.for_home(Path(platform_environment["VIBEPLANE_HOME"])).node_ip
+        assert url.startswith(f"http://{node_ip}:")
+    else:
+        assert url.startswith("http://127.0.0.1:")
 
     profile = artifacts / "chromium-profile"
     shutil.rmtree(profile, ignore_errors=True)

@@ -32,6 +32,7 @@ from vibeplane.budget.ledger import Amount, Limits
 from vibeplane.budget.store import LedgerStore, ledger_name
 from vibeplane.settings import OperatorSettings
 from vibeplane_dev.cluster.local import OPERATOR_USER
+from vibeplane_dev.cluster.node import real_node_selected
 
 pytestmark = pytest.mark.integration
 PLATFORM = OperatorSettings().platform_namespace
@@ -209,11 +210,14 @@ def test_network_policies_deny_by_default(api: ApiClient, make_workspace: MakeWo
         return {p.metadata.name for p in net.list_namespaced_network_policy(namespace).items}
 
     wait_for(lambda: "vibeplane-allow-egress-cidrs" in names(), timeout=15, what="policies")
+    # On the real node previews fetch their bundle from the object store's relay: one more.
+    store = {"vibeplane-allow-object-store"} if real_node_selected() else set()
     assert names() == {
         "vibeplane-default-deny",
         "vibeplane-allow-dns",
         "vibeplane-allow-gateway",
         "vibeplane-allow-egress-cidrs",
+        *store,
     }
     deny = net.read_namespaced_network_policy("vibeplane-default-deny", namespace)
     assert deny.spec.pod_selector.match_labels is None

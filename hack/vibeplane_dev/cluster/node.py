@@ -69,6 +69,7 @@ KUBELET_SYSCTLS = {
     "kernel/keys/root_maxkeys": "1000000",
     "kernel/keys/root_maxbytes": "25000000",
 }
+DEVICE_PLUGINS = Path("/var/lib/kubelet/device-plugins")
 # Paths upstream programs use whatever they are told; removed by `down` when `up` made them.
 HARD_CODED_PATHS = (
     Path("/run/containerd/s"),
@@ -218,6 +219,9 @@ class LocalNode:
                 (str(self.home / "sysctl" / key.replace("/", ".")), f"/proc/sys/{key}")
                 for key in KUBELET_SYSCTLS
             )
+            # The kubelet's device-plugin socket directory is not configurable: give each node
+            # its own, so nodes of several local clusters never share (or empty) one.
+            binds += ((str(self.home / "device-plugins"), str(DEVICE_PLUGINS)),)
         return NodeProcess(
             name, self.home / "run", self.home / "logs", netns=self.netns, binds=binds
         )
@@ -524,6 +528,8 @@ class LocalNode:
         self._write_files()
         self._cgroups_up()
         self._kubelet_dir_shared()
+        (self.home / "device-plugins").mkdir(exist_ok=True)
+        DEVICE_PLUGINS.mkdir(parents=True, exist_ok=True)  # the bind's mount point
         for name, port in self._relayed_ports().items():
             relay = self.relay(name)
             if not relay.running():
@@ -783,15 +789,24 @@ def _kubectl(cluster: ClusterConfig, *args: str) -> subprocess.CompletedProcess[
     return LocalCluster(cluster).kubectl(*args)
 
 
-def start_real_node(cluster: ClusterConfig, progress: Progress = _noop) -> LocalNode:
-    """Build (or find) the node's programs and images, and bring the node up."""
+def build_real_node(
+    cluster: ClusterConfig, progress: Progress = _noop
+) -> tuple[NodeBinaries, list[Path]]:
+    """Build (or find in the cache) the node's programs and its images (docker-archives)."""
     root = repository_root()
     binaries = ensure_node_binaries(root / NODE_SOURCE, cluster.cache, progress)
+    progress("building the pause, CoreDNS and preview images (no container engine)")
     archives = [
         images.binary_image(cluster.cache, binaries.pause, PAUSE_IMAGE),
         images.binary_image(cluster.cache, binaries.coredns, COREDNS_IMAGE),
         images.preview_image(cluster.cache, root / "runtime" / "sandbox", PREVIEW_IMAGE),
     ]
+    return binaries, archives
+
+
+def start_real_node(cluster: ClusterConfig, progress: Progress = _noop) -> LocalNode:
+    """Build (or find) the node's programs and images, and bring the node up."""
+    binaries, archives = build_real_node(cluster, progress)
 
     def import_images(node: LocalNode) -> None:
         for archive in archives:
