@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from tests.integration.conftest import _free_port
-from vibeplane_dev.cluster.node import NodeNetwork, real_node_selected
+from vibeplane_dev.cluster.config import ClusterConfig
+from vibeplane_dev.cluster.node import NodeNetwork, existing_real_node, real_node_selected
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -161,9 +162,15 @@ def test_up_serves_the_app_in_a_browser_under_gvisor(
     kernel = next(line for line in logs.stdout.splitlines() if "kernel" in line)
     host = os.uname()
     assert host.version not in kernel, f"the preview saw the host's kernel: {kernel}"
-    state = Path(platform_environment["VIBEPLANE_HOME"]) / "platform" / "node" / "runsc"
+    home = Path(platform_environment["VIBEPLANE_HOME"])
+    if real_node_selected():
+        # containerd's gVisor shim keeps its sandboxes under the node's runsc root.
+        state = home / "node" / "runsc" / "root" / "k8s.io"
+        runsc = str(existing_real_node(ClusterConfig.from_env()).binaries.runsc)  # shared cache
+    else:
+        state, runsc = home / "platform" / "node" / "runsc", "runsc"
     listed = subprocess.run(
-        ["runsc", f"--root={state}", "list"], capture_output=True, text=True, check=True
+        [runsc, f"--root={state}", "list"], capture_output=True, text=True, check=True
     )
     assert "running" in listed.stdout
 
