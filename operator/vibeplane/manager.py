@@ -152,7 +152,7 @@ class Operator:
     def _wake(self, key: str, app: str) -> None:
         """A generation waiting for the budget fits now: its app asks again at once."""
         namespace, _, name = app.partition("/")
-        self.ledgers.wake(key)
+        self.generator.wake(key)
         self.vibeapps.enqueue(ObjectKey(namespace, name))
 
     def _model_bodies(self) -> list[dict[str, Any]]:

@@ -14,7 +14,6 @@ Why a ConfigMap in the platform namespace:
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
@@ -68,23 +67,6 @@ class LedgerStore:
     def __init__(self, namespace: str, clock: Callable[[], datetime] | None = None) -> None:
         self.namespace = namespace
         self._clock = clock or (lambda: datetime.now(UTC))
-        self._woken: set[str] = set()
-        self._woken_lock = threading.Lock()
-
-    # ---- the waiting line's doorbell (this process only; the line itself is the ledger's) --
-
-    def wake(self, key: str) -> None:
-        """The waiting generation `key` fits now (`ledger.admittable`): let it ask again."""
-        with self._woken_lock:
-            self._woken.add(key)
-
-    def take_wake(self, key: str) -> bool:
-        """Whether `key` was woken since it last asked (answered once)."""
-        with self._woken_lock:
-            if key in self._woken:
-                self._woken.discard(key)
-                return True
-            return False
 
     def _core(self) -> Any:
         return kubernetes.client.CoreV1Api(client.api_client())

@@ -183,6 +183,7 @@ class Generator:
     _active: dict[str, int] = field(default_factory=dict)
     _waiting: dict[str, deque[tuple[Job, Future[Result]]]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _woken: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="generate")
@@ -249,10 +250,19 @@ class Generator:
             )
         return future.result()
 
+    def wake(self, key: str) -> None:
+        """The refused attempt `key` fits the budget now (`ledger.admittable`): its app's next
+        reconcile asks again at once instead of at its poll."""
+        with self._lock:
+            self._woken.add(key)
+
     def take_wake(self, key: str) -> bool:
-        """Whether the refused attempt `key` was woken (it fits the budget now) since it last
-        asked: then its reconcile asks again at once instead of at its poll."""
-        return self.ledgers.take_wake(key)
+        """Whether `key` was woken since it last asked (answered once)."""
+        with self._lock:
+            if key in self._woken:
+                self._woken.discard(key)
+                return True
+            return False
 
     def running(self, key: str) -> bool:
         with self._lock:

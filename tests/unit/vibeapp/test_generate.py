@@ -141,3 +141,11 @@ def test_a_cut_off_answer_says_why_and_what_it_cost() -> None:
     )
     whole = truncated_message(answer, target, 8192, False, {"cost": "0.0033"})
     assert "(max_tokens 8,192: the model's output limit)" in whole
+
+
+def test_a_wake_is_answered_once() -> None:
+    waiting = generator(1, 1)
+    assert not waiting.take_wake("uid:1:0")
+    waiting.wake("uid:1:0")
+    assert waiting.take_wake("uid:1:0")
+    assert not waiting.take_wake("uid:1:0")
