@@ -45,6 +45,7 @@ from vibeplane.kube import client
 from vibeplane.kube.client import ApiServerClient, KubeClient
 from vibeplane.metrics import LEADER
 from vibeplane.modeldeployment import handlers as modeldeployment
+from vibeplane.modeltraining import handlers as modeltraining
 from vibeplane.settings import (
     ANNOTATION_PREFIX,
     KOPF_FINALIZER,
@@ -145,7 +146,19 @@ class Operator:
             store=self.store,
             outcomes=outcomes,
         )
-        self.controllers: list[Controller] = [self.workspaces, self.models, self.vibeapps]
+        self.trainings = modeltraining.setup(
+            settings,
+            self.cache,
+            self.store,
+            workspaces=lambda: self.workspaces.bodies(),
+            vibeapps=lambda: self.vibeapps.bodies(),
+        )
+        self.controllers: list[Controller] = [
+            self.workspaces,
+            self.models,
+            self.vibeapps,
+            self.trainings,
+        ]
         self.vibeapps.subscribe(lambda _, body: self._requeue_workspace_of(body))
         self.resyncer = Resyncer(self.controllers, settings.resync_seconds)
 
@@ -162,6 +175,10 @@ class Operator:
         model = modeldeployment.model_of(body)
         if model is not None:
             self.models.enqueue(model)
+            return
+        training = modeltraining.training_of(body)
+        if training is not None:
+            self.trainings.enqueue(training)
             return
         metadata = body.get("metadata") or {}
         app = (metadata.get("labels") or {}).get(LABEL_APP)

@@ -25,7 +25,7 @@ def test_the_crds_are_a_fixed_point_of_the_api_server(kubectl: Kubectl) -> None:
     applies them without a conflict, and a server-side diff finds nothing to change."""
     result = kubectl("apply", "--server-side", "--field-manager=gitops", "-f", str(ROOT / "crds"))
     assert result.returncode == 0, result.stderr
-    assert result.stdout.count("serverside-applied") == 3
+    assert result.stdout.count("serverside-applied") == 4
     diff = kubectl("diff", "--server-side", "--field-manager=gitops", "-f", str(ROOT / "crds"))
     assert (diff.returncode, diff.stdout) == (0, ""), diff.stdout[-3000:] + diff.stderr
 

@@ -1,6 +1,7 @@
 """Every kind of object the operator emits for other projects' APIs is accepted by their real
 CRDs: a server-side dry-run (`kubectl apply --server-side --dry-run=server`) of each builder's
-output against the API server with KServe's CRDs installed (hack/vibeplane_dev/cluster/config.py).
+output against the API server with KServe's and Kubeflow Trainer's CRDs installed
+(hack/vibeplane_dev/cluster/config.py).
 
 The builders' inputs are the golden cases of the unit tests, so what is proven here is what
 the golden files hold."""
@@ -22,7 +23,10 @@ from tests.unit.modeldeployment.support import (
     UID,
     VLLM_ADAPTERS,
 )
+from tests.unit.modeltraining.support import ADAPTER_URI, DATASET_URI, LORA_SFT
+from tests.unit.modeltraining.support import UID as TRAINING_UID
 from vibeplane.modeldeployment import desired, llmisvc
+from vibeplane.modeltraining import desired as training
 
 pytestmark = pytest.mark.integration
 SETTINGS = desired.ServingSettings()
@@ -45,6 +49,9 @@ BUILDERS: dict[str, Builder] = {
         "base1", ns, UID, VLLM_ADAPTERS, desired.ServingSettings(llm_router=True)
     ),
     "model ServiceAccount": lambda ns: desired.service_account(ns, SETTINGS, True, None),
+    "TrainJob LoRA SFT": lambda ns: training.train_job(
+        "base1-2026-12", ns, TRAINING_UID, LORA_SFT, DATASET_URI, ADAPTER_URI, "models-s3"
+    ),
 }
 
 

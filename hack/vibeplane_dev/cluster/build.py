@@ -22,6 +22,9 @@ from vibeplane_dev.cluster.config import (
     KSERVE_VERSION,
     KUBERNETES_VERSION,
     TOOLS,
+    TRAINER_CRDS,
+    TRAINER_MODULE,
+    TRAINER_VERSION,
 )
 
 BINARY_NAME = "vibeplane-controlplane"
@@ -98,22 +101,34 @@ def ensure_binary(source: Path, cache: Path, progress: Progress = _silent) -> Pa
 
 def kserve_crds(cache: Path) -> list[Path]:
     """KServe's own CRDs, from its Go module (downloaded once through the module proxy)."""
-    directory = cache / f"kserve-{KSERVE_VERSION}"
-    wanted = [directory / Path(name).name for name in KSERVE_CRDS]
+    return module_files(cache, KSERVE_MODULE, KSERVE_VERSION, KSERVE_CRDS, "kserve")
+
+
+def trainer_crds(cache: Path) -> list[Path]:
+    """Kubeflow Trainer's TrainJob CRD, from its Go module."""
+    return module_files(cache, TRAINER_MODULE, TRAINER_VERSION, TRAINER_CRDS, "trainer")
+
+
+def module_files(
+    cache: Path, module: str, version: str, names: tuple[str, ...], short: str
+) -> list[Path]:
+    """Files of a Go module at a version, copied into the cache once (module proxy only)."""
+    directory = cache / f"{short}-{version}"
+    wanted = [directory / Path(name).name for name in names]
     if all(path.is_file() for path in wanted):
         return wanted
     result = subprocess.run(
-        [_go(), "mod", "download", "-json", f"{KSERVE_MODULE}@{KSERVE_VERSION}"],
+        [_go(), "mod", "download", "-json", f"{module}@{version}"],
         env=go_environment(),
         capture_output=True,
         text=True,
         check=False,
     )
     if result.returncode != 0:
-        raise RuntimeError(f"downloading {KSERVE_MODULE}@{KSERVE_VERSION} failed:\n{result.stderr}")
+        raise RuntimeError(f"downloading {module}@{version} failed:\n{result.stderr}")
     module_dir = Path(json.loads(result.stdout)["Dir"])
     directory.mkdir(parents=True, exist_ok=True)
-    for name, path in zip(KSERVE_CRDS, wanted, strict=True):
+    for name, path in zip(names, wanted, strict=True):
         shutil.copyfile(module_dir / name, path)
     return wanted
 

@@ -17,6 +17,12 @@ KSERVE_CRDS = (
     # module's conversion-webhook patch: only v1alpha2 (the storage version) is written here.
     "config/crd/full/llmisvc/serving.kserve.io_llminferenceservices.yaml",
 )
+TRAINER_MODULE = "github.com/kubeflow/trainer/v2"
+TRAINER_VERSION = "v2.3.0"
+TRAINER_CRDS = (
+    # What the operator emits for ModelTrainings (Kubeflow Trainer v2).
+    "manifests/base/crds/trainer.kubeflow.org_trainjobs.yaml",
+)
 TOOLS = {
     # name: (go package, version); installed with `go install`, cached like the control plane.
     "kwok": ("sigs.k8s.io/kwok/cmd/kwok", "v0.7.0"),

@@ -59,7 +59,12 @@ def test_names_columns_and_subresources() -> None:
     assert by_kind["Workspace"]["spec"]["scope"] == "Cluster"
     assert by_kind["ModelDeployment"]["spec"]["scope"] == "Namespaced"
     short = {kind: doc["spec"]["names"]["shortNames"] for kind, doc in by_kind.items()}
-    assert short == {"Workspace": ["ws"], "ModelDeployment": ["md"], "VibeApp": ["va"]}
+    assert short == {
+        "Workspace": ["ws"],
+        "ModelDeployment": ["md"],
+        "VibeApp": ["va"],
+        "ModelTraining": ["mt"],
+    }
     for doc in by_kind.values():
         version = doc["spec"]["versions"][0]
         assert version["subresources"] == {"status": {}}
@@ -79,4 +84,5 @@ def test_file_names_follow_kubebuilder() -> None:
         "vibeplane.io_workspaces.yaml",
         "vibeplane.io_modeldeployments.yaml",
         "vibeplane.io_vibeapps.yaml",
+        "vibeplane.io_modeltrainings.yaml",
     ]

@@ -1,0 +1,1 @@
+"""ModelTraining: LoRA fine-tuning runs on consented interactions."""

@@ -1,0 +1,75 @@
+"""The TrainJob a ModelTraining becomes, its lineage, and its status from Trainer's."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.unit.modeltraining.support import ADAPTER_URI, DATASET_URI, LORA_SFT, UID
+from vibeplane.modeltraining import desired
+
+GOLDEN = Path(__file__).parent / "golden"
+
+
+def check_golden(name: str, document: Any) -> None:
+    path = GOLDEN / f"{name}.yaml"
+    text = yaml.safe_dump(document, sort_keys=False)
+    if os.environ.get("UPDATE_GOLDEN"):
+        path.write_text(text)
+    assert path.read_text() == text, f"{path} differs; UPDATE_GOLDEN=1 to accept"
+
+
+def test_train_job_matches_golden() -> None:
+    job = desired.train_job(
+        "base1-2026-12", "vibeplane-system", UID, LORA_SFT, DATASET_URI, ADAPTER_URI, "models-s3"
+    )
+    check_golden("trainjob-lora-sft", job)
+    assert "--lora-rank=16" in job["spec"]["trainer"]["args"]
+    assert job["spec"]["initializer"]["dataset"] == {
+        "storageUri": DATASET_URI,
+        "secretRef": {"name": "models-s3"},
+    }
+
+
+def test_locations_are_addressed_by_run_and_digest() -> None:
+    assert desired.dataset_prefix("ns", "run", "sha256:" + "ab" * 32) == (
+        "datasets/training/ns/run/abababababababab/"
+    )
+    assert desired.output_uri(LORA_SFT, "bucket", "ns", "run") == "s3://bucket/adapters/ns/run/"
+
+
+def test_lineage_names_everything_the_adapter_came_from() -> None:
+    assert desired.lineage(LORA_SFT, "sha256:d", "ns", "run", ADAPTER_URI) == {
+        "baseModel": "base1 (s3://models/base1/2026-11)",
+        "datasetDigest": "sha256:d",
+        "hyperparameters": {
+            "loraRank": "16",
+            "loraAlpha": "32",
+            "learningRate": "0.0002",
+            "epochs": "2",
+            "batchSize": "8",
+            "maxSeqLength": "4096",
+        },
+        "trainJob": "ns/run",
+        "adapterUri": ADAPTER_URI,
+    }
+
+
+def test_status_follows_trainer() -> None:
+    phase, conditions = desired.training_status(None)
+    assert phase == "Training"
+    done = {"status": {"conditions": [{"type": "Complete", "status": "True"}]}}
+    assert desired.training_status(done)[0] == "Succeeded"
+    failed = {
+        "status": {
+            "conditions": [
+                {"type": "Failed", "status": "True", "reason": "DeadlineExceeded", "message": "m"}
+            ]
+        }
+    }
+    phase, conditions = desired.training_status(failed)
+    assert phase == "Failed"
+    assert (conditions[0].reason, conditions[1].reason) == ("DeadlineExceeded", "TrainJobFailed")
