@@ -149,6 +149,7 @@ class Operator:
         self.trainings = modeltraining.setup(
             settings,
             self.cache,
+            self.kube,
             self.store,
             workspaces=lambda: self.workspaces.bodies(),
             vibeapps=lambda: self.vibeapps.bodies(),

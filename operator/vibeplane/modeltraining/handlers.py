@@ -29,15 +29,17 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic.exceptions import ResourceNotFoundError
 
 from vibeplane.api import modeltraining as api
+from vibeplane.controller.cache import ObjectCache, WatchedKind
+from vibeplane.controller.reconcile import Context, Controller, ObjectKey, Outcome
 from vibeplane.kube import client
-from vibeplane.kube.cache import ObjectCache, WatchedKind
+from vibeplane.kube.client import KubeClient
 from vibeplane.kube.conditions import ConditionSpec
-from vibeplane.kube.reconcile import Context, Controller, ObjectKey, Outcome
 from vibeplane.metrics import WRITES
 from vibeplane.modeltraining import dataset, desired
 from vibeplane.settings import LABEL_WORKSPACE, OperatorSettings, field_manager
 from vibeplane.storage import bundles
 from vibeplane.storage.s3 import ObjectStore, StorageError, bundle_key
+from vibeplane.wellknown import LABEL_COMPONENT
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +49,7 @@ TRAINJOB_WATCH = WatchedKind(
     "v1alpha1",
     "trainjobs",
     desired.TRAINJOB_KIND,
-    {"app.kubernetes.io/component": desired.COMPONENT_TRAINING},
+    {LABEL_COMPONENT: desired.COMPONENT_TRAINING},
 )
 RECORDS_PREFIX = "datasets/interactions/"
 
@@ -144,6 +146,7 @@ class ModelTrainingReconciler:
         self,
         settings: OperatorSettings,
         cache: ObjectCache,
+        kube: KubeClient,
         store: ObjectStore,
         workspaces: Lister,
         gatherer: Gatherer,
@@ -152,6 +155,7 @@ class ModelTrainingReconciler:
     ) -> None:
         self.settings = settings
         self.cache = cache
+        self.kube = kube
         self.store = store
         self.workspaces = workspaces
         self.gatherer = gatherer
@@ -207,7 +211,9 @@ class ModelTrainingReconciler:
                 fields,
             )
         adapter_uri = desired.output_uri(spec, self.store.settings.bucket, namespace, context.name)
-        storage_secret = client.get("v1", "Secret", self.settings.model_storage_secret, namespace)
+        storage_secret = self.kube.get(
+            "v1", "Secret", self.settings.model_storage_secret, namespace
+        )
         manifest = desired.train_job(
             context.name,
             namespace,
@@ -219,7 +225,7 @@ class ModelTrainingReconciler:
         )
         live = self.cache.lookup(desired.TRAINJOB_KIND, context.name, namespace)
         try:
-            stored = client.apply(
+            stored = self.kube.apply(
                 manifest, FIELD_MANAGER, live=dict(live) if live else None, lookup=False
             )
         except ApiException as error:
@@ -342,7 +348,7 @@ def training_of(body: Mapping[str, Any]) -> ObjectKey | None:
     """The ModelTraining a TrainJob (from the cache's watch) belongs to."""
     metadata = body.get("metadata") or {}
     labels = metadata.get("labels") or {}
-    if labels.get("app.kubernetes.io/component") != desired.COMPONENT_TRAINING:
+    if labels.get(LABEL_COMPONENT) != desired.COMPONENT_TRAINING:
         return None
     name, namespace = labels.get(desired.LABEL_MODELTRAINING), metadata.get("namespace")
     return ObjectKey(namespace, name) if name and namespace else None
@@ -363,6 +369,7 @@ def trainer_installed() -> bool:
 def setup(
     settings: OperatorSettings,
     cache: ObjectCache,
+    kube: KubeClient,
     store: ObjectStore,
     workspaces: Lister,
     vibeapps: Lister,
@@ -374,12 +381,13 @@ def setup(
     reconciler = ModelTrainingReconciler(
         settings,
         cache,
+        kube,
         store,
         workspaces,
         Gatherer(store, vibeapps),
         trainer_available=available,
     )
-    controller = Controller(api.INFO, reconciler, settings)
+    controller = Controller(api.INFO, reconciler, settings, cache, kube)
     controller.register()
     if available:
         cache.watch(TRAINJOB_WATCH)

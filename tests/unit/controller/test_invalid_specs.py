@@ -150,6 +150,10 @@ def test_a_child_the_api_server_refuses_becomes_a_condition(harness: Harness, co
         "Workspace": {},
         "ModelDeployment": {"model": {"name": "m"}, "serving": {"builtin": {}}},
         "VibeApp": {"prompts": ["a todo list"]},
+        "ModelTraining": {
+            "baseModel": {"name": "b", "uri": "s3://m/b"},
+            "output": {"adapterName": "a"},
+        },
     }[harness.info.kind]
     status = harness.run(valid)
     assert status is not None
