@@ -281,8 +281,16 @@ ADAPTER_URI_RULE: dict[str, JsonValue] = {
 }
 
 
+ADAPTER_SOURCE_RULE: dict[str, JsonValue] = {
+    "rule": "has(self.uri) || has(self.training)",
+    "message": "an adapter needs a uri or a training",
+}
+
+
 class Adapter(KubeModel):
     """A LoRA adapter on the base model, served under its own model name."""
+
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [ADAPTER_SOURCE_RULE]})
 
     name: str = Field(
         min_length=1,
@@ -290,17 +298,26 @@ class Adapter(KubeModel):
         pattern=DNS_SUBDOMAIN_PATTERN,
     )
     """The model name a generation asks for to get this adapter, e.g. "base1-2026-12"."""
-    uri: str = Field(
+    uri: str | None = Field(
+        default=None,
         min_length=6,
         max_length=2048,
         json_schema_extra={"x-kubernetes-validations": [ADAPTER_URI_RULE]},
     )
-    """Where its weights are (a PEFT directory), e.g. s3://models/adapters/base1-2026-12."""
+    """Where its weights are (a PEFT directory), e.g. s3://models/adapters/base1-2026-12.
+    Unset with `training`: the adapter that run exported, once it has succeeded."""
     workspace: str | None = Field(default=None, max_length=63, pattern=DNS_SUBDOMAIN_PATTERN)
     """Private to this Workspace: only its apps are routed to it (a workspace's own adapter,
     trained from its own records)."""
-    training: str | None = Field(default=None, max_length=253)
-    """The ModelTraining that produced it (namespace/name), for lineage."""
+    training: str | None = Field(default=None, max_length=253, pattern=DNS_SUBDOMAIN_PATTERN)
+    """The ModelTraining (in this namespace) that produced it: without `uri`, the adapter is
+    served once that run has succeeded, from the URI in its status."""
+
+    @model_validator(mode="after")
+    def _has_a_source(self) -> Adapter:
+        if self.uri is None and self.training is None:
+            raise ValueError("an adapter needs a uri or a training")
+        return self
 
 
 ROLLOUT_ACTIONS = ("Auto", "Pin", "Promote", "Abort")

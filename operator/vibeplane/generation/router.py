@@ -335,10 +335,23 @@ def candidate_from(body: Mapping[str, Any]) -> ModelCandidate | None:
         min_output_tokens=limits.min_output_tokens,
         context_tokens=limits.context_tokens,
         external=external is not None,
-        adapters=tuple(AdapterView(a.name, a.workspace) for a in spec.adapters),
+        adapters=served_adapters(spec, status),
         rollout=rollout_view(spec, status),
         not_ready=not_ready,
     )
+
+
+def served_adapters(
+    spec: ModelDeploymentSpec, status: Mapping[str, Any]
+) -> tuple[AdapterView, ...]:
+    """The adapters a generation may ask for: those the controller reports served
+    (status.adapters; one from a training that has not succeeded is not), else those whose
+    spec names weights."""
+    served = status.get("adapters")
+    if isinstance(served, list):
+        names = set(served)
+        return tuple(AdapterView(a.name, a.workspace) for a in spec.adapters if a.name in names)
+    return tuple(AdapterView(a.name, a.workspace) for a in spec.adapters if a.uri is not None)
 
 
 def rollout_view(spec: ModelDeploymentSpec, status: Mapping[str, Any]) -> RolloutView | None:
@@ -348,6 +361,8 @@ def rollout_view(spec: ModelDeploymentSpec, status: Mapping[str, Any]) -> Rollou
     if rollout is None:
         return None
     recorded = status.get("rollout") or {}
+    if rollout.candidate not in {a.name for a in served_adapters(spec, status)}:
+        return None  # the candidate is not served (yet): nobody is routed to it
     phase: Phase = "Canary"
     if rollout.action == "Promote":
         phase = "Promoted"

@@ -48,7 +48,7 @@ from vibeplane.kube.client import KubeClient
 from vibeplane.kube.conditions import ConditionSpec
 from vibeplane.kube.secrets import SecretProblem, read_secret_key
 from vibeplane.metrics import MODEL_COST_PER_APP
-from vibeplane.modeldeployment import desired, llmisvc, measured, metering
+from vibeplane.modeldeployment import adapters, desired, llmisvc, measured, metering
 from vibeplane.settings import LABEL_WORKSPACE, OperatorSettings, field_manager
 
 log = logging.getLogger(__name__)
@@ -177,8 +177,12 @@ class ModelDeploymentReconciler:
     def __call__(self, context: Context) -> Outcome:
         spec: api.ModelDeploymentSpec = context.spec
         mode = spec.serving.mode
+        resolved = adapters.resolve(
+            spec,
+            lambda name: self.kube.get(API_VERSION, "ModelTraining", name, context.namespace),
+        )
         if mode == "kserve":
-            outcome = self._kserve(context, spec)
+            outcome = self._kserve(context, spec, resolved)
         else:
             outcome = self._endpoint(context, spec, mode)
             outcome = Outcome(
@@ -190,6 +194,15 @@ class ModelDeploymentReconciler:
                 outcome.requeue_after,
             )
         outcome = self._measured(context, spec, outcome)
+        if spec.adapters or context.status.get("adapters"):
+            outcome.fields["adapters"] = resolved.names if spec.adapters else None
+        if spec.adapters:
+            outcome.conditions.append(adapters.condition(resolved))
+            if resolved.pending:
+                outcome.requeue_after = min(
+                    outcome.requeue_after or adapters.PENDING_RECHECK_SECONDS,
+                    adapters.PENDING_RECHECK_SECONDS,
+                )
         outcome.fields = desired.clear_removed(
             context.status,
             {"servingMode": mode, "pricing": desired.pricing_fields(spec), **outcome.fields},
@@ -240,7 +253,9 @@ class ModelDeploymentReconciler:
 
     # ---- kserve ------------------------------------------------------------------------
 
-    def _kserve(self, context: Context, spec: api.ModelDeploymentSpec) -> Outcome:
+    def _kserve(
+        self, context: Context, spec: api.ModelDeploymentSpec, resolved: adapters.Resolved
+    ) -> Outcome:
         problem = desired.kserve_problem(spec)
         if problem is not None:
             return Outcome(
@@ -249,7 +264,7 @@ class ModelDeploymentReconciler:
             )
         assert spec.serving.kserve is not None
         if spec.serving.kserve.engine == "vllm":
-            return self._vllm(context, spec)
+            return self._vllm(context, spec, resolved)
         if not self.kserve_available:
             return Outcome(
                 [
@@ -296,7 +311,9 @@ class ModelDeploymentReconciler:
             fields["metering"] = metered
         return Outcome(conditions, fields, requeue)
 
-    def _vllm(self, context: Context, spec: api.ModelDeploymentSpec) -> Outcome:
+    def _vllm(
+        self, context: Context, spec: api.ModelDeploymentSpec, resolved: adapters.Resolved
+    ) -> Outcome:
         """engine vllm: the ServiceAccount and an LLMInferenceService; status mirrors it."""
         if not self.llm_available:
             return Outcome(
@@ -324,7 +341,7 @@ class ModelDeploymentReconciler:
                 account,
             )
             manifest = llmisvc.llm_inference_service(
-                name, namespace, context.uid, spec, self.serving
+                name, namespace, context.uid, spec, self.serving, list(resolved.served)
             )
             stored = self._apply(manifest, live)
         except ApiException as error:

@@ -20,7 +20,7 @@ ServiceAccount; GPU tolerations and product affinity as for InferenceServices. T
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from vibeplane.api import modeldeployment as api
@@ -55,12 +55,12 @@ def vllm_args(kserve: api.KServeServing) -> list[str]:
     return ["--enable-prefix-caching" if kserve.prefix_caching else "--no-enable-prefix-caching"]
 
 
-def _lora(spec: api.ModelDeploymentSpec, kserve: api.KServeServing) -> Manifest | None:
-    if not spec.adapters:
+def _lora(adapters: Sequence[tuple[str, str]], kserve: api.KServeServing) -> Manifest | None:
+    if not adapters:
         return None
     limits = kserve.lora or api.Lora()
     lora: Manifest = {
-        "adapters": [{"name": adapter.name, "uri": adapter.uri} for adapter in spec.adapters],
+        "adapters": [{"name": name, "uri": uri} for name, uri in adapters],
         "maxRank": limits.max_rank,
         "maxAdapters": limits.max_adapters,
     }
@@ -96,13 +96,19 @@ def llm_inference_service(
     uid: str,
     spec: api.ModelDeploymentSpec,
     settings: ServingSettings,
+    adapters: Sequence[tuple[str, str]] | None = None,
 ) -> Manifest:
-    """The LLMInferenceService serving `spec` with vLLM (call desired.kserve_problem first)."""
+    """The LLMInferenceService serving `spec` with vLLM (call desired.kserve_problem first).
+
+    `adapters`: (name, uri) of the adapters to serve (adapters.resolve); default: those of
+    the spec that name a uri."""
     kserve = spec.serving.kserve
     assert kserve is not None, "needs serving.kserve"
     assert kserve.engine == "vllm", "needs serving.kserve.engine vllm"
     model: Manifest = {"uri": spec.model.storage_uri, "name": spec.model.name}
-    lora = _lora(spec, kserve)
+    if adapters is None:
+        adapters = [(a.name, a.uri) for a in spec.adapters if a.uri is not None]
+    lora = _lora(adapters, kserve)
     if lora is not None:
         model["lora"] = lora
     container: Manifest = {
@@ -168,7 +174,6 @@ def llmisvc_status(
         "replicas": running_replicas,
         "canary": None,
         "probe": None,
-        "adapters": [adapter.name for adapter in spec.adapters],
     }
     return fields, [ready, ConditionSpec("PredictorReady", *_as_predictor(workloads))]
 

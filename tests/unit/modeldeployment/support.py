@@ -166,7 +166,7 @@ VLLM_ADAPTERS = spec(
             {
                 "name": "base1-2026-12",
                 "uri": "s3://models/adapters/base1-2026-12",
-                "training": "vibeplane-system/base1-2026-12",
+                "training": "base1-2026-12",
             },
             {"name": "acme-private", "uri": "s3://models/adapters/acme", "workspace": "acme"},
         ],

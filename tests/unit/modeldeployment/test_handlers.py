@@ -32,6 +32,7 @@ from vibeplane.api.workspace import WorkspaceSpec
 from vibeplane.budget.ledger import Amount
 from vibeplane.controller.cache import ObjectCache
 from vibeplane.controller.reconcile import Context, ObjectKey, Outcome
+from vibeplane.generation import router
 from vibeplane.generation.client import ModelCallError, probe
 from vibeplane.generation.egress import EgressPolicy
 from vibeplane.generation.outcomes import OutcomeBoard
@@ -838,3 +839,43 @@ def test_pin_promote_and_abort_by_spec(kube: FakeKube) -> None:
         run_generations(harness, board, 0.5, 300)
         assert harness.status["rollout"]["phase"] == phase
         assert "by spec.rollout.action" in harness.status["rollout"]["decision"]
+
+
+def test_an_adapter_from_a_training_is_served_once_the_run_succeeded(kube: FakeKube) -> None:
+    model = ModelDeploymentSpec.model_validate(
+        {
+            **ROLLOUT_MODEL,
+            "model": {"name": "base1", "storageUri": "s3://models/base1"},
+            "serving": {"kserve": {"engine": "vllm"}},
+            "adapters": [{"name": "cand", "training": "run-1"}],
+        }
+    )
+    harness = make(kube, model)
+    outcome = harness.reconcile()
+    isvc = kube.objects[("LLMInferenceService", NAMESPACE, "m")]
+    assert "lora" not in isvc["spec"]["model"]
+    pending = harness.condition("AdaptersReady")
+    assert (pending["status"], pending["reason"]) == ("False", "AdaptersPending")
+    assert "ModelTraining run-1 not found" in pending["message"]
+    assert harness.status["adapters"] == []
+    assert outcome.requeue_after == 30
+    # Routing: the rollout's candidate is not served, so nobody is sent to it.
+    body = {
+        "metadata": {"name": "m", "namespace": NAMESPACE},
+        "spec": model.to_wire(),
+        "status": harness.status,
+    }
+    assert router.candidate_from(body).rollout is None  # type: ignore[union-attr]
+    kube.objects[("ModelTraining", NAMESPACE, "run-1")] = {
+        "metadata": {"name": "run-1", "namespace": NAMESPACE},
+        "status": {"phase": "Succeeded", "adapterUri": "s3://vibeplane/adapters/ns/run-1/"},
+    }
+    harness.reconcile()
+    isvc = kube.objects[("LLMInferenceService", NAMESPACE, "m")]
+    assert isvc["spec"]["model"]["lora"]["adapters"] == [
+        {"name": "cand", "uri": "s3://vibeplane/adapters/ns/run-1/"}
+    ]
+    assert harness.condition("AdaptersReady")["status"] == "True"
+    assert harness.status["adapters"] == ["cand"]
+    body["status"] = harness.status
+    assert router.candidate_from(body).rollout is not None  # type: ignore[union-attr]
