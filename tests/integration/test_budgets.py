@@ -225,8 +225,14 @@ def test_thirty_apps_at_once_use_the_budget_and_say_why_the_rest_wait(
     period = final["period"]["name"]
     for name in truncated:
         message = find_condition(apps[name], "Generated")["message"]  # type: ignore[index]
+        print("a cut-off app says:", message)
         assert "was cut off at" in message
         assert "charged" in message
+    if waiting:
+        print(
+            "a waiting app says:",
+            (find_condition(apps[waiting[0]], "BudgetOK") or {}).get("message"),
+        )
     for name in waiting:
         budget_ok = find_condition(apps[name], "BudgetOK") or {}
         assert budget_ok.get("status") == "False"

@@ -13,11 +13,13 @@ from vibeplane.budget.ledger import Amount, Ask, Limits, Refusal
 
 
 def money(value: Decimal) -> str:
-    """At least 5 decimal places, and 2 significant digits below that: "0.00336", "0.00028"."""
+    """5 decimal places, or 2 significant digits when that shows nothing: "0.00336",
+    "0.00028", "0.00002", "0.0000043"."""
     if value == 0:
         return "0"
     places = max(5, -value.adjusted() + 1)
-    return format(value.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP), "f")
+    text = format(value.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP), "f")
+    return text.rstrip("0") if places > 5 else text
 
 
 def price(value: Decimal) -> str:

@@ -27,7 +27,7 @@ from typing import Any, Literal
 from kubernetes.client.exceptions import ApiException
 
 from vibeplane.api.common import API_VERSION
-from vibeplane.budget.explain import refusal_message
+from vibeplane.budget.explain import money, refusal_message
 from vibeplane.budget.ledger import Amount, Limits
 from vibeplane.budget.periods import PeriodKind
 from vibeplane.budget.store import LedgerStore
@@ -143,7 +143,8 @@ def truncated_message(
     )
     return (
         f"the answer of {target.name} was cut off at {answer.completion_tokens:,} output tokens "
-        f"(max_tokens {limit:,}: {why}); no revision was made, and {record['cost']} was charged "
+        f"(max_tokens {limit:,}: {why}); no revision was made, and "
+        f"{money(Decimal(str(record['cost'])))} was charged "
         "for the tokens used"
     )
 

@@ -132,7 +132,9 @@ def test_the_waiting_line_round_trips() -> None:
 def test_numbers_read_like_money() -> None:
     assert money(Decimal("0.0033573")) == "0.00336"
     assert money(Decimal("0.00028")) == "0.00028"
-    assert money(Decimal("0.000004")) == "0.0000040"
+    assert money(Decimal("0.000004")) == "0.000004"
+    assert money(Decimal("0.00002")) == "0.00002"
+    assert money(Decimal("0.0000043")) == "0.0000043"
     assert money(Decimal(0)) == "0"
     assert price(Decimal("0.4")) == "0.40"
     assert price(Decimal("0.125")) == "0.125"

@@ -133,10 +133,10 @@ def test_a_crashed_attempt_frees_its_slot_and_reports(gate: Gate) -> None:
 def test_a_cut_off_answer_says_why_and_what_it_cost() -> None:
     target = ModelTarget("builtin", "http://127.0.0.1:9/v1", "builtin", None, {}, 8192, "")
     answer = ChatResult("...", 805, 2100, "builtin", 0.1, "length")
-    bounded = truncated_message(answer, target, 2100, True, {"cost": "0.00092"})
+    bounded = truncated_message(answer, target, 2100, True, {"cost": "0.000858"})
     assert bounded == (
         "the answer of builtin was cut off at 2,100 output tokens (max_tokens 2,100: all the "
-        "workspace budget could hold of the model's 8,192); no revision was made, and 0.00092 "
+        "workspace budget could hold of the model's 8,192); no revision was made, and 0.00086 "
         "was charged for the tokens used"
     )
     whole = truncated_message(answer, target, 8192, False, {"cost": "0.0033"})
