@@ -23,17 +23,21 @@ from pathlib import Path
 from vibeplane.wellknown import PREVIEW_RUNTIME_DIR
 from vibeplane_dev.cluster.config import repository_root
 from vibeplane_dev.cluster.local import LocalCluster
-from vibeplane_dev.cluster.node import LocalNode, start_real_node, stop_real_node
+from vibeplane_dev.cluster.node import COMPONENTS as NODE_COMPONENTS
+from vibeplane_dev.cluster.node import RELAYS as NODE_RELAYS
+from vibeplane_dev.cluster.node import (
+    LocalNode,
+    existing_real_node,
+    real_node_selected,
+    start_real_node,
+    stop_real_node,
+)
 from vibeplane_dev.cluster.processes import ManagedProcess
 from vibeplane_dev.cluster.s3server import LocalS3
 from vibeplane_dev.objects import create_missing
 from vibeplane_dev.steps import Steps
 
 MODELSERVER_PORT = int(os.environ.get("VIBEPLANE_MODELSERVER_PORT", "18080"))
-# Which node runs previews: "real" (containerd, kubelet, gVisor, pod network: cluster.node) or
-# "standin" (runtime/sandbox's vibeplane-node: runsc on the host network), until the real one
-# has passed every suite.
-NODE_KIND = os.environ.get("VIBEPLANE_NODE", "standin")
 EXAMPLE_APP = ("ws-demo", "todo")
 # The platform's own objects, applied with or without the examples: its default model belongs
 # to the platform (as the chart's modelserver.enabled makes it), not to the examples.
@@ -235,7 +239,7 @@ def up(examples: bool, steps: Steps) -> int:
     with steps.step("model server (builtin backend)"):
         start_modelserver(platform, steps)
     node: LocalNode | None = None
-    if NODE_KIND == "real":
+    if real_node_selected():
         with steps.step("node (containerd, kubelet, gVisor, pod network in its own namespace)"):
             node = start_real_node(platform.cluster.config, progress=steps.note)
     else:
@@ -295,11 +299,15 @@ def status() -> int:
     for component in platform.cluster.status():
         rows.append((component.name, component.pid is not None, f"pid {component.pid}"))
     rows.append(("minio", platform.s3.ready(), platform.s3.endpoint))
-    for name in reversed(PARTS):
-        pid = platform.process(name).pid()
-        rows.append(
-            (name, pid is not None, f"pid {pid}" if pid else str(platform.process(name).log_file))
-        )
+    processes = [platform.process(name) for name in reversed(PARTS)]
+    if real_node_selected():
+        node = existing_real_node(platform.cluster.config)
+        processes = [p for p in processes if p.name != "preview-node"]
+        processes += [node.process(name) for name in NODE_COMPONENTS]
+        processes += [node.relay(name) for name in NODE_RELAYS]
+    for process in processes:
+        pid = process.pid()
+        rows.append((process.name, pid is not None, f"pid {pid}" if pid else str(process.log_file)))
     rows.append(("apiserver /readyz", platform.cluster.ready(), platform.cluster.config.server))
     rows.append(
         (

@@ -831,9 +831,14 @@ def stop_real_node(cluster: ClusterConfig, progress: Progress = _noop) -> list[s
     return existing_real_node(cluster).down(progress)
 
 
+DEFAULT_NODE = "standin"
+"""Which node runs previews unless VIBEPLANE_NODE says: "real" (this module) or "standin"
+(runtime/sandbox's vibeplane-node, runsc on the host's network). The one place to switch."""
+
+
 def real_node_selected() -> bool:
-    """Whether previews run on the real node (VIBEPLANE_NODE=real) or on the stand-in."""
-    return os.environ.get("VIBEPLANE_NODE", "standin") == "real"
+    """Whether previews run on the real node or on the stand-in (VIBEPLANE_NODE)."""
+    return os.environ.get("VIBEPLANE_NODE", DEFAULT_NODE) == "real"
 
 
 def real_node_operator_environment(cluster: ClusterConfig) -> dict[str, str]:
