@@ -144,6 +144,7 @@ class Operator:
             resolve_models=resolver,
             generator=self.generator,
             store=self.store,
+            ledgers=self.ledgers,
             outcomes=outcomes,
         )
         self.trainings = modeltraining.setup(

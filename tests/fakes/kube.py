@@ -52,6 +52,7 @@ class FakeKube:
         self.deleted: list[Key] = []
         self.events: list[tuple[str, str]] = []
         self.pod_logs: dict[tuple[str, str], str] = {}
+        self.log_reads: list[tuple[str, str]] = []
         self.refuse: dict[str, ApiException] = {}
         """Kind -> the error `apply` raises for it (a refused or failed write)."""
 
@@ -149,6 +150,7 @@ class FakeKube:
         self.events.append((reason, message))
 
     def read_pod_log(self, name: str, namespace: str, container: str, tail_lines: int) -> str:
+        self.log_reads.append((namespace, name))
         if (namespace, name) not in self.pod_logs:
             raise ApiException(status=400, reason="Bad Request")
         return "\n".join(self.pod_logs[(namespace, name)].splitlines()[-tail_lines:])

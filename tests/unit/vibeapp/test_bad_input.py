@@ -49,6 +49,9 @@ class FakeGenerator:
     def running(self, key: str) -> bool:
         return False
 
+    def take_wake(self, key: str) -> bool:
+        return False
+
     def submit(self, job: Any, done: Any) -> None:
         self.submitted.append(job)
 
@@ -77,6 +80,7 @@ class Harness:
             lambda *_: ([], "NoModelAvailable: no model in this test"),
             self.generator,  # type: ignore[arg-type]
             FakeStore(),  # type: ignore[arg-type]
+            None,  # type: ignore[arg-type]  # no ledger: no app here is deleted
             enqueue=self._enqueue,
         )
 

@@ -1,0 +1,235 @@
+"""The VibeApp reconcile's thin apply layer, with the API server, the clock, the generator,
+the object store, the ledger and the preview's activity faked: what it writes and reads for
+what the decisions (tests/unit/vibeapp/test_decide.py) said."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.fakes.clock import FakeClock
+from tests.fakes.kube import FakeKube
+from vibeplane.api.vibeapp import VibeAppSpec
+from vibeplane.controller.cache import ObjectCache
+from vibeplane.controller.reconcile import Context, ObjectKey, Outcome
+from vibeplane.settings import FINALIZER, LABEL_WORKSPACE, OperatorSettings
+from vibeplane.vibeapp.generate import Job, Result
+from vibeplane.vibeapp.handlers import VibeAppReconciler
+from vibeplane.wellknown import LABEL_RETAIN
+
+NAMESPACE, WORKSPACE, UID = "ws-team", "team", "u-1"
+SHA = "ab" * 32
+
+
+class FakeGenerator:
+    def __init__(self) -> None:
+        self.submitted: list[Job] = []
+        self.results: dict[str, Result] = {}
+        self.busy = False
+
+    def result(self, key: str) -> Result | None:
+        return self.results.pop(key, None)
+
+    def running(self, key: str) -> bool:
+        return any(job.key == key for job in self.submitted)
+
+    def take_wake(self, key: str) -> bool:
+        return False
+
+    def submit(self, job: Job, done: Any) -> None:
+        self.submitted.append(job)
+
+    def app_busy(self, app_uid: str) -> bool:
+        return self.busy
+
+
+class FakeStore:
+    def __init__(self) -> None:
+        self.deleted: list[str] = []
+
+    def presigned_get(self, key: str, seconds: int) -> str:
+        return f"http://s3.invalid/vibeplane/{key}?X-Amz-Expires={seconds}"
+
+    def delete_prefix(self, prefix: str) -> int:
+        self.deleted.append(prefix)
+        return 3
+
+
+class FakeLedgers:
+    def __init__(self) -> None:
+        self.released: list[tuple[str, str, str, str]] = []
+
+    def release_prefix(self, workspace: str, uid: str, kind: str, prefix: str) -> list[str]:
+        self.released.append((workspace, uid, kind, prefix))
+        return []
+
+
+class Harness:
+    def __init__(self, **settings: Any) -> None:
+        self.kube, self.clock = FakeKube(), FakeClock()
+        self.generator, self.store, self.ledgers = FakeGenerator(), FakeStore(), FakeLedgers()
+        self.requeued: list[ObjectKey] = []
+        self.polled: list[str] = []
+        self.seen: str | None = None
+        self.kube.add(
+            {
+                "kind": "Namespace",
+                "metadata": {"name": NAMESPACE, "labels": {LABEL_WORKSPACE: WORKSPACE}},
+            }
+        )
+        self.workspace: dict[str, Any] | None = {
+            "metadata": {"name": WORKSPACE, "uid": "w-1"},
+            "spec": {"budget": {"period": "Daily"}},
+        }
+        self.reconciler = VibeAppReconciler(
+            OperatorSettings(**settings),
+            ObjectCache(self.kube, on_change=lambda body: None),
+            self.kube,
+            lambda name: self.workspace,
+            lambda *_, **__: ([], "NoModelAvailable: no model in this test"),
+            self.generator,  # type: ignore[arg-type]
+            self.store,  # type: ignore[arg-type]
+            self.ledgers,  # type: ignore[arg-type]
+            enqueue=self.requeued.append,
+            activity=self._activity,
+            clock=self.clock,
+        )
+
+    def _activity(self, url: str) -> str | None:
+        self.polled.append(url)
+        return self.seen
+
+    def reconcile(
+        self,
+        spec: dict[str, Any],
+        status: dict[str, Any] | None = None,
+        finalizers: tuple[str, ...] = (FINALIZER,),
+        deleting: bool = False,
+    ) -> Outcome:
+        metadata: dict[str, Any] = {
+            "name": "app",
+            "namespace": NAMESPACE,
+            "uid": UID,
+            "generation": 1,
+            "finalizers": list(finalizers),
+        }
+        if deleting:
+            metadata["deletionTimestamp"] = "2026-11-24T10:00:00Z"
+        body = {"metadata": metadata, "spec": spec, "status": status or {}}
+        context = Context(
+            "app",
+            NAMESPACE,
+            UID,
+            1,
+            VibeAppSpec.model_validate(spec),
+            status or {},
+            body,
+            OperatorSettings(),
+        )
+        return self.reconciler(context)
+
+
+def revision(number: int) -> dict[str, Any]:
+    return {
+        "number": number,
+        "sha256": SHA,
+        "artifactUri": f"s3://vibeplane/workspaces/{WORKSPACE}/apps/{UID}/bundles/{SHA}.tar.gz",
+        "time": "2026-11-24T09:55:00Z",
+    }
+
+
+def test_a_new_app_gets_its_finalizer_and_an_attempt_once() -> None:
+    harness = Harness()
+    outcome = harness.reconcile({"prompts": ["a todo list"]}, finalizers=())
+    assert harness.kube.metadata_patches == [("app", NAMESPACE, {"finalizers": [FINALIZER]})]
+    [job] = harness.generator.submitted
+    assert (job.revision, job.attempt, job.workspace, job.period) == (1, 0, WORKSPACE, "Daily")
+    assert job.route_error == "NoModelAvailable: no model in this test"
+    # The attempt runs: the next reconcile starts nothing again.
+    harness.reconcile({"prompts": ["a todo list"]}, outcome.fields)
+    assert len(harness.generator.submitted) == 1
+    assert harness.kube.applied == []  # no revision, no preview
+
+
+def test_a_finished_attempt_requeues_and_its_preview_converges_without_writes() -> None:
+    harness = Harness()
+    spec = {"prompts": ["a todo list"]}
+    started = harness.reconcile(spec).fields
+    harness.generator.submitted.clear()
+    record = {**revision(1), "key": f"{UID}:1:0"}
+    harness.generator.results[f"{UID}:1:0"] = Result("succeeded", "Generated", "ok", record)
+    outcome = harness.reconcile(spec, started)
+    assert harness.requeued == [ObjectKey(NAMESPACE, "app")]
+    assert [m["kind"] for m in harness.kube.applied] == ["Deployment", "Service"]
+    assert outcome.fields["phase"] == "Deploying"
+    # The same state again: the cache has what was applied, nothing is written.
+    harness.kube.applied.clear()
+    harness.reconcile(spec, outcome.fields)
+    assert harness.kube.applied == []
+
+
+def test_a_running_preview_is_asked_for_its_activity() -> None:
+    harness = Harness()
+    harness.reconcile({"prompts": ["x"]}, {"revisions": [revision(1)]})
+    key = ("Deployment", NAMESPACE, "app-preview")
+    harness.kube.objects[key]["status"] = {
+        "observedGeneration": 1,
+        "updatedReplicas": 1,
+        "readyReplicas": 1,
+    }
+    harness.seen = "2026-11-24T09:59:00Z"
+    status = {"revisions": [revision(1)], "lastActivity": "2026-11-24T09:30:00Z"}
+    outcome = harness.reconcile({"prompts": ["x"]}, status)
+    assert outcome.fields["phase"] == "Running"
+    assert harness.polled == ["http://app-preview.ws-team.svc/"]
+    assert outcome.fields["lastActivity"] == "2026-11-24T09:59:00Z"
+
+
+def test_a_preview_that_never_answers_reads_its_logs_once() -> None:
+    harness = Harness(preview_activity_poll=False)
+    pod = {
+        "kind": "Pod",
+        "metadata": {
+            "name": "app-preview-1",
+            "namespace": NAMESPACE,
+            "labels": {"vibeplane.io/app": "app", "app.kubernetes.io/component": "preview"},
+        },
+    }
+    harness.reconciler.cache.put("Pod", pod)  # as its watch would
+    harness.kube.pod_logs[(NAMESPACE, "app-preview-1")] = "Traceback\nSyntaxError: oops"
+    deployed = {**revision(1), "deployedAt": "2026-11-24T09:00:00Z"}
+    outcome = harness.reconcile({"prompts": ["x"]}, {"revisions": [deployed]})
+    assert outcome.fields["phase"] == "Failed"
+    ready = next(c for c in outcome.conditions if c.type == "PreviewReady")
+    assert ready.message.endswith("log tail:\nTraceback\nSyntaxError: oops")
+    assert outcome.fields["revisions"][0]["validation"] == "Failed"
+    assert harness.kube.log_reads == [(NAMESPACE, "app-preview-1")]
+    # Recorded: the next reconcile keeps the message and reads no logs.
+    status = {**outcome.fields, "conditions": [vars(c) for c in outcome.conditions]}
+    again = harness.reconcile({"prompts": ["x"]}, status)
+    assert next(c for c in again.conditions if c.type == "PreviewReady").message == ready.message
+    assert harness.kube.log_reads == [(NAMESPACE, "app-preview-1")]
+
+
+def test_a_deleted_app_waits_for_its_attempt_then_cleans_up() -> None:
+    harness = Harness()
+    harness.generator.busy = True
+    outcome = harness.reconcile({"prompts": ["x"]}, deleting=True)
+    assert outcome.requeue_after == 5.0
+    assert harness.store.deleted == []
+    harness.generator.busy = False
+    harness.reconcile({"prompts": ["x"]}, deleting=True)
+    assert harness.store.deleted == [f"workspaces/{WORKSPACE}/apps/{UID}/"]
+    assert harness.ledgers.released == [(WORKSPACE, "w-1", "Daily", f"{UID}:")]
+    assert harness.kube.metadata_patches == [("app", NAMESPACE, {"finalizers": []})]
+
+
+def test_a_retained_workspace_keeps_the_artifacts_of_a_deleted_app() -> None:
+    harness = Harness()
+    harness.kube.objects[("Namespace", None, NAMESPACE)]["metadata"]["labels"][LABEL_RETAIN] = (
+        "true"
+    )
+    harness.workspace = None  # the workspace went first
+    harness.reconcile({"prompts": ["x"]}, deleting=True)
+    assert harness.store.deleted == []
+    assert harness.ledgers.released == []
+    assert harness.kube.metadata_patches == [("app", NAMESPACE, {"finalizers": []})]
