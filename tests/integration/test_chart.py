@@ -287,7 +287,8 @@ def test_operator_deployment(helm: Helm) -> None:
     assert env["VIBEPLANE_LEADER_ELECTION"] == "true"
     assert env["VIBEPLANE_LEADER_ELECTION_LEASE"] == "vibeplane-operator"
     # Each replica is its pod: in the Lease's holderIdentity and its requests' User-Agent.
-    assert env["VIBEPLANE_LEADER_ELECTION_IDENTITY"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    pod_name = {"fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.name"}}
+    assert env["VIBEPLANE_LEADER_ELECTION_IDENTITY"] == pod_name
     assert env["VIBEPLANE_BUILTIN_MODEL_URL"] == (
         "http://vp-vibeplane-modelserver.vibeplane-system.svc:8080/openai/v1"
     )
@@ -366,7 +367,7 @@ def test_every_setting_reaches_the_operator(helm: Helm, monkeypatch: pytest.Monk
     for name, value in env.items():
         if isinstance(value, str):
             monkeypatch.setenv(name, value)
-        elif value == {"fieldRef": {"fieldPath": "metadata.name"}}:
+        elif value == {"fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.name"}}:
             monkeypatch.setenv(name, pod_name)
     settings = OperatorSettings.from_env()
     assert settings == OperatorSettings(
