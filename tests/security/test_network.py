@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import urllib.parse
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +25,16 @@ import pytest
 from kubernetes.client import ApiClient
 
 from tests.integration.conftest import Kubectl, ModelServer
+from tests.integration.support import wait_for
 from tests.security.support import Platform, Tenant
+from vibeplane.settings import OperatorSettings
 from vibeplane_dev.cluster.local import LocalCluster
-from vibeplane_dev.cluster.node import NodeNetwork, real_node_selected
+from vibeplane_dev.cluster.node import (
+    CLUSTER_DNS,
+    PREVIEW_IMAGE,
+    NodeNetwork,
+    real_node_selected,
+)
 
 pytestmark = [
     pytest.mark.integration,
@@ -164,3 +172,91 @@ def test_the_api_server_verifies_the_kubelet_it_talks_to(cluster: LocalCluster) 
     assert pid is not None
     arguments = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
     assert f"--kubelet-certificate-authority={cluster.config.pki / 'ca.crt'}" in arguments
+
+
+INGRESS_PROBE = """
+import json, socket, sys
+result = {}
+for label, host, port in json.loads(sys.argv[1]):
+    failed = 0
+    for _ in range(ATTEMPTS):
+        try:
+            socket.create_connection((host, port), timeout=2).close()
+        except OSError:
+            failed += 1
+    result[label] = failed
+print(json.dumps(result))
+""".replace("ATTEMPTS", str(ATTEMPTS))
+
+
+def _probe_from(
+    api: ApiClient, namespace: str, targets: list[tuple[str, str, int]]
+) -> dict[str, int]:
+    """Failed connections per target, from a one-off pod (gVisor, restricted) in namespace."""
+    core = kubernetes.client.CoreV1Api(api)
+    name = f"probe-{uuid.uuid4().hex[:6]}"
+    core.create_namespaced_pod(
+        namespace,
+        {
+            "metadata": {"name": name},
+            "spec": {
+                "runtimeClassName": "gvisor",
+                "restartPolicy": "Never",
+                "automountServiceAccountToken": False,
+                "securityContext": {
+                    "runAsNonRoot": True,
+                    "runAsUser": 65532,
+                    "seccompProfile": {"type": "RuntimeDefault"},
+                },
+                "containers": [
+                    {
+                        "name": "probe",
+                        "image": PREVIEW_IMAGE,
+                        "imagePullPolicy": "Never",
+                        "command": ["python3", "-c", INGRESS_PROBE, json.dumps(targets)],
+                        "securityContext": {
+                            "allowPrivilegeEscalation": False,
+                            "readOnlyRootFilesystem": True,
+                            "capabilities": {"drop": ["ALL"]},
+                        },
+                    }
+                ],
+            },
+        },
+    )
+    try:
+
+        def finished() -> bool:
+            phase = core.read_namespaced_pod(name, namespace).status.phase
+            assert phase != "Failed", core.read_namespaced_pod_log(name, namespace)
+            return bool(phase == "Succeeded")
+
+        wait_for(finished, timeout=120, what=f"probe pod {namespace}/{name}")
+        result: dict[str, int] = json.loads(core.read_namespaced_pod_log(name, namespace))
+        return result
+    finally:
+        core.delete_namespaced_pod(name, namespace, grace_period_seconds=0)
+
+
+def test_only_the_gateway_namespace_reaches_a_preview(
+    api: ApiClient, namespace: str, platform: Platform
+) -> None:
+    """Ingress by traffic: from a namespace without any policy of its own (so only B's
+    ingress policy can refuse), B's preview is unreachable while CoreDNS answers; from the
+    gateway namespace it is reachable."""
+    pod_b = _preview_pod(api, platform.b)
+    targets = [("preview B", pod_b.status.pod_ip, 8080), ("cluster DNS", CLUSTER_DNS, 53)]
+    assert _probe_from(api, namespace, targets) == {"preview B": ATTEMPTS, "cluster DNS": 0}
+    gateway = OperatorSettings().gateway_namespace
+    core = kubernetes.client.CoreV1Api(api)
+    created = False
+    try:
+        core.read_namespace(gateway)
+    except kubernetes.client.exceptions.ApiException:
+        core.create_namespace({"metadata": {"name": gateway}})
+        created = True
+    try:
+        assert _probe_from(api, gateway, targets[:1]) == {"preview B": 0}
+    finally:
+        if created:
+            core.delete_namespace(gateway)

@@ -550,23 +550,18 @@ class LocalNode:
         )
         self._wait(lambda: self._ctr("version", check=False).returncode == 0, "containerd", 60)
         import_images(self)
-        self._start(
+        kubelet_argv = [
+            str(self.binaries.node),
             "kubelet",
-            [
-                str(self.binaries.node),
-                "kubelet",
-                f"--config={self.home / 'kubelet.yaml'}",
-                f"--kubeconfig={self.home / 'kubelet-client.kubeconfig'}",
-                f"--root-dir={self.kubelet_dir}",
-                f"--cert-dir={self.pki}",
-                f"--hostname-override={NODE_NAME}",
-                f"--node-ip={self.network.node_ip}",
-                "--node-labels=vibeplane.io/node=real",
-            ],
-            env,
-            progress,
-        )
-        self._wait(self._registered, "kubelet", 120)
+            f"--config={self.home / 'kubelet.yaml'}",
+            f"--kubeconfig={self.home / 'kubelet-client.kubeconfig'}",
+            f"--root-dir={self.kubelet_dir}",
+            f"--cert-dir={self.pki}",
+            f"--hostname-override={NODE_NAME}",
+            f"--node-ip={self.network.node_ip}",
+            "--node-labels=vibeplane.io/node=real",
+        ]
+        self._start_kubelet(kubelet_argv, env, progress)
         self._set_pod_cidr()
         self._apply_addons()
         self._start(
@@ -602,6 +597,30 @@ class LocalNode:
         process.start(argv, env=env)
         if process.exited_early(timeout=1.0):
             raise NodeError(f"{name} exited at once; its log ends:\n{process.log_tail()}")
+
+    def _start_kubelet(self, argv: list[str], env: dict[str, str], progress: Progress) -> None:
+        """Start the kubelet and wait until its Node exists. containerd answers before its CRI
+        service has initialized, and a kubelet started in between exits ("server is not
+        initialized yet"): start it again then, and for no other failure."""
+        process = self.process("kubelet")
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            offset = process.log_file.stat().st_size if process.log_file.exists() else 0
+            if not process.running():
+                progress("starting kubelet (in the node's network namespace)")
+                process.start(argv, env=env)
+            while process.running() and time.monotonic() < deadline:
+                if self._registered():
+                    return
+                time.sleep(0.25)
+            if process.running():
+                break
+            tail = process.log_file.read_text(errors="replace")[offset:]
+            if "not initialized yet" not in tail:
+                raise NodeError(f"kubelet exited; its log ends:\n{process.log_tail()}")
+            progress("containerd's CRI service was not ready yet: starting the kubelet again")
+            time.sleep(1)
+        raise NodeError(f"kubelet not registered after 120s; its log ends:\n{process.log_tail()}")
 
     def _wait(self, check: Callable[[], bool], component: str, timeout: float) -> None:
         deadline = time.monotonic() + timeout
