@@ -17,6 +17,7 @@ GROUP: Final = "vibeplane.io"
 LABEL_WORKSPACE: Final = "vibeplane.io/workspace"
 LABEL_APP: Final = "vibeplane.io/app"
 LABEL_MODELDEPLOYMENT: Final = "vibeplane.io/modeldeployment"
+LABEL_MODELTRAINING: Final = "vibeplane.io/modeltraining"
 LABEL_LEDGER: Final = "vibeplane.io/ledger"
 # On a workspace's namespace: "true" keeps its apps' artifacts in S3 when they go.
 LABEL_RETAIN: Final = "vibeplane.io/retain-artifacts"

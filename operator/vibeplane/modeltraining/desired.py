@@ -19,6 +19,7 @@ from vibeplane.api import modeltraining as api
 from vibeplane.api.common import API_VERSION
 from vibeplane.kube.conditions import ConditionSpec, find
 from vibeplane.wellknown import LABEL_COMPONENT
+from vibeplane.wellknown import LABEL_MODELTRAINING as LABEL_MODELTRAINING
 
 Manifest = dict[str, Any]
 
@@ -26,7 +27,6 @@ TRAINJOB_API_VERSION = "trainer.kubeflow.org/v1alpha1"
 TRAINJOB_KIND = "TrainJob"
 TRAINER_GROUP = "trainer.kubeflow.org"
 COMPONENT_TRAINING = "model-training"
-LABEL_MODELTRAINING = "vibeplane.io/modeltraining"
 GPU_RESOURCE = "nvidia.com/gpu"
 TRAINER_COMMAND = ("python3", "-m", "vibeplane_trainer.sft")
 

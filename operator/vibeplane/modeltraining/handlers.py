@@ -29,16 +29,17 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic.exceptions import ResourceNotFoundError
 
 from vibeplane.api import modeltraining as api
+from vibeplane.controller.apply import apply_and_remember
 from vibeplane.controller.cache import ObjectCache, WatchedKind
 from vibeplane.controller.reconcile import Context, Controller, ObjectKey, Outcome
 from vibeplane.kube import client
 from vibeplane.kube.client import KubeClient
 from vibeplane.kube.conditions import ConditionSpec
-from vibeplane.metrics import WRITES
 from vibeplane.modeltraining import dataset, desired
 from vibeplane.settings import LABEL_WORKSPACE, OperatorSettings, field_manager
 from vibeplane.storage import bundles
 from vibeplane.storage.s3 import ObjectStore, StorageError, bundle_key
+from vibeplane.timestamps import parse_time
 from vibeplane.wellknown import LABEL_COMPONENT
 
 log = logging.getLogger(__name__)
@@ -54,16 +55,6 @@ TRAINJOB_WATCH = WatchedKind(
 RECORDS_PREFIX = "datasets/interactions/"
 
 Lister = Callable[[], Iterable[Mapping[str, Any]]]
-
-
-def _parse_time(text: Any) -> datetime | None:
-    if not isinstance(text, str) or not text:
-        return None
-    try:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 class Gatherer:
@@ -121,10 +112,10 @@ class Gatherer:
             app=app,
             revision=revision,
             prompt=str(record.get("prompt") or ""),
-            time=_parse_time(record.get("time")) or datetime.min.replace(tzinfo=UTC),
+            time=parse_time(record.get("time")) or datetime.min.replace(tzinfo=UTC),
             validation=str(entry.get("validation") or "Pending") if same else "Replaced",
             fix_up=bool(entry.get("fixUp")),
-            next_revision_time=_parse_time((following or {}).get("time")),
+            next_revision_time=parse_time((following or {}).get("time")),
             pinned_revision=pins.get(app),
             files=self._files(workspace, app, entry),
             previous_files=self._files(workspace, app, by_number.get(revision - 1) or {}),
@@ -225,8 +216,8 @@ class ModelTrainingReconciler:
         )
         live = self.cache.lookup(desired.TRAINJOB_KIND, context.name, namespace)
         try:
-            stored = self.kube.apply(
-                manifest, FIELD_MANAGER, live=dict(live) if live else None, lookup=False
+            stored = apply_and_remember(
+                self.kube, self.cache, manifest, FIELD_MANAGER, "ModelTraining", live
             )
         except ApiException as error:
             if error.status not in (400, 403, 422):
@@ -245,9 +236,6 @@ class ModelTrainingReconciler:
                 fields,
             )
         if stored is not None:
-            stored.setdefault("kind", desired.TRAINJOB_KIND)
-            self.cache.remember(stored)
-            WRITES.labels("ModelTraining", desired.TRAINJOB_KIND).inc()
             live = stored
         phase, conditions = desired.training_status(live)
         fields.update(phase=phase, trainJob=context.name)

@@ -25,6 +25,8 @@ from vibeplane.wellknown import (
     ANNOTATION_BUNDLE_URL_EXPIRES,
     ANNOTATION_LOCAL_PORT,
     ANNOTATION_WAKE,
+    ENV_BUNDLE_SHA256,
+    ENV_BUNDLE_URL,
 )
 
 # ---- the preview: owns PreviewReady ------------------------------------------------------------
@@ -109,11 +111,11 @@ def reusable_bundle_url(inp: AppInput, revision: Mapping[str, Any]) -> tuple[str
     expires = annotations.get(ANNOTATION_BUNDLE_URL_EXPIRES, "")
     valid_until = parse_time(expires)  # unreadable: presigned anew
     if (
-        env.get("BUNDLE_SHA256") == revision["sha256"]
+        env.get(ENV_BUNDLE_SHA256) == revision["sha256"]
         and valid_until is not None
         and valid_until > inp.now + BUNDLE_URL_MARGIN
     ):
-        return expires, str(env["BUNDLE_URL"])
+        return expires, str(env[ENV_BUNDLE_URL])
     return None
 
 
