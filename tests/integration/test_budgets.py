@@ -264,6 +264,13 @@ def test_thirty_apps_at_once_use_the_budget_and_say_why_the_rest_wait(
         assert exceeded["reason"] in ("CannotCoverGeneration", "HardLimitReached")
         assert "0.005" in exceeded["message"]
     assert workspace["status"]["reserved"]["money"] == "0"
+    events = kubernetes.client.CoreV1Api(api).list_namespaced_event(
+        "default", field_selector=f"involvedObject.name={scenario.workspace}"
+    )
+    warnings = [e.reason for e in events.items if e.type == "Warning"]
+    print(f"the workspace's Warning Events: {warnings}")
+    if waiting:  # said once when the budget is spent, not each time generations hold it
+        assert warnings.count(exceeded["reason"]) == 1
 
 
 def _refusals(operator: OperatorProcess) -> float:

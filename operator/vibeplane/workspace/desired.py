@@ -478,7 +478,10 @@ def budget_status(
         else ConditionSpec(
             "BudgetExceeded",
             "True",
-            "CannotCoverGeneration",
+            # Spent for now, or held by generations in flight (what they do not use comes back).
+            "CannotCoverGeneration"
+            if limits.exceeded_by(settled + smallest)
+            else "ReservedByGenerations",
             refusal_message(
                 Refusal(floor, smallest, limits, settled, reserved, Amount(), state.period.name),
                 f"a generation on its default model {floor.model}",

@@ -19,7 +19,7 @@ from vibeplane.controller.apply import apply_and_remember
 from vibeplane.controller.cache import ObjectCache, WatchedKind
 from vibeplane.controller.reconcile import Context, Controller, ObjectKey, Outcome
 from vibeplane.kube.client import KubeClient
-from vibeplane.kube.conditions import ConditionSpec, is_true
+from vibeplane.kube.conditions import ConditionSpec, find, is_true
 from vibeplane.metrics import WORKSPACE_REMAINING, WORKSPACE_SPEND, WRITES
 from vibeplane.settings import (
     LABEL_MANAGED_BY,
@@ -173,10 +173,17 @@ class WorkspaceReconciler:
         )
 
     def _notify_budget(self, context: Context, conditions: list[ConditionSpec]) -> None:
-        """An Event when a budget condition turns True (once per transition)."""
+        """An Event when a budget condition turns True (once per transition); not while it is
+        only generations in flight that hold the budget (that comes and goes with each one)."""
         previous = context.status.get("conditions")
         for condition in conditions:
-            if condition.status == "True" and not is_true(previous, condition.type):
+            if condition.reason == "ReservedByGenerations":
+                continue
+            before = find(previous, condition.type) or {}
+            if condition.status == "True" and (
+                not is_true(previous, condition.type)
+                or before.get("reason") == "ReservedByGenerations"
+            ):
                 self.kube.post_event(context.body, "Warning", condition.reason, condition.message)
 
     @staticmethod

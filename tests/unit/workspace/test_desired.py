@@ -169,13 +169,18 @@ def test_the_workspace_says_when_no_generation_fits_in_an_apps_words() -> None:
     fields, conditions = desired.budget_status(spec, ledger, now, floor)
     assert fields["reserved"] == {"tokens": 2000, "money": "0.0005", "gpuHours": "0"}
     exceeded = {c.type: c for c in conditions}["BudgetExceeded"]
-    assert (exceeded.status, exceeded.reason) == ("True", "CannotCoverGeneration")
+    # Held by a generation in flight: what it does not use comes back.
+    assert (exceeded.status, exceeded.reason) == ("True", "ReservedByGenerations")
     assert "default model builtin: needs at least 0.00049 (1,024 output tokens" in (
         exceeded.message
     )
     assert "0.00042 remains of 0.005 for 2026-12 (0.00408 settled, 0.00050 reserved" in (
         exceeded.message
     )
+    spent = replace(ledger, settled=Amount(12_000, Decimal("0.0046")), reservations={})
+    _, conditions = desired.budget_status(spec, spent, now, floor)
+    exceeded = {c.type: c for c in conditions}["BudgetExceeded"]
+    assert (exceeded.status, exceeded.reason) == ("True", "CannotCoverGeneration")
 
 
 def test_previews_may_be_reached_from_and_reach_only_what_the_platform_names() -> None:
