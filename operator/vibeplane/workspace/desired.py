@@ -125,15 +125,19 @@ def _role_rules(role: str) -> list[Manifest]:
         _rule("rbac.authorization.k8s.io", ["rolebindings"], READ),
     ]
     if role == "viewer":
-        return [*rules, _rule("vibeplane.io", ["vibeapps", "modeldeployments"], READ)]
+        return [
+            *rules,
+            _rule("vibeplane.io", ["vibeapps", "modeldeployments", "modeltrainings"], READ),
+        ]
     rules += [
         _rule("vibeplane.io", ["vibeapps"], READ + WRITE),
     ]
     if role == "editor":
-        return [*rules, _rule("vibeplane.io", ["modeldeployments"], READ)]
+        return [*rules, _rule("vibeplane.io", ["modeldeployments", "modeltrainings"], READ)]
     return [
         *rules,
-        _rule("vibeplane.io", ["modeldeployments"], READ + WRITE),
+        # Admins run their own models, and train their own adapters from their own records.
+        _rule("vibeplane.io", ["modeldeployments", "modeltrainings"], READ + WRITE),
         # Admins keep API keys of external models in Secrets, and may restart a preview.
         _rule("", ["secrets"], READ + WRITE),
         _rule("", ["pods"], ["delete"]),
