@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: node-build system-packages runsc test-hf up down status test lint unit integration crds tools cluster-build cluster-up cluster-down venv clean
+.PHONY: node-build system-packages runsc test-hf test-train up down status test lint unit integration crds tools cluster-build cluster-up cluster-down venv clean
 
 venv: $(STAMP)
 
@@ -15,10 +15,10 @@ venv: $(STAMP)
 # this checkout, never an index.
 # The model server brings kserve (+260 MB); its huggingface extra (torch, +5.5 GB of CUDA
 # wheels) is left to `make test-hf`.
-$(STAMP): pyproject.toml hack/pyproject.toml runtime/modelserver/pyproject.toml runtime/sandbox/pyproject.toml
+$(STAMP): pyproject.toml hack/pyproject.toml runtime/modelserver/pyproject.toml runtime/sandbox/pyproject.toml runtime/trainer/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]' -e hack -e runtime/modelserver -e runtime/sandbox
+	$(BIN)/pip install --quiet -e '.[dev]' -e hack -e runtime/modelserver -e runtime/sandbox -e runtime/trainer
 	touch $(STAMP)
 
 # Debian packages, installed once and only when missing (one apt-get update): runsc (gVisor)
@@ -94,6 +94,12 @@ test-hf:
 	test -x .venv-hf/bin/python || $(PYTHON) -m venv .venv-hf
 	.venv-hf/bin/pip install --quiet -e '.[dev]' -e hack -e 'runtime/modelserver[huggingface]'
 	.venv-hf/bin/pytest tests/runtime/modelserver/test_modelserver_huggingface.py
+
+# A real LoRA SFT of a tiny model built in the test (TRL + PEFT on CPU), in its own env.
+test-train:
+	test -x .venv-train/bin/python || $(PYTHON) -m venv .venv-train
+	.venv-train/bin/pip install --quiet -e '.[dev]' -e hack -e 'runtime/modelserver[huggingface]' -e 'runtime/trainer[train]'
+	.venv-train/bin/pytest tests/runtime/trainer/test_sft.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache .grimp_cache

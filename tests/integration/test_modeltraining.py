@@ -10,11 +10,13 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import kubernetes
 import pytest
 from kubernetes.client import ApiClient
+from vibeplane_trainer import sft
 
 from tests.integration.conftest import S3, OperatorProcess
 from tests.integration.support import GROUP, VERSION, create_object, find_condition, wait_for
@@ -233,3 +235,19 @@ def test_a_workspace_without_consent_cannot_train(
         return condition if condition and condition["reason"] == "ConsentNotGiven" else None
 
     wait_for(refused, timeout=30, what="ConsentNotGiven")
+
+
+def test_the_trainer_uploads_an_adapter_where_the_run_says(
+    s3: S3, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The trainer's export (Trainer has none) against the real MinIO: every file of the
+    adapter directory under the run's output URI."""
+    adapter = tmp_path / "adapter"
+    (adapter / "nested").mkdir(parents=True)
+    (adapter / "adapter_config.json").write_text('{"r": 4}')
+    (adapter / "nested" / "x.bin").write_bytes(b"\x00\x01")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3.server.endpoint)
+    prefix = f"adapters/test/{uuid.uuid4().hex[:6]}"
+    keys = sft.upload(adapter, f"s3://vibeplane/{prefix}")
+    assert keys == [f"{prefix}/adapter_config.json", f"{prefix}/nested/x.bin"]
+    assert s3.store.get(f"{prefix}/adapter_config.json") == b'{"r": 4}'

@@ -1,0 +1,1 @@
+"""vibeplane's LoRA SFT trainer (runs in a Kubeflow Trainer TrainJob)."""
