@@ -177,6 +177,7 @@ def start_preview_node(platform: Platform, steps: Steps) -> None:
             str(platform.home / "node"),
             "--kubelet-port",
             "0",
+            *platform.cluster.standin_tls_args(),
             "--stop-sandboxes-on-exit",
         ],
         steps,

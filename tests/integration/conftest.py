@@ -191,6 +191,7 @@ def running_preview_node(
                 str(state),
                 "--kubelet-port",
                 "0",
+                *cluster.standin_tls_args(),
                 "--stop-sandboxes-on-exit",
             ],
             stdout=output,

@@ -25,7 +25,7 @@ import yaml
 from vibeplane_dev.cluster.build import ensure_binary, ensure_tool, kserve_crds, trainer_crds
 from vibeplane_dev.cluster.config import TOOLS, ClusterConfig, controlplane_source, repository_root
 from vibeplane_dev.cluster.node import NODE_NAME, NodeNetwork
-from vibeplane_dev.cluster.nodecerts import write_node_certificates
+from vibeplane_dev.cluster.nodecerts import STANDIN_SERVING, write_node_certificates
 from vibeplane_dev.cluster.processes import ManagedProcess
 
 Progress = Callable[[str], None]
@@ -225,6 +225,19 @@ class LocalCluster:
     @property
     def node_pki(self) -> Path:
         return self.config.home.parent / "node" / "pki"
+
+    def standin_tls_args(self) -> list[str]:
+        """`vibeplane-node run` flags for the stand-in preview node: it serves with a
+        certificate of the cluster CA (the API server verifies kubelets) and takes only
+        clients the CA signed (the API server's kubelet client certificate)."""
+        write_node_certificates(
+            self.config.pki, self.node_pki, NODE_NAME, self.node_network.node_ip
+        )
+        return [
+            f"--tls-cert-file={self.node_pki / f'{STANDIN_SERVING}.crt'}",
+            f"--tls-private-key-file={self.node_pki / f'{STANDIN_SERVING}.key'}",
+            f"--client-ca={self.config.pki / 'ca.crt'}",
+        ]
 
     def _kubeconfigs(self) -> None:
         pki = self.config.pki

@@ -23,6 +23,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+STANDIN_SERVING = "standin-serving"
+
 
 @dataclass(frozen=True)
 class Leaf:
@@ -50,6 +52,16 @@ def node_leaves(node_name: str, node_ip: str) -> list[Leaf]:
         Leaf("apiserver-kubelet-client", "kube-apiserver-kubelet-client"),
         Leaf("kube-proxy", "system:kube-proxy"),
         Leaf("kube-router", "vibeplane:kube-router"),
+        # The stand-in preview node (runtime/sandbox) serves `kubectl logs` on 127.0.0.1, its
+        # InternalIP: the API server verifies it against the cluster CA like the real kubelet.
+        Leaf(
+            STANDIN_SERVING,
+            "system:node:vibeplane-standin",
+            "system:nodes",
+            server=True,
+            ips=("127.0.0.1",),
+            dns=("localhost",),
+        ),
     ]
 
 

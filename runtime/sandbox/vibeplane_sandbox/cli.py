@@ -48,12 +48,21 @@ def _run(args: argparse.Namespace) -> int:
         backoff_seconds=args.backoff_seconds,
         extra_masked_paths=tuple(args.mask),
         client_ca=args.client_ca,
+        serving_certificate=_serving_certificate(args),
         stop_sandboxes_on_exit=args.stop_sandboxes_on_exit,
     )
     agent = NodeAgent(config)
     agent.install_signal_handlers()
     agent.run()
     return 0
+
+
+def _serving_certificate(args: argparse.Namespace) -> tuple[Path, Path] | None:
+    if (args.tls_cert_file is None) != (args.tls_private_key_file is None):
+        raise SystemExit("--tls-cert-file and --tls-private-key-file go together")
+    if args.tls_cert_file is None:
+        return None
+    return args.tls_cert_file, args.tls_private_key_file
 
 
 def _logs(args: argparse.Namespace) -> int:
@@ -135,6 +144,12 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--backoff-seconds", type=float, default=10.0, help="crash-loop base delay")
     run.add_argument("--mask", action="append", default=[], help="another host directory to hide")
     run.add_argument("--client-ca", type=Path, help="require log clients to present a cert")
+    run.add_argument(
+        "--tls-cert-file",
+        type=Path,
+        help="the log endpoint's serving certificate (default: a self-signed one, made once)",
+    )
+    run.add_argument("--tls-private-key-file", type=Path, help="its key (with --tls-cert-file)")
     run.add_argument(
         "--stop-sandboxes-on-exit",
         action="store_true",

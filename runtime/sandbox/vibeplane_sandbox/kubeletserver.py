@@ -1,11 +1,12 @@
 """The slice of kubelet's HTTPS API that `kubectl logs` needs, on 127.0.0.1 only.
 
 The API server proxies `pods/log` to `https://<node InternalIP>:<kubeletEndpoint.Port>/
-containerLogs/{namespace}/{pod}/{container}`. The local control plane sets no
-`--kubelet-certificate-authority`, so it accepts this server's self-signed certificate; it also
-sets no `--kubelet-client-certificate`, so requests arrive without a client identity. Anyone on
-the machine who can reach 127.0.0.1 can therefore read the node's container logs here, unless
-`client_ca` is given (and the API server is configured to present a certificate it signed).
+containerLogs/{namespace}/{pod}/{container}`. The local control plane verifies kubelets against
+its CA (`--kubelet-certificate-authority`) and presents its own client certificate: the local
+platform gives this server a certificate of that CA (`--tls-cert-file`) and the CA to check
+clients with (`client_ca`), so only the API server reads logs here. Without a certificate given,
+a self-signed one is made (for an API server that does not verify kubelets); without
+`client_ca`, anyone on the machine who can reach 127.0.0.1 can read the node's container logs.
 """
 
 from __future__ import annotations

@@ -73,6 +73,8 @@ class NodeConfig:
     backoff_max_seconds: float = 300.0
     extra_masked_paths: tuple[str, ...] = ()
     client_ca: Path | None = None
+    serving_certificate: tuple[Path, Path] | None = None
+    """The log endpoint's certificate and key; None: a self-signed one in the state dir."""
     stop_sandboxes_on_exit: bool = False
     """Kubelet leaves containers running when it exits (they are adopted on restart); a
     development machine's `vibeplane down` wants nothing left behind."""
@@ -205,7 +207,9 @@ class NodeAgent:
 
     def run(self) -> None:
         version = self.config.runsc.version()
-        cert, key = ensure_certificate(self.config.state_dir, self.config.node_name)
+        cert, key = self.config.serving_certificate or ensure_certificate(
+            self.config.state_dir, self.config.node_name
+        )
         self.server = KubeletServer(
             self.config.kubelet_port, self.locate_log, cert, key, self.config.client_ca
         )

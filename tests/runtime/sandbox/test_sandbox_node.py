@@ -43,6 +43,7 @@ class Agent:
     state: Path
     kubeconfig: Path
     log: Path
+    tls_args: list[str]
     process: subprocess.Popen[bytes] | None = field(default=None)
 
     @property
@@ -63,6 +64,7 @@ class Agent:
                     "--kubelet-port=0",
                     "--backoff-seconds=1",
                     "--heartbeat-seconds=2",
+                    *self.tls_args,
                 ],
                 stdout=output,
                 stderr=subprocess.STDOUT,
@@ -114,6 +116,7 @@ def agent(
         state=home / "state",
         kubeconfig=cluster.config.admin_kubeconfig,
         log=home / "vibeplane-node.log",
+        tls_args=cluster.standin_tls_args(),
     )
     node.start()
     try:
@@ -259,6 +262,14 @@ def _get(port: int) -> bytes:
         return body
 
 
+def _served(port: int) -> bytes | None:
+    """The page, or None while nothing listens yet (the container runs before its app does)."""
+    try:
+        return _get(port)
+    except OSError:
+        return None
+
+
 def _gone(core: Any, namespace: str, name: str) -> bool:
     try:
         core.read_namespaced_pod(name, namespace)
@@ -358,7 +369,7 @@ def test_a_failing_readiness_probe_keeps_the_pod_unready(
 
     pod = wait_for(running, timeout=60, what="the container to run")
     port = int(pod.metadata.annotations["vibeplane.io/local-port"])
-    wait_for(lambda: _get(port) == PAGE, timeout=30, what="the app to serve")
+    wait_for(lambda: _served(port) == PAGE, timeout=30, what="the app to serve")
     time.sleep(3)  # several probe periods
     pod = core.read_namespaced_pod("unready", ns)
     assert pod.status.phase == "Running"
