@@ -182,3 +182,69 @@ __all__ = [
     "train_job",
     "training_status",
 ]
+
+
+def dataset_condition(recorded: Mapping[str, Any]) -> ConditionSpec:
+    """DatasetBuilt, from the dataset recorded in status."""
+    counts = recorded.get("counts") or {}
+    return ConditionSpec(
+        "DatasetBuilt",
+        "True",
+        "Built",
+        f"{counts.get('train', 0)} training and {counts.get('eval', 0)} held-out examples "
+        f"from {counts.get('records', 0)} records ({recorded.get('digest')})",
+    )
+
+
+def blocked(
+    recorded: Mapping[str, Any], trainer_available: bool
+) -> tuple[str, ConditionSpec] | None:
+    """(phase, Ready) when the run cannot start its TrainJob; None when it can."""
+    if not (recorded.get("counts") or {}).get("train"):
+        return "Failed", ConditionSpec(
+            "Ready",
+            "False",
+            "EmptyDataset",
+            "no record qualifies for training (see status.dataset.counts)",
+        )
+    if not trainer_available:
+        return "Pending", ConditionSpec(
+            "Ready",
+            "False",
+            "TrainerNotInstalled",
+            "the TrainJob CRD (trainer.kubeflow.org/v1alpha1) is not installed: "
+            "install Kubeflow Trainer v2 and restart the operator",
+        )
+    return None
+
+
+def run_status(
+    spec: api.ModelTrainingSpec,
+    live: Mapping[str, Any] | None,
+    dataset_digest: str,
+    namespace: str,
+    name: str,
+    adapter_uri: str,
+) -> tuple[Manifest, list[ConditionSpec]]:
+    """(status fields, conditions) of a run whose TrainJob exists: what Trainer reports, and
+    once it is Complete the adapter and the lineage that names it."""
+    phase, conditions = training_status(live)
+    succeeded = phase == "Succeeded"
+    adapter = adapter_uri if succeeded else None
+    fields: Manifest = {
+        "phase": phase,
+        "trainJob": name,
+        "adapterUri": adapter,
+        "lineage": lineage(spec, dataset_digest, namespace, name, adapter),
+    }
+    if succeeded:
+        conditions.append(
+            ConditionSpec(
+                "Ready",
+                "True",
+                "AdapterReady",
+                f"adapter {spec.output.adapter_name} at {adapter_uri}: list it in its base "
+                "model's ModelDeployment adapters to serve it",
+            )
+        )
+    return fields, conditions

@@ -155,110 +155,69 @@ class ModelTrainingReconciler:
 
     def __call__(self, context: Context) -> Outcome:
         spec: api.ModelTrainingSpec = context.spec
-        namespace = context.namespace or ""
         recorded: Mapping[str, Any] = context.status.get("dataset") or {}
-        fields: dict[str, Any] = {"adapterName": spec.output.adapter_name}
         if not recorded.get("digest"):
             built = self._build(context, spec)
             if isinstance(built, Outcome):
                 return built
             recorded = built
-        fields["dataset"] = dict(recorded)
-        counts = recorded.get("counts") or {}
-        built_condition = ConditionSpec(
-            "DatasetBuilt",
-            "True",
-            "Built",
-            f"{counts.get('train', 0)} training and {counts.get('eval', 0)} held-out examples "
-            f"from {counts.get('records', 0)} records ({recorded.get('digest')})",
-        )
-        if not counts.get("train"):
-            fields["phase"] = "Failed"
-            return Outcome(
-                [
-                    built_condition,
-                    ConditionSpec(
-                        "Ready",
-                        "False",
-                        "EmptyDataset",
-                        "no record qualifies for training (see status.dataset.counts)",
-                    ),
-                ],
-                fields,
+        fields: dict[str, Any] = {
+            "adapterName": spec.output.adapter_name,
+            "dataset": dict(recorded),
+        }
+        built_condition = desired.dataset_condition(recorded)
+        stop = desired.blocked(recorded, self.trainer_available)
+        if stop is not None:
+            phase, ready = stop
+            return Outcome([built_condition, ready], {**fields, "phase": phase})
+        try:
+            live = self._apply_train_job(context, spec, recorded)
+        except ApiException as error:
+            if error.status not in (400, 403, 422):
+                raise
+            refused = ConditionSpec(
+                "Ready",
+                "False",
+                "TrainJobRefused",
+                f"the API server refused the TrainJob: {error.reason}",
             )
-        if not self.trainer_available:
-            fields["phase"] = "Pending"
-            return Outcome(
-                [
-                    built_condition,
-                    ConditionSpec(
-                        "Ready",
-                        "False",
-                        "TrainerNotInstalled",
-                        "the TrainJob CRD (trainer.kubeflow.org/v1alpha1) is not installed: "
-                        "install Kubeflow Trainer v2 and restart the operator",
-                    ),
-                ],
-                fields,
-            )
-        adapter_uri = desired.output_uri(spec, self.store.settings.bucket, namespace, context.name)
-        storage_secret = self.kube.get(
-            "v1", "Secret", self.settings.model_storage_secret, namespace
+            return Outcome([built_condition, refused], {**fields, "phase": "Failed"})
+        namespace = context.namespace or ""
+        run_fields, conditions = desired.run_status(
+            spec,
+            live,
+            str(recorded.get("digest")),
+            namespace,
+            context.name,
+            self._adapter_uri(context, spec),
         )
+        return Outcome([built_condition, *conditions], {**fields, **run_fields})
+
+    def _adapter_uri(self, context: Context, spec: api.ModelTrainingSpec) -> str:
+        bucket = self.store.settings.bucket
+        return desired.output_uri(spec, bucket, context.namespace or "", context.name)
+
+    def _apply_train_job(
+        self, context: Context, spec: api.ModelTrainingSpec, recorded: Mapping[str, Any]
+    ) -> Mapping[str, Any] | None:
+        """Server-side apply the run's TrainJob (no write when unchanged); the live object."""
+        namespace = context.namespace or ""
+        secret = self.settings.model_storage_secret
+        has_secret = self.kube.get("v1", "Secret", secret, namespace) is not None
         manifest = desired.train_job(
             context.name,
             namespace,
             context.uid,
             spec,
             str(recorded.get("uri")),
-            adapter_uri,
-            self.settings.model_storage_secret if storage_secret is not None else None,
+            self._adapter_uri(context, spec),
+            secret if has_secret else None,
         )
         live = self.cache.lookup(desired.TRAINJOB_KIND, context.name, namespace)
-        try:
-            stored = apply_and_remember(
-                self.kube, self.cache, manifest, FIELD_MANAGER, "ModelTraining", live
-            )
-        except ApiException as error:
-            if error.status not in (400, 403, 422):
-                raise
-            fields["phase"] = "Failed"
-            return Outcome(
-                [
-                    built_condition,
-                    ConditionSpec(
-                        "Ready",
-                        "False",
-                        "TrainJobRefused",
-                        f"the API server refused the TrainJob: {error.reason}",
-                    ),
-                ],
-                fields,
-            )
-        if stored is not None:
-            live = stored
-        phase, conditions = desired.training_status(live)
-        fields.update(phase=phase, trainJob=context.name)
-        succeeded = phase == "Succeeded"
-        fields["adapterUri"] = adapter_uri if succeeded else None
-        fields["lineage"] = desired.lineage(
-            spec,
-            str(recorded.get("digest")),
-            namespace,
-            context.name,
-            adapter_uri if succeeded else None,
+        stored = apply_and_remember(
+            self.kube, self.cache, manifest, FIELD_MANAGER, "ModelTraining", live
         )
-        if succeeded:
-            conditions.append(
-                ConditionSpec(
-                    "Ready",
-                    "True",
-                    "AdapterReady",
-                    f"adapter {spec.output.adapter_name} at {adapter_uri}: list it in its base "
-                    "model's ModelDeployment adapters to serve it",
-                )
-            )
-        return Outcome([built_condition, *conditions], fields)
+        return stored if stored is not None else live
 
     # ---- the dataset -------------------------------------------------------------------
 

@@ -73,3 +73,33 @@ def test_status_follows_trainer() -> None:
     phase, conditions = desired.training_status(failed)
     assert phase == "Failed"
     assert (conditions[0].reason, conditions[1].reason) == ("DeadlineExceeded", "TrainJobFailed")
+
+
+def test_a_run_without_examples_or_trainer_is_blocked_and_says_why() -> None:
+    empty = {"digest": "sha256:d", "counts": {"records": 4, "train": 0, "eval": 0}}
+    phase, ready = desired.blocked(empty, trainer_available=True) or ("", None)
+    assert (phase, ready and ready.reason) == ("Failed", "EmptyDataset")
+    some = {"digest": "sha256:d", "counts": {"records": 4, "train": 3, "eval": 1}}
+    phase, ready = desired.blocked(some, trainer_available=False) or ("", None)
+    assert (phase, ready and ready.reason) == ("Pending", "TrainerNotInstalled")
+    assert desired.blocked(some, trainer_available=True) is None
+    built = desired.dataset_condition(some)
+    assert built.message == "3 training and 1 held-out examples from 4 records (sha256:d)"
+
+
+def test_a_run_names_its_adapter_only_once_trainer_reports_complete() -> None:
+    fields, conditions = desired.run_status(LORA_SFT, None, "sha256:d", "ns", "run", ADAPTER_URI)
+    assert (fields["phase"], fields["adapterUri"], fields["trainJob"]) == (
+        "Training",
+        None,
+        "run",
+    )
+    assert "adapterUri" not in fields["lineage"]  # none yet: omitted on the wire
+    assert not any(c.type == "Ready" and c.status == "True" for c in conditions)
+
+    done = {"status": {"conditions": [{"type": "Complete", "status": "True"}]}}
+    fields, conditions = desired.run_status(LORA_SFT, done, "sha256:d", "ns", "run", ADAPTER_URI)
+    assert (fields["phase"], fields["adapterUri"]) == ("Succeeded", ADAPTER_URI)
+    assert fields["lineage"]["adapterUri"] == ADAPTER_URI
+    ready = next(c for c in conditions if c.type == "Ready")
+    assert (ready.status, ready.reason) == ("True", "AdapterReady")
