@@ -726,6 +726,11 @@ class LocalNode:
             _run("ip", "link", "delete", self.network.host_interface, check=False)
         self._cgroups_down()
         self._remove_hard_coded_paths()
+        if stopped:
+            # Its Node would linger NotReady, holding its pods: the node is gone, so is it.
+            _kubectl(
+                self.cluster, "delete", "node", NODE_NAME, "--ignore-not-found", "--wait=false"
+            )
         return stopped
 
     def _remove_containers(self) -> None:
