@@ -2,6 +2,9 @@
 
 reserve -> model call (falling through the routed models) -> parse -> apply to the previous
 revision -> safety checks -> bundle to S3 -> revision index -> settle -> training record.
+In `Generator`: `_reserve`, `_call_models` (each model by `_try_model`, falling through on a
+failed call or a refused answer; `_cut_off` for an answer cut off at max_tokens), then
+`_store_and_settle`.
 
 Restart safety comes from the order and the idempotency key (app uid + revision + attempt):
 the revision index in S3 is written before the charge is settled, so an attempt that is run
@@ -35,6 +38,7 @@ from vibeplane.generation import client as model_client
 from vibeplane.generation.checks import FileLimits, UnsafeOutputError, check_files
 from vibeplane.generation.egress import EgressPolicy
 from vibeplane.generation.format import (
+    ChatMessage,
     OutputFormatError,
     apply_output,
     build_messages,
@@ -160,6 +164,42 @@ class Result:
     """Transient: try again after this many seconds (None: the outcome is final)."""
     next_attempt: bool = False
     """The retry needs a new attempt (this one's key was closed by a release)."""
+
+
+@dataclass(frozen=True)
+class Conversation:
+    """What an attempt sends the models."""
+
+    previous: dict[str, str] | None
+    """The previous revision's files (None: the first revision)."""
+    messages: list[ChatMessage]
+
+
+@dataclass(frozen=True)
+class Grant:
+    """What the ledger reserved for an attempt."""
+
+    bound: int | None
+    """The output tokens granted: each call's max_tokens, so that the answer cannot cost more
+    than was reserved (None: a reservation made before bounds existed)."""
+    bounded: bool
+    """Whether the budget bounded it below what was asked."""
+
+    def max_tokens(self, target: ModelTarget) -> int:
+        return min(self.bound or target.output_tokens, target.output_tokens)
+
+
+@dataclass
+class Attempt:
+    """One attempt while it falls through the routed models."""
+
+    job: Job
+    conversation: Conversation
+    grant: Grant
+    calls: int = 0
+    failures: list[str] = field(default_factory=list)
+    refused: list[dict[str, str]] = field(default_factory=list)
+    """Answers the checks refused, in the revision record."""
 
 
 @dataclass
@@ -296,19 +336,30 @@ class Generator:
         if not job.models:
             reason, _, message = (job.route_error or "NoModelAvailable: no model").partition(": ")
             return Result("failed", reason, message, retry_after=10)
+        conversation = self._conversation(job)
+        grant = self._reserve(job, conversation.messages)
+        if isinstance(grant, Result):
+            return grant
+        return self._call_models(Attempt(job, conversation, grant))
 
+    def _conversation(self, job: Job) -> Conversation:
+        """The messages to send: the prompts over the previous revision's files, and the fix
+        request of a fix-up."""
         previous = self._previous_files(job)
         messages = build_messages(job.prompts, previous, job.stack)
         if job.fix_request:
             messages.append({"role": "user", "content": job.fix_request})
+        return Conversation(previous, messages)
+
+    def _reserve(self, job: Job, messages: Sequence[Mapping[str, Any]]) -> Grant | Result:
+        """Reserve the most the attempt may cost; a Result when it may not go on."""
         prompt_tokens = estimate_tokens("".join(str(m["content"]) for m in messages))
-        ask = generation_ask(prompt_tokens, job.models)
         reserved = self.ledgers.reserve(
             job.workspace,
             job.workspace_uid,
             job.period,
             job.key,
-            ask,
+            generation_ask(prompt_tokens, job.models),
             job.limits,
             app=f"{job.namespace}/{job.app}",
         )
@@ -324,9 +375,6 @@ class Generator:
                 # watches the ledger); this slow, spread poll is only the fallback.
                 retry_after=WAITING_POLL * random.uniform(1.0, 1.5),
             )
-        # The bound the ledger granted is each call's max_tokens: the answer cannot cost more
-        # than was reserved (None: a reservation made before bounds existed).
-        bound = reserved.output_tokens
         if reserved.decision == "already-closed":
             return Result(
                 "failed",
@@ -335,91 +383,124 @@ class Generator:
                 retry_after=0,
                 next_attempt=True,
             )
+        return Grant(reserved.output_tokens, reserved.bounded)
 
-        failures: list[str] = []
-        refused: list[dict[str, str]] = []  # answers the checks refused, in the revision record
-        calls = 0
+    def _call_models(self, attempt: Attempt) -> Result:
+        """Each routed model in turn until one answers with files that pass the checks; an
+        answer that is a final outcome (cut off, declined) ends the attempt too."""
+        job = attempt.job
         for target in job.models:
-            calls += 1
-            try:
-                answer = model_client.chat(
-                    target.url,
-                    target.served_model,
-                    messages,
-                    target.api_key,
-                    timeout=self.timeout,
-                    max_tokens=min(bound or target.output_tokens, target.output_tokens),
-                    egress=target.egress,
-                )
-                if answer.finish_reason == "length":
-                    # Cut off: charged for what it used, and never half an app.
-                    record = self._record(job, target, answer, None, None, "Truncated", refused)
-                    self._settle(job, record)
-                    GENERATIONS.labels("truncated", target.name).inc()
-                    return Result(
-                        "failed",
-                        "OutputTruncated",
-                        truncated_message(answer, target, bound, reserved.bounded, record),
-                        record,
-                        calls,
-                    )
-                parsed = parse_output(answer.text)
-                files = apply_output(previous or {}, parsed) if parsed.actions else {}
-                if not files:
-                    # The model answered in words: a real answer, charged, but no revision.
-                    record = self._record(job, target, answer, None, None, "Declined", refused)
-                    self._settle(job, record)
-                    GENERATIONS.labels("failed", target.name).inc()
-                    return Result(
-                        "failed",
-                        "ModelDeclined",
-                        parsed.message[:500] or "the model wrote no files",
-                        record,
-                        calls,
-                    )
-                check_files(files, self.file_limits)
-            except model_client.ModelCallError as error:
-                failures.append(f"{target.name}: {error.reason}: {error.message}")
-                GENERATIONS.labels("failed", target.name).inc()
-                continue
-            except (OutputFormatError, UnsafeOutputError) as error:
-                failures.append(f"{target.name}: {error.reason}: {error.message}")
-                GENERATIONS.labels("failed", target.name).inc()
-                self._refused(job, target, error.reason, error.message, refused)
-                continue
-            bundle = bundles.build(files)
-            try:
-                uri = self.store.put_bundle(job.workspace, job.app_uid, bundle.sha256, bundle.data)
-                record = self._record(job, target, answer, uri, bundle.sha256, "Pending", refused)
-                self._index(job, record)
-            except StorageError as error:
-                self.ledgers.release(job.workspace, job.workspace_uid, job.period, job.key)
-                return Result(
-                    "failed",
-                    "StorageFailed",
-                    str(error),
-                    None,
-                    calls,
-                    retry_after=10,
-                    next_attempt=True,
-                )
-            self._settle(job, record)
-            self._training(job, record, messages, answer.text)
-            GENERATIONS.labels("succeeded", target.name).inc()
-            return Result(
-                "succeeded", "Generated", f"revision {job.revision} by {target.name}", record, calls
-            )
-
+            attempt.calls += 1
+            result = self._try_model(attempt, target)
+            if result is not None:
+                return result
         self.ledgers.release(job.workspace, job.workspace_uid, job.period, job.key)
         final = job.attempt + 1 >= MAX_ATTEMPTS
         return Result(
             "failed",
             "AllModelsFailed",
-            "; ".join(failures)[-1500:],
+            "; ".join(attempt.failures)[-1500:],
             None,
-            calls,
+            attempt.calls,
             retry_after=None if final else 10,
             next_attempt=True,
+        )
+
+    def _try_model(self, attempt: Attempt, target: ModelTarget) -> Result | None:
+        """One model's answer as the attempt's Result, or None to fall through to the next."""
+        job = attempt.job
+        try:
+            answer = model_client.chat(
+                target.url,
+                target.served_model,
+                attempt.conversation.messages,
+                target.api_key,
+                timeout=self.timeout,
+                max_tokens=attempt.grant.max_tokens(target),
+                egress=target.egress,
+            )
+            if answer.finish_reason == "length":
+                return self._cut_off(attempt, target, answer)
+            parsed = parse_output(answer.text)
+            previous = attempt.conversation.previous
+            files = apply_output(previous or {}, parsed) if parsed.actions else {}
+            if not files:
+                # The model answered in words: a real answer, charged, but no revision.
+                record = self._record(job, target, answer, None, None, "Declined", attempt.refused)
+                self._settle(job, record)
+                GENERATIONS.labels("failed", target.name).inc()
+                return Result(
+                    "failed",
+                    "ModelDeclined",
+                    parsed.message[:500] or "the model wrote no files",
+                    record,
+                    attempt.calls,
+                )
+            check_files(files, self.file_limits)
+        except model_client.ModelCallError as error:
+            attempt.failures.append(f"{target.name}: {error.reason}: {error.message}")
+            GENERATIONS.labels("failed", target.name).inc()
+            return None
+        except (OutputFormatError, UnsafeOutputError) as error:
+            attempt.failures.append(f"{target.name}: {error.reason}: {error.message}")
+            GENERATIONS.labels("failed", target.name).inc()
+            self._refused(job, target, error.reason, error.message, attempt.refused)
+            return None
+        return self._store_and_settle(attempt, target, answer, files)
+
+    def _cut_off(
+        self, attempt: Attempt, target: ModelTarget, answer: model_client.ChatResult
+    ) -> Result:
+        """A cut-off answer: charged for what it used, and never half an app."""
+        job = attempt.job
+        record = self._record(job, target, answer, None, None, "Truncated", attempt.refused)
+        self._settle(job, record)
+        GENERATIONS.labels("truncated", target.name).inc()
+        return Result(
+            "failed",
+            "OutputTruncated",
+            truncated_message(answer, target, attempt.grant.bound, attempt.grant.bounded, record),
+            record,
+            attempt.calls,
+        )
+
+    def _store_and_settle(
+        self,
+        attempt: Attempt,
+        target: ModelTarget,
+        answer: model_client.ChatResult,
+        files: dict[str, str],
+    ) -> Result:
+        """Bundle to S3 and index the revision, then settle (in that order: see the module
+        docstring), then the training record."""
+        job = attempt.job
+        bundle = bundles.build(files)
+        try:
+            uri = self.store.put_bundle(job.workspace, job.app_uid, bundle.sha256, bundle.data)
+            record = self._record(
+                job, target, answer, uri, bundle.sha256, "Pending", attempt.refused
+            )
+            self._index(job, record)
+        except StorageError as error:
+            self.ledgers.release(job.workspace, job.workspace_uid, job.period, job.key)
+            return Result(
+                "failed",
+                "StorageFailed",
+                str(error),
+                None,
+                attempt.calls,
+                retry_after=10,
+                next_attempt=True,
+            )
+        self._settle(job, record)
+        self._training(job, record, attempt.conversation.messages, answer.text)
+        GENERATIONS.labels("succeeded", target.name).inc()
+        return Result(
+            "succeeded",
+            "Generated",
+            f"revision {job.revision} by {target.name}",
+            record,
+            attempt.calls,
         )
 
     def _refused(
