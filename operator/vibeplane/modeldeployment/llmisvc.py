@@ -20,6 +20,7 @@ ServiceAccount; GPU tolerations and product affinity as for InferenceServices. T
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -175,12 +176,9 @@ def llmisvc_status(
         "canary": None,
         "probe": None,
     }
-    return fields, [ready, ConditionSpec("PredictorReady", *_as_predictor(workloads))]
-
-
-def _as_predictor(workloads: ConditionSpec) -> tuple[Any, str, str]:
-    """KServe's WorkloadsReady, reported as our PredictorReady (one name across engines)."""
-    return workloads.status, workloads.reason, workloads.message
+    # KServe's WorkloadsReady, reported as our PredictorReady (one name across engines).
+    predictor = dataclasses.replace(workloads, type="PredictorReady")
+    return fields, [ready, predictor]
 
 
 __all__ = [
