@@ -244,6 +244,7 @@ def test_network_policies_deny_by_default(api: ApiClient, make_workspace: MakeWo
                 "vibeplane-allow-dns",
                 "vibeplane-allow-gateway",
                 "vibeplane-allow-internet",
+                *store,
             }
         ),
         timeout=15,
