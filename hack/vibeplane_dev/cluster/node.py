@@ -752,6 +752,7 @@ class LocalNode:
         if not self._netns_mounted():
             return 0
         inode = os.stat(self.netns).st_ino
+        socket = str(self.containerd_socket).encode()
         killed = 0
         for attempt in range(50):
             members = []
@@ -759,7 +760,12 @@ class LocalNode:
                 if not entry.name.isdigit() or int(entry.name) == os.getpid():
                     continue
                 with contextlib.suppress(OSError):
-                    if os.stat(entry / "ns" / "net").st_ino == inode:
+                    # In the node's namespace, or a shim of its containerd (gVisor's run in
+                    # the host's namespace and name the node's containerd socket).
+                    if (
+                        os.stat(entry / "ns" / "net").st_ino == inode
+                        or socket in (entry / "cmdline").read_bytes()
+                    ):
                         members.append(int(entry.name))
             if not members:
                 break
@@ -768,14 +774,16 @@ class LocalNode:
                     os.kill(pid, signal.SIGTERM if attempt < 10 else signal.SIGKILL)
             killed = max(killed, len(members))
             time.sleep(0.2)
-        # Shims of gVisor sandboxes run in the host's namespace; they exit with their sandbox.
         return killed
 
     def _unmount_all(self) -> None:
         prefix = str(self.home) + "/"
-        mounts = [m for m in _mount_points() if m.startswith(prefix) or m == str(self.home)]
-        for mount in sorted(set(mounts), key=lambda m: -m.count("/")):
-            _run("umount", "-l", mount, check=False)
+        for _ in range(10):  # mounts may be stacked (gVisor's null-netns): until none is left
+            mounts = [m for m in _mount_points() if m.startswith(prefix) or m == str(self.home)]
+            if not mounts:
+                return
+            for mount in sorted(mounts, key=lambda m: -m.count("/")):
+                _run("umount", "-l", mount, check=False)
 
     def _remove_hard_coded_paths(self) -> None:
         record = self.home / "created-paths.json"
