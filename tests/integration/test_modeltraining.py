@@ -143,7 +143,9 @@ def test_a_workspace_trains_its_own_adapter_from_its_own_records(
         obj = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, "modeltrainings", run)
         return obj if (obj.get("status") or {}).get("phase") == "Training" else None
 
-    obj = wait_for(training, timeout=60, what="the dataset built and the TrainJob created")
+    # The dataset build reads every consented record in the bucket: after the whole suite
+    # (chaos, budgets) that is many objects, slow on a loaded machine.
+    obj = wait_for(training, timeout=180, what="the dataset built and the TrainJob created")
     dataset = obj["status"]["dataset"]
     counts = dataset["counts"]
     assert (counts["notValidated"], counts["duplicates"]) == (1, 1)

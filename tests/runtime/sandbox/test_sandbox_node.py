@@ -26,7 +26,7 @@ import pytest
 from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
 
-from tests.integration.support import wait_for
+from tests.integration.support import or_none, wait_for
 from vibeplane_dev.cluster.local import LocalCluster
 from vibeplane_sandbox.manifests import TOLERATION
 
@@ -290,8 +290,12 @@ def test_node_registers_with_the_contract(agent: Agent, api: ApiClient) -> None:
     assert [(a.type, a.address) for a in node.status.addresses] == [("InternalIP", "127.0.0.1")]
     assert node.status.daemon_endpoints.kubelet_endpoint.port > 0
     assert node.status.node_info.container_runtime_version.startswith("runsc://")
-    lease = kubernetes.client.CoordinationV1Api(api).read_namespaced_lease(
-        agent.name, "kube-node-lease"
+    leases = kubernetes.client.CoordinationV1Api(api)
+    # The node reports Ready before its first heartbeat writes the Lease.
+    lease = wait_for(
+        lambda: or_none(leases.read_namespaced_lease, agent.name, "kube-node-lease"),
+        timeout=30,
+        what="the node's Lease",
     )
     assert lease.spec.holder_identity == agent.name
     first = lease.spec.renew_time
