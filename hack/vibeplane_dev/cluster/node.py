@@ -30,7 +30,7 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,7 +46,7 @@ from vibeplane_dev.cluster.nodebuild import (
     node_binaries_if_built,
 )
 from vibeplane_dev.cluster.nodecerts import write_node_certificates
-from vibeplane_dev.cluster.processes import ManagedProcess, _command_line_has, _marker
+from vibeplane_dev.cluster.processes import ManagedProcess
 
 Progress = Callable[[str], None]
 
@@ -143,11 +143,7 @@ class NodeProcess(ManagedProcess):
     netns: Path = Path()
     binds: tuple[tuple[str, str], ...] = ()
 
-    def start(
-        self, argv: Sequence[str], env: dict[str, str] | None = None, cwd: Path | None = None
-    ) -> int:
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.log_dir.mkdir(parents=True, exist_ok=True)
+    def in_child(self) -> Callable[[], None]:
         netns, binds = str(self.netns), self.binds
 
         def enter() -> None:  # runs in the child between fork and exec
@@ -164,25 +160,7 @@ class NodeProcess(ManagedProcess):
                     if _libc.mount(source.encode(), target.encode(), None, _MS_BIND, None) != 0:
                         raise OSError(ctypes.get_errno(), f"bind {target}")
 
-        with open(self.log_file, "ab") as log:
-            process = subprocess.Popen(
-                list(argv),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                env=env,
-                cwd=cwd,
-                preexec_fn=enter,
-            )
-        marker = _marker(argv)
-        deadline = time.monotonic() + 2.0
-        while not _command_line_has(process.pid, marker) and time.monotonic() < deadline:
-            if process.poll() is not None:
-                break
-            time.sleep(0.01)
-        self.pid_file.write_text(f"{process.pid}\n{marker}\n")
-        return process.pid
+        return enter
 
 
 class LocalNode:

@@ -12,7 +12,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,6 +47,11 @@ class ManagedProcess:
     def running(self) -> bool:
         return self.pid() is not None
 
+    def in_child(self) -> Callable[[], None] | None:
+        """What runs in the child between fork and exec (none here; a subclass may enter a
+        namespace)."""
+        return None
+
     def start(
         self, argv: Sequence[str], env: dict[str, str] | None = None, cwd: Path | None = None
     ) -> int:
@@ -62,6 +67,7 @@ class ManagedProcess:
                 start_new_session=True,
                 env=env,
                 cwd=cwd,
+                preexec_fn=self.in_child(),
             )
         # The whole command line with the pid identifies this very process. Wait (briefly)
         # until the kernel shows it, so a caller asking at once gets a true answer.
