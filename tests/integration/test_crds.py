@@ -37,6 +37,34 @@ def test_kserve_inference_service_crd_is_installed(kubectl: Kubectl) -> None:
     assert "v1beta1" in versions
 
 
+@pytest.mark.parametrize(
+    ("crd", "bundle"),
+    [
+        ("httproutes.gateway.networking.k8s.io", "v1.7.0"),
+        ("gateways.gateway.networking.k8s.io", "v1.7.0"),
+        ("gatewayclasses.gateway.networking.k8s.io", "v1.7.0"),
+        ("referencegrants.gateway.networking.k8s.io", "v1.7.0"),
+        ("certificates.cert-manager.io", None),
+        ("issuers.cert-manager.io", None),
+        ("clusterissuers.cert-manager.io", None),
+    ],
+)
+def test_gateway_api_and_cert_manager_crds_are_established(
+    kubectl: Kubectl, crd: str, bundle: str | None
+) -> None:
+    """The real CRDs from their Go modules: Gateway API's standard channel, cert-manager."""
+    result = kubectl("get", "crd", crd, "-o", "json")
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    established = [c for c in document["status"]["conditions"] if c["type"] == "Established"]
+    assert established
+    assert established[0]["status"] == "True"
+    annotations = document["metadata"].get("annotations", {})
+    if bundle is not None:
+        assert annotations["gateway.networking.k8s.io/bundle-version"] == bundle
+        assert annotations["gateway.networking.k8s.io/channel"] == "standard"
+
+
 def test_explain_shows_the_model_docstrings(kubectl: Kubectl) -> None:
     result = kubectl("explain", "vibeapp.spec.prompts")
     assert result.returncode == 0, result.stderr

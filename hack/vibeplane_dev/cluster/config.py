@@ -23,6 +23,32 @@ TRAINER_CRDS = (
     # What the operator emits for ModelTrainings (Kubeflow Trainer v2).
     "manifests/base/crds/trainer.kubeflow.org_trainjobs.yaml",
 )
+GATEWAY_API_MODULE = "sigs.k8s.io/gateway-api"
+GATEWAY_API_VERSION = "v1.7.0"
+GATEWAY_API_CRDS = (
+    # The standard channel, what a cluster's Gateway API install holds (the operator emits
+    # HTTPRoute v1 and ReferenceGrant v1beta1; a Gateway implementation watches the rest).
+    # Its ValidatingAdmissionPolicy (vap_safeupgrades) is left out: it only guards upgrades.
+    "config/crd/standard/gateway.networking.k8s.io_gatewayclasses.yaml",
+    "config/crd/standard/gateway.networking.k8s.io_gateways.yaml",
+    "config/crd/standard/gateway.networking.k8s.io_httproutes.yaml",
+    "config/crd/standard/gateway.networking.k8s.io_grpcroutes.yaml",
+    "config/crd/standard/gateway.networking.k8s.io_referencegrants.yaml",
+    "config/crd/standard/gateway.networking.k8s.io_backendtlspolicies.yaml",
+    "config/crd/standard/gateway.networking.k8s.io_listenersets.yaml",
+    "config/crd/standard/gateway.networking.k8s.io_tcproutes.yaml",
+    "config/crd/standard/gateway.networking.k8s.io_tlsroutes.yaml",
+    "config/crd/standard/gateway.networking.k8s.io_udproutes.yaml",
+)
+CERT_MANAGER_MODULE = "github.com/cert-manager/cert-manager"
+CERT_MANAGER_VERSION = "v1.21.2"
+CERT_MANAGER_CRDS = (
+    # What the operator emits for custom hostnames (Certificate against a named issuer).
+    "deploy/crds/cert-manager.io_certificates.yaml",
+    "deploy/crds/cert-manager.io_certificaterequests.yaml",
+    "deploy/crds/cert-manager.io_issuers.yaml",
+    "deploy/crds/cert-manager.io_clusterissuers.yaml",
+)
 TOOLS = {
     # name: (go package, version); installed with `go install`, cached like the control plane.
     "kwok": ("sigs.k8s.io/kwok/cmd/kwok", "v0.7.0"),

@@ -22,7 +22,14 @@ from pathlib import Path
 
 import yaml
 
-from vibeplane_dev.cluster.build import ensure_binary, ensure_tool, kserve_crds, trainer_crds
+from vibeplane_dev.cluster.build import (
+    cert_manager_crds,
+    ensure_binary,
+    ensure_tool,
+    gateway_api_crds,
+    kserve_crds,
+    trainer_crds,
+)
 from vibeplane_dev.cluster.config import TOOLS, ClusterConfig, controlplane_source, repository_root
 from vibeplane_dev.cluster.node import NODE_NAME, NodeNetwork
 from vibeplane_dev.cluster.nodecerts import STANDIN_SERVING, write_node_certificates
@@ -116,6 +123,8 @@ class LocalCluster:
         binary = ensure_binary(controlplane_source(), self.config.cache, progress)
         kserve_crds(self.config.cache)
         trainer_crds(self.config.cache)
+        gateway_api_crds(self.config.cache)
+        cert_manager_crds(self.config.cache)
         ensure_tool("minio", self.config.cache, progress)
         ensure_tool("helm", self.config.cache, progress)  # the chart's tests install with it
         return binary
@@ -368,12 +377,17 @@ class LocalCluster:
             root / "charts" / "vibeplane" / "templates" / "workspace-clusterroles.yaml",
             *kserve_crds(self.config.cache),
             *trainer_crds(self.config.cache),
+            *gateway_api_crds(self.config.cache),
+            *cert_manager_crds(self.config.cache),
         ]
         digest = hashlib.sha256(b"".join(path.read_bytes() for path in files)).hexdigest()
         stamp = self.config.run / "crds.sha256"
         if stamp.is_file() and stamp.read_text() == digest:
             return
-        progress("installing CRDs (vibeplane, KServe, Trainer) and the workspace ClusterRoles")
+        progress(
+            "installing CRDs (vibeplane, KServe, Trainer, Gateway API, cert-manager)"
+            " and the workspace ClusterRoles"
+        )
         args = ["apply", "--server-side", "--force-conflicts", "--field-manager=vibeplane-cluster"]
         for path in files:
             args += ["-f", str(path)]
