@@ -15,10 +15,10 @@ venv: $(STAMP)
 # this checkout, never an index.
 # The model server brings kserve (+260 MB); its huggingface extra (torch, +5.5 GB of CUDA
 # wheels) is left to `make test-hf`.
-$(STAMP): pyproject.toml hack/pyproject.toml runtime/modelserver/pyproject.toml runtime/sandbox/pyproject.toml runtime/trainer/pyproject.toml
+$(STAMP): pyproject.toml hack/pyproject.toml runtime/modelserver/pyproject.toml runtime/sandbox/pyproject.toml runtime/trainer/pyproject.toml runtime/frontdoor/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]' -e hack -e runtime/modelserver -e runtime/sandbox -e runtime/trainer
+	$(BIN)/pip install --quiet -e '.[dev]' -e hack -e runtime/modelserver -e runtime/sandbox -e runtime/trainer -e runtime/frontdoor
 	touch $(STAMP)
 
 # Debian packages, installed once and only when missing (one apt-get update): runsc (gVisor)

@@ -6,6 +6,8 @@ import ast
 from pathlib import Path
 
 from vibeplane import wellknown
+from vibeplane.vibeapp.desired import PREVIEW_PORT, preview_name
+from vibeplane_frontdoor import server, wake
 from vibeplane_sandbox import bundle, manifests, preview
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -25,6 +27,12 @@ def test_the_sandbox_copies_equal_the_well_known_names() -> None:
     assert preview.ENV_BUNDLE_URL == wellknown.ENV_BUNDLE_URL
     assert preview.ENV_BUNDLE_SHA256 == wellknown.ENV_BUNDLE_SHA256
     assert preview.ENV_PORT == wellknown.ENV_PORT
+
+
+def test_the_front_service_copies_equal_the_operators_names() -> None:
+    assert wake.WAKE_ANNOTATION == wellknown.ANNOTATION_WAKE
+    assert preview_name("todo") == "todo" + server.PREVIEW_SERVICE_SUFFIX
+    assert PREVIEW_PORT == 8080  # the Service's port 80 targets it by name
 
 
 def test_the_preview_image_ships_the_runtime_where_the_name_says() -> None:
