@@ -135,6 +135,7 @@ class Operator:
             self.ledgers,
             workspace_lookup=lambda name: self.workspaces.body(ObjectKey(None, name)),
             outcomes=outcomes,
+            trainings=self._trainings_in,
         )
         self.vibeapps = vibeapp.setup(
             settings,
@@ -155,6 +156,9 @@ class Operator:
             workspaces=lambda: self.workspaces.bodies(),
             vibeapps=lambda: self.vibeapps.bodies(),
         )
+        # A run that offers its adapter to a deployment re-queues it as it progresses: the
+        # deployment serves the adapter, and takes it as candidate, once the run succeeds.
+        self.trainings.subscribe(self._training_changed, every_change=True)
         self.controllers: list[Controller] = [
             self.workspaces,
             self.models,
@@ -169,6 +173,18 @@ class Operator:
         namespace, _, name = app.partition("/")
         self.generator.wake(key)
         self.vibeapps.enqueue(ObjectKey(namespace, name))
+
+    def _trainings_in(self, namespace: str) -> list[dict[str, Any]]:
+        return [
+            body
+            for body in self.trainings.bodies()
+            if (body.get("metadata") or {}).get("namespace") == namespace
+        ]
+
+    def _training_changed(self, _event_type: str, body: dict[str, Any]) -> None:
+        deployment = modeltraining.offered_to(body)
+        if deployment is not None:
+            self.models.enqueue(deployment)
 
     def _model_bodies(self) -> list[dict[str, Any]]:
         return self.models.bodies()

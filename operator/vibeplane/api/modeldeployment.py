@@ -332,8 +332,10 @@ class Rollout(KubeModel):
     `margin` (its rate >= the incumbent's - margin and z > -zThreshold), and stays on canary
     otherwise, up to `maxSamples` per arm (then rolled back: not shown to be as good)."""
 
-    candidate: str = Field(min_length=1, max_length=63)
-    """The adapter under test (a name in adapters)."""
+    candidate: str | None = Field(default=None, min_length=1, max_length=63)
+    """The adapter under test (a name in adapters). Unset: the newest succeeded ModelTraining
+    in this namespace whose output.modelDeployment names this deployment (a finished run
+    becomes the candidate by itself); once one is promoted, it is the next one's incumbent."""
     incumbent: str | None = Field(default=None, max_length=63)
     """What it is compared with: an adapter name, or unset for the base model."""
     canary_percent: int = Field(default=10, ge=1, le=50)
@@ -358,7 +360,7 @@ ADAPTER_RULES: list[JsonValue] = [
     }
 ]
 ROLLOUT_RULE: dict[str, JsonValue] = {
-    "rule": "!has(self.rollout) || (has(self.adapters) && "
+    "rule": "!has(self.rollout) || !has(self.rollout.candidate) || (has(self.adapters) && "
     "self.adapters.exists(a, a.name == self.rollout.candidate))",
     "message": "rollout.candidate must name an adapter in adapters",
 }
@@ -395,7 +397,8 @@ class ModelDeploymentSpec(KubeModel):
         names = [adapter.name for adapter in self.adapters]
         if len(names) != len(set(names)):
             raise ValueError("adapter names must be unique")
-        if self.rollout is not None and self.rollout.candidate not in names:
+        rollout = self.rollout
+        if rollout is not None and rollout.candidate is not None and rollout.candidate not in names:
             raise ValueError("rollout.candidate must name an adapter in adapters")
         return self
 

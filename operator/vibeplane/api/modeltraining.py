@@ -102,6 +102,12 @@ class OutputSpec(KubeModel):
         json_schema_extra={"x-kubernetes-validations": [URI_RULE]},
     )
     """Where the trainer uploads it; default s3://<bucket>/adapters/<namespace>/<name>/."""
+    model_deployment: str | None = Field(
+        default=None, max_length=253, pattern=DNS_SUBDOMAIN_PATTERN
+    )
+    """The ModelDeployment (in this namespace) the adapter is offered to once the run has
+    succeeded: it is served there under `adapterName`, and a rollout on that deployment without
+    a named candidate takes the newest such run as its candidate."""
 
 
 class ModelTrainingSpec(KubeModel):

@@ -139,6 +139,7 @@ class Controller:
         self._kube = kube
         self._clock = clock
         self._listeners: list[Callable[[str, Body], None]] = []
+        self._change_listeners: list[Callable[[str, Body], None]] = []
         self.queue: WorkQueue[ObjectKey] = WorkQueue(
             info.kind, self._process, workers=workers, clock=clock
         )
@@ -165,6 +166,8 @@ class Controller:
         if previous is None or event_type == "DELETED":
             for listener in self._listeners:
                 listener(event_type, dict(body))
+        for listener in self._change_listeners:
+            listener(event_type, dict(body))
         if event_type == "DELETED":
             return
         reconciled = (body.get("status") or {}).get("observedGeneration") == body.get(
@@ -187,9 +190,10 @@ class Controller:
         """The object is gone (the API server said 404): stop tracking it."""
         self._cache.pop(self.info.kind, key.name, key.namespace)
 
-    def subscribe(self, listener: Callable[[str, Body], None]) -> None:
-        """Call `listener(event_type, body)` when an object appears or is deleted."""
-        self._listeners.append(listener)
+    def subscribe(self, listener: Callable[[str, Body], None], every_change: bool = False) -> None:
+        """Call `listener(event_type, body)` when an object appears or is deleted; with
+        `every_change`, on every event of the watch (status changes included)."""
+        (self._change_listeners if every_change else self._listeners).append(listener)
 
     def count(self, namespace: str) -> int:
         """How many objects of the kind are known in `namespace`."""

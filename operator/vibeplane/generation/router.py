@@ -345,12 +345,17 @@ def served_adapters(
     spec: ModelDeploymentSpec, status: Mapping[str, Any]
 ) -> tuple[AdapterView, ...]:
     """The adapters a generation may ask for: those the controller reports served
-    (status.adapters; one from a training that has not succeeded is not), else those whose
-    spec names weights."""
+    (status.adapters; one from a training that has not succeeded is not, and one a succeeded
+    ModelTraining offers is, though the spec does not list it), else those whose spec names
+    weights."""
     served = status.get("adapters")
     if isinstance(served, list):
-        names = set(served)
-        return tuple(AdapterView(a.name, a.workspace) for a in spec.adapters if a.name in names)
+        names = [name for name in served if isinstance(name, str)]
+        listed = {a.name: a for a in spec.adapters}
+        return tuple(
+            AdapterView(name, listed[name].workspace) if name in listed else AdapterView(name)
+            for name in names
+        )
     return tuple(AdapterView(a.name, a.workspace) for a in spec.adapters if a.uri is not None)
 
 
@@ -361,7 +366,16 @@ def rollout_view(spec: ModelDeploymentSpec, status: Mapping[str, Any]) -> Rollou
     if rollout is None:
         return None
     recorded = status.get("rollout") or {}
-    if rollout.candidate not in {a.name for a in served_adapters(spec, status)}:
+    # No candidate named: the controller took the newest succeeded ModelTraining's adapter
+    # (status.rollout.candidate), with the incumbent it recorded for it.
+    automatic = rollout.candidate is None
+    candidate = rollout.candidate or recorded.get("candidate")
+    incumbent = rollout.incumbent
+    if automatic and incumbent is None:
+        incumbent = (recorded.get("incumbent") or {}).get("model") or None
+    if not isinstance(candidate, str) or candidate not in {
+        a.name for a in served_adapters(spec, status)
+    }:
         return None  # the candidate is not served (yet): nobody is routed to it
     phase: Phase = "Canary"
     if rollout.action == "Promote":
@@ -370,12 +384,14 @@ def rollout_view(spec: ModelDeploymentSpec, status: Mapping[str, Any]) -> Rollou
         phase = "RolledBack"
     elif rollout.action == "Pin":
         phase = "Pinned"
-    elif recorded.get("candidate") == rollout.candidate and recorded.get("phase") in (
+    elif recorded.get("candidate") == candidate and recorded.get("phase") in (
         "Promoted",
         "RolledBack",
     ):
         phase = recorded["phase"]
-    return RolloutView(rollout.candidate, rollout.incumbent, rollout.canary_percent, phase)
+    return RolloutView(
+        candidate, incumbent if isinstance(incumbent, str) else None, rollout.canary_percent, phase
+    )
 
 
 def candidates_from(bodies: Iterable[Mapping[str, Any]]) -> dict[CandidateKey, ModelCandidate]:

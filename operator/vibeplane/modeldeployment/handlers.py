@@ -155,6 +155,7 @@ class ModelDeploymentReconciler:
         egress: EgressPolicy | None = None,
         llm_available: bool = True,
         outcomes: OutcomeBoard | None = None,
+        trainings: Callable[[str], list[Body]] | None = None,
     ) -> None:
         self.settings = settings
         self.serving = serving
@@ -164,6 +165,10 @@ class ModelDeploymentReconciler:
         self.kserve_available = kserve_available
         self.llm_available = llm_available
         self.outcomes = outcomes
+        # The ModelTrainings of a namespace (the manager's cache; else a list call).
+        self.trainings = trainings or (
+            lambda namespace: kube.list_objects(API_VERSION, "ModelTraining", namespace)
+        )
         self.workspace_lookup = workspace_lookup or (
             lambda name: kube.get(API_VERSION, "Workspace", name)
         )
@@ -180,6 +185,7 @@ class ModelDeploymentReconciler:
         resolved = adapters.resolve(
             spec,
             lambda name: self.kube.get(API_VERSION, "ModelTraining", name, context.namespace),
+            adapters.offered(context.name, self.trainings(context.namespace or "")),
         )
         if mode == "kserve":
             outcome = self._kserve(context, spec, resolved)
@@ -193,9 +199,11 @@ class ModelDeploymentReconciler:
                 {**outcome.fields, **desired.KSERVE_ONLY_FIELDS},
                 outcome.requeue_after,
             )
-        outcome = self._measured(context, spec, outcome)
-        if spec.adapters or context.status.get("adapters"):
-            outcome.fields["adapters"] = resolved.names if spec.adapters else None
+        outcome = self._measured(context, spec, outcome, resolved.candidate)
+        if resolved.served or spec.adapters or context.status.get("adapters"):
+            outcome.fields["adapters"] = (
+                resolved.names if resolved.served or spec.adapters else None
+            )
         if spec.adapters:
             outcome.conditions.append(adapters.condition(resolved))
             if resolved.pending:
@@ -210,7 +218,11 @@ class ModelDeploymentReconciler:
         return outcome
 
     def _measured(
-        self, context: Context, spec: api.ModelDeploymentSpec, outcome: Outcome
+        self,
+        context: Context,
+        spec: api.ModelDeploymentSpec,
+        outcome: Outcome,
+        automatic: str | None,
     ) -> Outcome:
         """Fold the outcomes the VibeApp path posted into economics and the rollout."""
         taken = (
@@ -232,7 +244,9 @@ class ModelDeploymentReconciler:
                 MODEL_COST_PER_APP.labels(context.namespace or "", context.name).set(
                     float(economics["costPerApp"])
                 )
-        result = measured.rollout(spec, context.status.get("rollout"), taken, self.clock())
+        result = measured.rollout(
+            spec, context.status.get("rollout"), taken, self.clock(), automatic
+        )
         if result.status is not None or context.status.get("rollout"):
             fields["rollout"] = result.status
         conditions = list(outcome.conditions)
@@ -566,6 +580,7 @@ def setup(
     workspace_lookup: Lookup | None = None,
     kserve: bool | None = None,
     outcomes: OutcomeBoard | None = None,
+    trainings: Callable[[str], list[Body]] | None = None,
 ) -> Controller:
     """Build the ModelDeployment controller and register its watches.
 
@@ -590,6 +605,7 @@ def setup(
         workspace_lookup=workspace_lookup,
         llm_available=llm,
         outcomes=outcomes,
+        trainings=trainings,
     )
     controller = Controller(api.INFO, reconciler, settings, cache, kube)
     controller.register()

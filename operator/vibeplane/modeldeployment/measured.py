@@ -22,6 +22,7 @@ from vibeplane.api import modeldeployment as api
 from vibeplane.generation.outcomes import Outcome
 from vibeplane.generation.rollout import Rule, Tally, decide
 from vibeplane.kube.conditions import ConditionSpec
+from vibeplane.modeldeployment.desired import served_model as base_model
 from vibeplane.timestamps import format_time
 
 MONEY_PLACES = Decimal("0.000001")
@@ -104,18 +105,42 @@ def rollout(
     previous: Mapping[str, Any] | None,
     outcomes: Sequence[Outcome],
     now: datetime,
+    automatic: str | None = None,
 ) -> RolloutResult:
-    """Fold `outcomes` into the arms and apply the spec's action or the rule."""
-    wanted = spec.rollout
-    if wanted is None:
+    """Fold `outcomes` into the arms and apply the spec's action or the rule.
+
+    `automatic`: the candidate when the spec names none (the newest succeeded ModelTraining
+    offered to this deployment). Its incumbent is the spec's, else the one recorded for it,
+    else the candidate the previous rollout promoted (the winner stays the bar), else the base
+    model."""
+    if spec.rollout is None:
         return RolloutResult(None, None)
     before = previous or {}
-    same = before.get("candidate") == wanted.candidate
-    incumbent_model = wanted.incumbent or spec.model.name
+    if spec.rollout.candidate is None and automatic is None:
+        condition = ConditionSpec(
+            "RolloutDecided",
+            "False",
+            "NoCandidate",
+            "no succeeded ModelTraining offers an adapter to this deployment yet "
+            "(its spec.output.modelDeployment)",
+        )
+        return RolloutResult(None, condition)
+    wanted = spec.rollout
+    candidate_name = wanted.candidate or automatic or ""
+    same = before.get("candidate") == candidate_name
+    incumbent_model = wanted.incumbent or base_model(spec)
+    if automatic is not None and wanted.incumbent is None:
+        recorded = str((before.get("incumbent") or {}).get("model") or "")
+        if same and recorded:
+            incumbent_model = recorded
+        elif not same and before.get("phase") == "Promoted" and before.get("candidate"):
+            incumbent_model = str(before["candidate"])
+        elif not same and recorded:
+            incumbent_model = recorded
     incumbent = _tally(before.get("incumbent") if same else None)
     candidate = _tally(before.get("candidateArm") if same else None)
     for outcome in outcomes:
-        if outcome.served_model == wanted.candidate:
+        if outcome.served_model == candidate_name:
             candidate = candidate.add(outcome.success, outcome.cost, outcome.latency_seconds)
         elif outcome.served_model == incumbent_model:
             incumbent = incumbent.add(outcome.success, outcome.cost, outcome.latency_seconds)
@@ -150,20 +175,20 @@ def rollout(
         event = (
             kind,
             "AdapterPromoted" if phase == "Promoted" else "AdapterRolledBack",
-            f"{wanted.candidate}: {message}",
+            f"{candidate_name}: {message}",
         )
     status = {
-        "candidate": wanted.candidate,
+        "candidate": candidate_name,
         "phase": phase,
         "canaryPercent": 0 if decided else wanted.canary_percent,
         "incumbent": _arm(incumbent_model, incumbent),
-        "candidateArm": _arm(wanted.candidate, candidate),
+        "candidateArm": _arm(candidate_name, candidate),
         "zScore": f"{verdict.z_score:.3f}" if verdict.z_score is not None else None,
         "decision": message,
         "decidedAt": decided_at if decided else None,
     }
     condition = ConditionSpec(
-        "RolloutDecided", "True" if decided else "False", phase, f"{wanted.candidate}: {message}"
+        "RolloutDecided", "True" if decided else "False", phase, f"{candidate_name}: {message}"
     )
     return RolloutResult({k: v for k, v in status.items() if v is not None}, condition, event)
 

@@ -301,6 +301,14 @@ def training_of(body: Mapping[str, Any]) -> ObjectKey | None:
     return ObjectKey(namespace, name) if name and namespace else None
 
 
+def offered_to(body: Mapping[str, Any]) -> ObjectKey | None:
+    """The ModelDeployment a ModelTraining offers its adapter to (spec.output.modelDeployment,
+    in the run's namespace)."""
+    namespace = (body.get("metadata") or {}).get("namespace")
+    deployment = ((body.get("spec") or {}).get("output") or {}).get("modelDeployment")
+    return ObjectKey(namespace, deployment) if namespace and deployment else None
+
+
 def trainer_installed() -> bool:
     """Whether the API server serves Trainer's TrainJob (discovery; no object read)."""
     try:
@@ -345,6 +353,7 @@ __all__ = [
     "FIELD_MANAGER",
     "Gatherer",
     "ModelTrainingReconciler",
+    "offered_to",
     "setup",
     "trainer_installed",
     "training_of",

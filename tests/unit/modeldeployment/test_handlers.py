@@ -738,7 +738,12 @@ ROLLOUT_MODEL = {
 
 
 def run_generations(
-    harness: Harness, board: OutcomeBoard, candidate_rate: float, count: int
+    harness: Harness,
+    board: OutcomeBoard,
+    candidate_rate: float,
+    count: int,
+    candidate: str = "cand",
+    rates: dict[str, float] | None = None,
 ) -> None:
     """`count` generations routed by the real router and resolver to the model under test;
     the test's model succeeds at `candidate_rate` on the candidate adapter and 90 % on the
@@ -763,7 +768,11 @@ def run_generations(
         )
         assert error == "", error
         target = targets[0]
-        rate = candidate_rate if target.served_model == "cand" else 0.9
+        rate = (
+            candidate_rate
+            if target.served_model == candidate
+            else (rates or {}).get(target.served_model, 0.9)
+        )
         record = {
             "model": target.name,
             "modelNamespace": target.namespace,
@@ -879,3 +888,81 @@ def test_an_adapter_from_a_training_is_served_once_the_run_succeeded(kube: FakeK
     assert harness.status["adapters"] == ["cand"]
     body["status"] = harness.status
     assert router.candidate_from(body).rollout is not None  # type: ignore[union-attr]
+
+
+def _finished_run(kube: FakeKube, name: str, adapter: str, created: str) -> None:
+    """A ModelTraining that succeeded and offers its adapter to the deployment "m"."""
+    kube.objects[("ModelTraining", NAMESPACE, name)] = {
+        "metadata": {"name": name, "namespace": NAMESPACE, "creationTimestamp": created},
+        "spec": {"output": {"adapterName": adapter, "modelDeployment": "m"}},
+        "status": {"phase": "Succeeded", "adapterUri": f"s3://vibeplane/adapters/ns/{name}/"},
+    }
+
+
+def test_a_finished_training_becomes_the_candidate_and_the_winner_the_next_bar(
+    kube: FakeKube,
+) -> None:
+    automatic = {"canaryPercent": 20, "minSamples": 50, "margin": "0.03"}
+    model = ModelDeploymentSpec.model_validate(
+        {**ROLLOUT_MODEL, "adapters": [], "rollout": automatic}
+    )
+    vllm = ModelDeploymentSpec.model_validate(
+        {
+            **ROLLOUT_MODEL,
+            "model": {"name": "base1", "storageUri": "s3://models/base1"},
+            "serving": {"kserve": {"engine": "vllm"}},
+            "adapters": [],
+            "rollout": automatic,
+        }
+    )
+    board = OutcomeBoard()
+    harness = make(kube, model, outcomes=board)
+    harness.reconcile()
+    waiting = harness.condition("RolloutDecided")
+    assert (waiting["status"], waiting["reason"]) == ("False", "NoCandidate")
+    assert "rollout" not in harness.status
+    assert "adapters" not in harness.status
+    # A run still training offers nothing; one that succeeded is served and is the candidate.
+    kube.objects[("ModelTraining", NAMESPACE, "run-0")] = {
+        "metadata": {"name": "run-0", "namespace": NAMESPACE, "creationTimestamp": "2026-12-03"},
+        "spec": {"output": {"adapterName": "gen-0", "modelDeployment": "m"}},
+        "status": {"phase": "Training"},
+    }
+    _finished_run(kube, "run-1", "gen-1", "2026-12-01T00:00:00Z")
+    harness.reconcile()
+    assert harness.status["adapters"] == ["gen-1"]
+    assert harness.status["rollout"]["candidate"] == "gen-1"
+    assert harness.status["rollout"]["incumbent"]["model"] == "builtin"
+    # On vLLM the offered adapter is served beside the base model.
+    make(kube, vllm).reconcile()
+    isvc = kube.objects[("LLMInferenceService", NAMESPACE, "m")]
+    assert isvc["spec"]["model"]["lora"]["adapters"] == [
+        {"name": "gen-1", "uri": "s3://vibeplane/adapters/ns/run-1/"}
+    ]
+    body = {"metadata": {"name": "m", "namespace": NAMESPACE}, "spec": model.to_wire()}
+    body["status"] = harness.status
+    view = router.candidate_from(body).rollout  # type: ignore[union-attr]
+    assert view is not None
+    assert (view.candidate, view.incumbent) == ("gen-1", "builtin")
+
+    run_generations(harness, board, 0.97, 3000, candidate="gen-1")
+    assert harness.status["rollout"]["phase"] == "Promoted", harness.status["rollout"]
+    assert [reason for reason, _ in kube.events] == ["AdapterPromoted"]
+
+    # The next run: the new candidate, measured against the promoted one.
+    _finished_run(kube, "run-2", "gen-2", "2026-12-02T00:00:00Z")
+    harness.reconcile()
+    rollout = harness.status["rollout"]
+    assert (rollout["candidate"], rollout["phase"]) == ("gen-2", "Canary")
+    assert rollout["incumbent"]["model"] == "gen-1"
+    assert harness.status["adapters"] == ["gen-1", "gen-2"]
+    body["status"] = harness.status
+    view = router.candidate_from(body).rollout  # type: ignore[union-attr]
+    assert view is not None
+    assert (view.candidate, view.incumbent) == ("gen-2", "gen-1")
+    run_generations(harness, board, 0.5, 1500, candidate="gen-2", rates={"gen-1": 0.97})
+    rollout = harness.status["rollout"]
+    assert rollout["phase"] == "RolledBack", rollout
+    assert rollout["incumbent"]["model"] == "gen-1"
+    assert rollout["incumbent"]["generations"] > rollout["candidateArm"]["generations"] >= 50
+    assert [reason for reason, _ in kube.events] == ["AdapterPromoted", "AdapterRolledBack"]
