@@ -59,3 +59,50 @@ def test_docker_archive_names_layers_by_their_digests(tmp_path: Path) -> None:
     # Same inputs, same bytes: layers carry no timestamps.
     again = files_layer(tmp_path / "again.tar", {"/pause": b"\x7fELF"}, mode=0o755)
     assert again.diff_id == layer.diff_id
+
+
+def test_a_build_stage_pip_installs_and_the_final_stage_copies_it(tmp_path: Path) -> None:
+    context = tmp_path / "context"
+    (context / "pkg" / "tiny").mkdir(parents=True)
+    (context / "pkg" / "tiny" / "__init__.py").write_text("ANSWER = 42\n")
+    (context / "pkg" / "tiny" / "__pycache__").mkdir()
+    (context / "pkg" / "tiny" / "__pycache__" / "stale.pyc").write_bytes(b"x")
+    (context / "pyproject.toml").write_text(
+        '[build-system]\nrequires = ["setuptools"]\nbuild-backend = "setuptools.build_meta"\n'
+        '[project]\nname = "tiny"\nversion = "1"\n'
+        '[tool.setuptools.packages.find]\nwhere = ["pkg"]\n'
+    )
+    dockerfile = context / "Dockerfile"
+    dockerfile.write_text(
+        "ARG BASE=python:3.11-slim\n"
+        "FROM ${BASE} AS build\n"
+        "ARG EXTRAS=\n"
+        "WORKDIR /src\n"
+        "COPY pyproject.toml ./\n"
+        "COPY pkg ./pkg\n"
+        "RUN pip install --no-index --no-build-isolation --no-deps --target /opt/lib "
+        '".${EXTRAS:+[${EXTRAS}]}"\n'
+        "FROM ${BASE}\n"
+        "ENV PYTHONPATH=/opt/lib\n"
+        "COPY --from=build /opt/lib /opt/lib\n"
+        'ENTRYPOINT ["python3", "-c", "import tiny"]\n'
+    )
+    base = files_layer(tmp_path / "base.tar", {"/usr/bin/python3": b"#!fake"})
+    layers, config = build_dockerfile(dockerfile, context, base, tmp_path / "scratch")
+    assert len(layers) == 2  # the base and the copied directory; the build stage is no layer
+    assert config.env["PYTHONPATH"] == "/opt/lib"
+    with tarfile.open(layers[1].path) as layer:
+        names = set(layer.getnames())
+        installed = layer.extractfile("opt/lib/tiny/__init__.py")
+        assert installed is not None
+        assert installed.read() == b"ANSWER = 42\n"
+    assert {"opt", "opt/lib"} <= names
+    assert not any("stale.pyc" in name or "/src/" in name for name in names)
+
+
+def test_a_build_stage_runs_only_pip_installs(tmp_path: Path) -> None:
+    dockerfile = tmp_path / "Dockerfile"
+    dockerfile.write_text("FROM x AS build\nRUN apt-get install -y gcc\nFROM x\n")
+    base = files_layer(tmp_path / "base.tar", {"/x": b""})
+    with pytest.raises(RuntimeError, match="may only `pip install --target"):
+        build_dockerfile(dockerfile, tmp_path, base, tmp_path)
