@@ -271,7 +271,8 @@ def test_operator_deployment(helm: Helm) -> None:
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
     (container,) = pod["containers"]
     assert container["image"] == f"ghcr.io/vibeplane/operator:{CHART_META['appVersion']}"
-    assert container["command"] == ["vibeplane", "operator"]
+    assert "command" not in container  # the image's entrypoint: python3 -m vibeplane
+    assert container["args"] == ["operator"]
     security = container["securityContext"]
     assert security["readOnlyRootFilesystem"] is True
     assert security["allowPrivilegeEscalation"] is False
@@ -344,6 +345,8 @@ def test_every_setting_reaches_the_operator(helm: Helm, monkeypatch: pytest.Monk
         "preview.domain=apps.example.com",
         "preview.readyTimeoutSeconds=99",
         "preview.activityPoll=false",
+        "preview.nodeAddress=10.250.0.2",
+        "preview.ingressCIDRs={10.250.0.1/32,192.0.2.0/24}",
         "models.builtinURL=http://builtin.example:8080/openai/v1",
         "models.kserveRuntime=my-runtime",
         "models.serviceAccount=my-models",
@@ -385,6 +388,8 @@ def test_every_setting_reaches_the_operator(helm: Helm, monkeypatch: pytest.Monk
         preview_domain="apps.example.com",
         preview_ready_timeout=99.0,
         preview_activity_poll=False,
+        preview_node_address="10.250.0.2",
+        preview_ingress_cidrs=("10.250.0.1/32", "192.0.2.0/24"),
         generation_workers=7,
         workspace_concurrency=3,
         model_timeout=33.0,
