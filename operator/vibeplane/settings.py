@@ -42,7 +42,21 @@ class OperatorSettings:
     default_model: str = "builtin"
     """The platform's default ModelDeployment (in platform_namespace)."""
     gateway_namespace: str = "vibeplane-gateway"
-    """The only namespace allowed to reach previews."""
+    """The only namespace allowed to reach previews, and where the platform's Gateway lives."""
+    gateway_name: str = ""
+    """The platform's Gateway (Gateway API) that apps' HTTPRoutes attach to. Empty: no routes
+    (a preview's URL is the local node's port, a NodePort or its Service's cluster name)."""
+    gateway_listener: str = ""
+    """The Gateway listener (sectionName) routes attach to; empty: any listener that allows
+    them."""
+    gateway_https: bool = False
+    """Whether that listener terminates TLS for the platform domain (a wildcard certificate on
+    the listener): URLs under the domain are https://."""
+    front_service_name: str = "vibeplane-frontdoor"
+    """The front service (authentication, wake on visit) in platform_namespace: what preview
+    routes send to."""
+    front_service_port: int = 80
+    """The front service's port."""
     runtime_class: str = "gvisor"
     """The RuntimeClass of preview pods."""
     bind_address: str = "127.0.0.1"
@@ -60,8 +74,9 @@ class OperatorSettings:
     preview_local_node: bool = False
     """Schedule previews on the local preview node (vibeplane up), not on kubelets."""
     preview_domain: str = ""
-    """Previews answer at http://<app>-<namespace>.<domain>/ through the gateway; empty: the
-    Service's cluster address (or, on the local node, its loopback port)."""
+    """The platform domain: previews answer at http://<app>-<namespace>.<domain>/ through the
+    gateway (see vibeplane.vibeapp.routes for the exact rule); empty: the Service's cluster
+    address (or, on the local node, its loopback port)."""
     preview_node_address: str = ""
     """An address of the node that this machine routes to (the local platform's real node):
     preview Services become NodePorts and a preview's URL is this address and its node port.
@@ -138,6 +153,11 @@ class OperatorSettings:
             platform_namespace=env("platform_namespace", cls.platform_namespace),
             default_model=env("default_model", cls.default_model),
             gateway_namespace=env("gateway_namespace", cls.gateway_namespace),
+            gateway_name=env("gateway_name", cls.gateway_name),
+            gateway_listener=env("gateway_listener", cls.gateway_listener),
+            gateway_https=env("gateway_https", "false") == "true",
+            front_service_name=env("front_service_name", cls.front_service_name),
+            front_service_port=int(env("front_service_port", str(cls.front_service_port))),
             runtime_class=env("runtime_class", cls.runtime_class),
             bind_address=env("bind_address", cls.bind_address),
             metrics_port=int(env("metrics_port", str(cls.metrics_port))),

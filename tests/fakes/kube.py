@@ -47,6 +47,7 @@ class FakeKube:
     def __init__(self) -> None:
         self.objects: dict[Key, Manifest] = {}
         self.applied: list[Manifest] = []
+        self.created: list[Manifest] = []
         self.status_patches: list[tuple[str, str | None, Manifest]] = []
         self.metadata_patches: list[tuple[str, str | None, Manifest]] = []
         self.deleted: list[Key] = []
@@ -125,6 +126,15 @@ class FakeKube:
     ) -> Manifest:
         self.metadata_patches.append((name, namespace, copy.deepcopy(dict(metadata))))
         return self._patch(info.kind, name, namespace, {"metadata": dict(metadata)})
+
+    def create(self, desired: Manifest) -> Manifest | None:
+        metadata = desired["metadata"]
+        key = (desired["kind"], metadata.get("namespace"), metadata["name"])
+        if key in self.objects:
+            return None
+        self.created.append(copy.deepcopy(desired))
+        self.objects[key] = copy.deepcopy(desired)
+        return copy.deepcopy(desired)
 
     def delete(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> bool:
         self.deleted.append((kind, namespace, name))

@@ -1,6 +1,7 @@
 """Every kind of object the operator emits for other projects' APIs is accepted by their real
 CRDs: a server-side dry-run (`kubectl apply --server-side --dry-run=server`) of each builder's
-output against the API server with KServe's and Kubeflow Trainer's CRDs installed
+output against the API server with KServe's, Kubeflow Trainer's, Gateway API's and
+cert-manager's CRDs installed
 (hack/vibeplane_dev/cluster/config.py).
 
 The builders' inputs are the golden cases of the unit tests, so what is proven here is what
@@ -27,6 +28,7 @@ from tests.unit.modeltraining.support import ADAPTER_URI, DATASET_URI, LORA_SFT
 from tests.unit.modeltraining.support import UID as TRAINING_UID
 from vibeplane.modeldeployment import desired, llmisvc
 from vibeplane.modeltraining import desired as training
+from vibeplane.vibeapp import routes
 
 pytestmark = pytest.mark.integration
 SETTINGS = desired.ServingSettings()
@@ -51,6 +53,21 @@ BUILDERS: dict[str, Builder] = {
     "model ServiceAccount": lambda ns: desired.service_account(ns, SETTINGS, True, None),
     "TrainJob LoRA SFT": lambda ns: training.train_job(
         "base1-2026-12", ns, TRAINING_UID, LORA_SFT, DATASET_URI, ADAPTER_URI, "models-s3"
+    ),
+    "HTTPRoute of a preview (to the front service)": lambda ns: routes.http_route(
+        "todo-preview",
+        "todo",
+        ns,
+        UID,
+        routes.preview_hosts("todo", ns, "apps.example.com"),
+        routes.GatewayRef("vibeplane", "vibeplane-gateway", "http"),
+        routes.Backend("vibeplane-frontdoor", "vibeplane-system", 80),
+    ),
+    "ReferenceGrant for a workspace's routes": lambda ns: routes.reference_grant(
+        "ws-demo", routes.Backend("vibeplane-frontdoor", ns, 80), "demo", UID
+    ),
+    "hostname claim (Lease)": lambda ns: routes.hostname_claim(
+        "todo-ws-demo.apps.example.com", ns, "todo", "ws-demo", UID
     ),
 }
 

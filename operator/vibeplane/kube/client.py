@@ -24,7 +24,7 @@ from typing import Any, Protocol, cast
 import kubernetes
 from kubernetes.client import ApiClient
 from kubernetes.dynamic import DynamicClient
-from kubernetes.dynamic.exceptions import NotFoundError
+from kubernetes.dynamic.exceptions import ConflictError, NotFoundError
 
 from vibeplane import __version__
 from vibeplane.api.meta import KindInfo
@@ -102,6 +102,20 @@ def apply(
         field_manager=field_manager,
         force_conflicts=True,
     )
+    stored: Manifest = result.to_dict()
+    return stored
+
+
+def create(desired: Manifest) -> Manifest | None:
+    """Create `desired` only if no object of its name exists (a POST: the API server decides
+    atomically which of two racing creators wins); None when one exists already."""
+    metadata = desired["metadata"]
+    try:
+        result = _resource(desired["apiVersion"], desired["kind"]).create(
+            body=desired, namespace=metadata.get("namespace")
+        )
+    except ConflictError:
+        return None
     stored: Manifest = result.to_dict()
     return stored
 
@@ -222,6 +236,8 @@ class KubeClient(Protocol):
         lookup: bool = True,
     ) -> Manifest | None: ...
 
+    def create(self, desired: Manifest) -> Manifest | None: ...
+
     def patch_status(
         self, info: KindInfo, name: str, namespace: str | None, patch: Mapping[str, Any]
     ) -> Manifest: ...
@@ -275,6 +291,9 @@ class ApiServerClient:
         self, info: KindInfo, name: str, namespace: str | None, metadata: Mapping[str, Any]
     ) -> Manifest:
         return patch_metadata(info, name, namespace, metadata)
+
+    def create(self, desired: Manifest) -> Manifest | None:
+        return create(desired)
 
     def delete(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> bool:
         return delete(api_version, kind, name, namespace)

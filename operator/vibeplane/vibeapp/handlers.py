@@ -58,6 +58,7 @@ from vibeplane.vibeapp.decide import (
     PreviewState,
     WorkspaceView,
 )
+from vibeplane.vibeapp.frontdoor import FrontDoor
 from vibeplane.vibeapp.generate import Generator, Job, ModelTarget
 from vibeplane.wellknown import ANNOTATION_WAKE
 
@@ -136,6 +137,7 @@ class VibeAppReconciler:
             command=settings.preview_command,
             local_node=settings.preview_local_node,
         )
+        self.frontdoor = FrontDoor(settings, cache, kube, FIELD_MANAGER)
 
     # ---- the reconcile: gather, decide, apply ----------------------------------------------
 
@@ -158,6 +160,15 @@ class VibeAppReconciler:
         status = decide.app_status(inp, step, preview, self.activity(url) if url else None)
         if status.fixing_up:
             self._requeue(inp)
+        if self.frontdoor.enabled and inp.workspace is not None:
+            # The route's URL is the app's URL; the preview's own address stays what the
+            # activity probe above asks.
+            route = self.frontdoor.preview(
+                inp.name, inp.namespace, inp.uid, inp.workspace.name, inp.workspace.uid
+            )
+            fields = {**status.fields, "url": route.url}
+            waits = [w for w in (status.requeue_after, route.requeue_after) if w is not None]
+            return Outcome([*status.conditions, route.condition], fields, min(waits))
         return Outcome(status.conditions, status.fields, requeue_after=status.requeue_after)
 
     def _gather(self, context: Context) -> AppInput:
@@ -348,6 +359,9 @@ class VibeAppReconciler:
                 workspace.name, workspace.uid, workspace.period, f"{inp.uid}:"
             )
         if plan.remove_finalizer:
+            # Its hosts are free for others once it is gone (claims are not owned: they live
+            # in the platform namespace).
+            self.frontdoor.release(inp.name, inp.namespace)
             kept = [f for f in inp.finalizers if f != FINALIZER]
             self.kube.patch_metadata(api.INFO, inp.name, inp.namespace, {"finalizers": kept})
         return Outcome([])
@@ -387,6 +401,7 @@ def setup(
     controller.register()
     for kind in PREVIEW_KINDS:
         cache.watch(kind)
+    reconciler.frontdoor.watch()
     return controller
 
 

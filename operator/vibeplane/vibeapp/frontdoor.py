@@ -1,0 +1,125 @@
+"""The front door's side effects for one VibeApp: claim its host, apply its HTTPRoute and the
+workspace's ReferenceGrant, release its claims when it goes. The decisions are in
+`vibeplane.vibeapp.decide.routes`, the objects in `vibeplane.vibeapp.routes`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from vibeplane.controller.apply import apply_and_remember
+from vibeplane.controller.cache import ObjectCache, WatchedKind
+from vibeplane.kube.client import KubeClient
+from vibeplane.metrics import WRITES
+from vibeplane.settings import LABEL_MANAGED_BY, MANAGER_NAME, OperatorSettings
+from vibeplane.vibeapp import routes
+from vibeplane.vibeapp.decide import routes as decide_routes
+from vibeplane.wellknown import LABEL_COMPONENT
+
+CLAIM_LABELS = {LABEL_COMPONENT: routes.COMPONENT_CLAIM, LABEL_MANAGED_BY: MANAGER_NAME}
+ROUTE_KINDS = (
+    WatchedKind(
+        "gateway.networking.k8s.io",
+        "v1",
+        "httproutes",
+        "HTTPRoute",
+        {LABEL_COMPONENT: routes.COMPONENT_ROUTE, LABEL_MANAGED_BY: MANAGER_NAME},
+    ),
+    WatchedKind(
+        "gateway.networking.k8s.io",
+        "v1beta1",
+        "referencegrants",
+        "ReferenceGrant",
+        {LABEL_COMPONENT: routes.COMPONENT_GRANT, LABEL_MANAGED_BY: MANAGER_NAME},
+    ),
+    WatchedKind("gateway.networking.k8s.io", "v1", "gateways", "Gateway", {}),
+    WatchedKind("coordination.k8s.io", "v1", "leases", "Lease", CLAIM_LABELS),
+)
+
+
+class FrontDoor:
+    """Routes of VibeApps through the platform's Gateway (on when the settings name one)."""
+
+    def __init__(
+        self, settings: OperatorSettings, cache: ObjectCache, kube: KubeClient, manager: str
+    ) -> None:
+        self.settings = settings
+        self.cache = cache
+        self.kube = kube
+        self.manager = manager
+        self.enabled = decide_routes.routes_enabled(settings)
+
+    def watch(self) -> None:
+        if self.enabled:
+            for kind in ROUTE_KINDS:
+                self.cache.watch(kind)
+
+    def route_input(self, app: str, namespace: str, uid: str) -> decide_routes.RouteInput:
+        hosts = routes.preview_hosts(app, namespace, self.settings.preview_domain)
+        claims = {host: routes.claim_holder(self._claim(host)) for host in hosts}
+        gateway = self.cache.lookup(
+            "Gateway", self.settings.gateway_name, self.settings.gateway_namespace
+        )
+        route = self.cache.lookup("HTTPRoute", routes.preview_route_name(app), namespace)
+        return decide_routes.RouteInput(
+            app, namespace, uid, self.settings, claims, gateway is not None, route
+        )
+
+    def preview(
+        self, app: str, namespace: str, uid: str, workspace: str, workspace_uid: str
+    ) -> decide_routes.RoutePlan:
+        """Claim the preview's host, apply its route and the namespace's grant; the plan."""
+        inp = self.route_input(app, namespace, uid)
+        plan = decide_routes.plan_preview_route(inp)
+        # At most one claim per candidate host: a lost race (another app created it first)
+        # is seen in the cache and the next candidate is tried.
+        for _ in range(3):
+            if plan.claim is None:
+                break
+            self.claim(plan.claim, app, namespace, uid)
+            plan = decide_routes.plan_preview_route(self.route_input(app, namespace, uid))
+        if plan.route is None:
+            return plan
+        backend = decide_routes.front_service(self.settings)
+        grant = routes.reference_grant(namespace, backend, workspace, workspace_uid)
+        live_grant = self.cache.lookup(
+            "ReferenceGrant", grant["metadata"]["name"], backend.namespace
+        )
+        apply_and_remember(self.kube, self.cache, grant, self.manager, "VibeApp", live_grant)
+        apply_and_remember(self.kube, self.cache, plan.route, self.manager, "VibeApp", inp.route)
+        return plan
+
+    def claim(self, host: str, app: str, namespace: str, uid: str) -> bool:
+        """Create the claim of `host` if absent; whether this app holds it now."""
+        body = routes.hostname_claim(host, self.settings.platform_namespace, app, namespace, uid)
+        created = self.kube.create(body)
+        if created is not None:
+            created.setdefault("kind", "Lease")
+            self.cache.remember(created)
+            WRITES.labels("VibeApp", "Lease").inc()
+            return True
+        live = self.kube.get(
+            "coordination.k8s.io/v1", "Lease", host, self.settings.platform_namespace
+        )
+        if live is not None:
+            live.setdefault("kind", "Lease")
+            self.cache.remember(live)
+        return routes.claim_holder(live) == (namespace, app)
+
+    def release(self, app: str, namespace: str) -> int:
+        """Delete every claim this app holds (it is being deleted); how many."""
+        if not self.enabled:
+            return 0
+        released = 0
+        for claim in self.cache.items("Lease", self.settings.platform_namespace):
+            if routes.claim_holder(claim) == (namespace, app):
+                name = claim["metadata"]["name"]
+                self.kube.delete(
+                    "coordination.k8s.io/v1", "Lease", name, claim["metadata"]["namespace"]
+                )
+                self.cache.forget("Lease", name, self.settings.platform_namespace)
+                released += 1
+        return released
+
+    def _claim(self, host: str) -> Mapping[str, Any] | None:
+        return self.cache.lookup("Lease", host, self.settings.platform_namespace)

@@ -1,0 +1,202 @@
+"""The front door on the real API server with Gateway API's real CRDs: a preview's host
+claimed once (racing claimers: one wins), its HTTPRoute and the workspace's ReferenceGrant
+server-side applied, nothing written when converged, Routed from the route's status, a
+missing Gateway a condition with nothing written, claims released with their app."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import kubernetes
+import pytest
+from kubernetes.client import ApiClient
+
+from tests.integration.support import create_object
+from vibeplane.controller.cache import ObjectCache
+from vibeplane.kube.client import ApiServerClient, Manifest
+from vibeplane.settings import OperatorSettings
+from vibeplane.vibeapp import routes
+from vibeplane.vibeapp.frontdoor import FrontDoor
+
+pytestmark = pytest.mark.integration
+GATEWAY_GROUP, V1 = "gateway.networking.k8s.io", "v1"
+
+
+class CountingClient(ApiServerClient):
+    """The real client, counting what it writes."""
+
+    def __init__(self) -> None:
+        self.writes: list[str] = []
+
+    def apply(
+        self,
+        desired: Manifest,
+        field_manager: str,
+        live: Manifest | None = None,
+        lookup: bool = True,
+    ) -> Manifest | None:
+        stored = super().apply(desired, field_manager, live, lookup)
+        if stored is not None:
+            self.writes.append(f"apply {desired['kind']}/{desired['metadata']['name']}")
+        return stored
+
+    def create(self, desired: Manifest) -> Manifest | None:
+        stored = super().create(desired)
+        self.writes.append(f"create {desired['kind']}/{desired['metadata']['name']}")
+        return stored
+
+
+@pytest.fixture
+def app(api: ApiClient, namespace: str) -> Iterator[tuple[str, str, str, str]]:
+    """A VibeApp and a Workspace to own the route and the grant: (app, uid, ws, ws uid)."""
+    workspace = f"routes-{uuid.uuid4().hex[:6]}"
+    ws = create_object(api, "Workspace", workspace, {})
+    body = create_object(api, "VibeApp", "todo", {"prompts": ["a todo list"]}, namespace=namespace)
+    yield "todo", body["metadata"]["uid"], workspace, ws["metadata"]["uid"]
+    kubernetes.client.CustomObjectsApi(api).delete_cluster_custom_object(
+        "vibeplane.io", "v1alpha1", "workspaces", workspace
+    )
+
+
+def _door(namespace: str) -> tuple[FrontDoor, CountingClient]:
+    settings = OperatorSettings(
+        platform_namespace=namespace,
+        gateway_namespace=namespace,
+        gateway_name="vibeplane",
+        gateway_listener="http",
+        preview_domain="apps.test",
+    )
+    kube = CountingClient()
+    cache = ObjectCache(kube, on_change=lambda _: None)
+    door = FrontDoor(settings, cache, kube, "vibeplane-vibeapp")
+    door.watch()
+    cache.prime()
+    return door, kube
+
+
+def _gateway(api: ApiClient, namespace: str) -> dict[str, Any]:
+    custom = kubernetes.client.CustomObjectsApi(api)
+    body = {
+        "apiVersion": f"{GATEWAY_GROUP}/{V1}",
+        "kind": "Gateway",
+        "metadata": {"name": "vibeplane", "namespace": namespace},
+        "spec": {
+            "gatewayClassName": "vibeplane-test",
+            "listeners": [{"name": "http", "port": 80, "protocol": "HTTP"}],
+        },
+    }
+    created: dict[str, Any] = custom.create_namespaced_custom_object(
+        GATEWAY_GROUP, V1, namespace, "gateways", body
+    )
+    return created
+
+
+def test_a_missing_gateway_is_a_condition_and_nothing_is_written(
+    api: ApiClient, namespace: str, app: tuple[str, str, str, str]
+) -> None:
+    name, uid, workspace, workspace_uid = app
+    door, kube = _door(namespace)
+    plan = door.preview(name, namespace, uid, workspace, workspace_uid)
+    assert (plan.condition.status, plan.condition.reason) == ("False", "GatewayNotFound")
+    assert kube.writes == []
+    assert plan.url is None
+
+
+def test_preview_route_claimed_applied_routed_and_quiet_when_converged(
+    api: ApiClient, namespace: str, app: tuple[str, str, str, str]
+) -> None:
+    name, uid, workspace, workspace_uid = app
+    _gateway(api, namespace)
+    door, kube = _door(namespace)
+    plan = door.preview(name, namespace, uid, workspace, workspace_uid)
+    host = f"todo-{namespace}.apps.test"
+    assert plan.url == f"http://{host}/"
+    assert plan.condition.reason == "Pending"
+    assert kube.writes == [
+        f"create Lease/{host}",
+        f"apply ReferenceGrant/{routes.reference_grant_name(namespace)}",
+        "apply HTTPRoute/todo-preview",
+    ]
+    custom = kubernetes.client.CustomObjectsApi(api)
+    route = custom.get_namespaced_custom_object(
+        GATEWAY_GROUP, V1, namespace, "httproutes", "todo-preview"
+    )
+    assert route["spec"]["hostnames"] == [host]
+
+    # Converged: a second reconcile (and a fresh operator's) writes nothing.
+    kube.writes.clear()
+    door.preview(name, namespace, uid, workspace, workspace_uid)
+    assert kube.writes == []
+    fresh, fresh_kube = _door(namespace)
+    fresh.preview(name, namespace, uid, workspace, workspace_uid)
+    assert fresh_kube.writes == []
+
+    # The Gateway's controller reports on the route: Routed follows.
+    status = {
+        "parents": [
+            {
+                "parentRef": {
+                    "group": GATEWAY_GROUP,
+                    "kind": "Gateway",
+                    "name": "vibeplane",
+                    "namespace": namespace,
+                    "sectionName": "http",
+                },
+                "controllerName": "example.io/test-gateway",
+                "conditions": [
+                    _condition("Accepted", "True", route),
+                    _condition("ResolvedRefs", "True", route),
+                ],
+            }
+        ]
+    }
+    custom.patch_namespaced_custom_object_status(
+        GATEWAY_GROUP, V1, namespace, "httproutes", "todo-preview", {"status": status}
+    )
+    fresh, fresh_kube = _door(namespace)
+    plan = fresh.preview(name, namespace, uid, workspace, workspace_uid)
+    assert (plan.condition.status, plan.condition.reason) == ("True", "Accepted")
+    assert fresh_kube.writes == []
+
+    # Deleted: its claim goes, so the host is free again.
+    assert fresh.release(name, namespace) == 1
+    assert ApiServerClient().get("coordination.k8s.io/v1", "Lease", host, namespace) is None
+
+
+def _condition(kind: str, status: str, route: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": kind,
+        "status": status,
+        "reason": kind,
+        "message": "",
+        "observedGeneration": route["metadata"]["generation"],
+        "lastTransitionTime": "2026-12-03T12:00:00Z",
+    }
+
+
+def test_racing_claims_of_one_host_have_one_winner(namespace: str) -> None:
+    door, _ = _door(namespace)
+    host = f"race-{uuid.uuid4().hex[:6]}.apps.test"
+    results: dict[str, bool] = {}
+    start = threading.Barrier(8)
+
+    def claim(app: str) -> None:
+        start.wait()
+        results[app] = door.claim(host, app, namespace, f"uid-{app}")
+
+    threads = [threading.Thread(target=claim, args=(f"app{i}",)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    winners = [app for app, won in results.items() if won]
+    assert len(winners) == 1, results
+    lease = ApiServerClient().get("coordination.k8s.io/v1", "Lease", host, namespace)
+    assert routes.claim_holder(lease) == (namespace, winners[0])
+    # The holder claiming again keeps it; another never takes it over.
+    assert door.claim(host, winners[0], namespace, "uid")
+    loser = next(app for app in results if app not in winners)
+    assert not door.claim(host, loser, namespace, "uid")
