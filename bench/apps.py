@@ -215,18 +215,13 @@ def run_baseline(
         command=("x",),
         local_node=False,
     )
-    revision = {"number": 1, "sha256": "0" * 64}
     batches: list[list[dict[str, Any]]] = []
     for index in range(workspaces):
         items = workspace_children(f"base{run}-{index}", owner)
         namespace = items[0]["metadata"]["name"]
         for app in range(per_workspace):
             name = f"app-{app}"
-            items.append(
-                desired.preview_deployment(
-                    name, namespace, owner, revision, "http://127.0.0.1:9/b", "", 1, preview
-                )
-            )
+            items.append(desired.preview_deployment(name, namespace, owner, 1, preview))
             items.append(desired.preview_service(name, namespace, owner))
         for item in items:  # no owner exists: drop the reference so GC leaves them alone
             item["metadata"].pop("ownerReferences", None)

@@ -59,6 +59,7 @@ class Operator:
             KUBECONFIG=str(local.config.kubeconfig("operator")),
             VIBEPLANE_METRICS_PORT=str(metrics),
             VIBEPLANE_LIVENESS_PORT=str(liveness),
+            VIBEPLANE_DELIVERY_KEY_FILE=str(local.config.home / "delivery-key.json"),
             **env,
         )
         command = [sys.executable, "-m", "vibeplane", "operator"]

@@ -94,6 +94,10 @@ class OperatorSettings:
     annotation count as activity."""
     preview_ready_timeout: float = 180.0
     """Seconds a new revision's preview has to become ready before it counts as failed."""
+    delivery_key_file: str = ""
+    """The platform's revision-delivery key (vibeplane.vibeapp.delivery), kept across restarts:
+    created there when missing. Empty: a key of this process only (preview pods roll over to
+    the new public key after a restart)."""
     generation_workers: int = 4
     """Generations running at once in this operator."""
     workspace_concurrency: int = 2
@@ -164,6 +168,7 @@ class OperatorSettings:
             liveness_port=int(env("liveness_port", str(cls.liveness_port))),
             resync_seconds=float(env("resync_seconds", str(cls.resync_seconds))),
             preview_image=env("preview_image", cls.preview_image),
+            delivery_key_file=env("delivery_key_file", cls.delivery_key_file),
             preview_command=tuple(
                 json.loads(env("preview_command", json.dumps(list(cls.preview_command))))
             ),

@@ -31,8 +31,6 @@ ANNOTATION_PREFIX: Final = "vibeplane.io"
 # The digest of what the operator last applied to an object (server-side apply skips no-ops).
 ANNOTATION_APPLIED: Final = "vibeplane.io/applied"
 ANNOTATION_WAKE: Final = "vibeplane.io/wake"
-ANNOTATION_REVISION: Final = "vibeplane.io/revision"
-ANNOTATION_BUNDLE_URL_EXPIRES: Final = "vibeplane.io/bundle-url-expires"
 ANNOTATION_WORKSPACE_UID: Final = "vibeplane.io/workspace-uid"
 # Written by the local preview node on a pod: the host port its preview listens on.
 ANNOTATION_LOCAL_PORT: Final = "vibeplane.io/local-port"
@@ -57,3 +55,12 @@ PREVIEW_RUNTIME_DIR: Final = "/opt/vibeplane/vibeplane_sandbox"
 ENV_BUNDLE_URL: Final = "BUNDLE_URL"
 ENV_BUNDLE_SHA256: Final = "BUNDLE_SHA256"
 ENV_PORT: Final = "PORT"
+# Revisions arrive by delivery: orders signed with the platform's key (the pod holds the
+# public half), POSTed to the runtime's revision path (vibeplane.vibeapp.delivery).
+ENV_DELIVERY_KEY: Final = "VIBEPLANE_DELIVERY_KEY"
+ENV_POD_NAMESPACE: Final = "POD_NAMESPACE"
+ENV_POD_NAME: Final = "POD_NAME"
+ENV_POD_UID: Final = "POD_UID"
+REVISION_PATH: Final = "/__vibeplane/revision"
+READY_PATH: Final = "/__vibeplane/ready"
+SIGNATURE_HEADER: Final = "X-Vibeplane-Signature"

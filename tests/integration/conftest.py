@@ -368,6 +368,9 @@ def operator_environment(s3: S3, model_server: ModelServer) -> dict[str, str]:
         **s3.environment,
         "VIBEPLANE_BUILTIN_MODEL_URL": model_server.openai_base,
         "VIBEPLANE_MODEL_EGRESS_ALLOW": json.dumps(TEST_EGRESS_ALLOW),
+        # One delivery key across the session's operators and their restarts, as the chart's
+        # Secret keeps it: a new key would change every preview pod's template.
+        "VIBEPLANE_DELIVERY_KEY_FILE": str(s3.server.config.home / "delivery-key.json"),
         # Previews on the real node: NodePort URLs, bundles through the object store's relay.
         **(real_node_operator_environment(s3.server.config) if real_node_selected() else {}),
     }

@@ -27,6 +27,13 @@ def test_the_sandbox_copies_equal_the_well_known_names() -> None:
     assert preview.ENV_BUNDLE_URL == wellknown.ENV_BUNDLE_URL
     assert preview.ENV_BUNDLE_SHA256 == wellknown.ENV_BUNDLE_SHA256
     assert preview.ENV_PORT == wellknown.ENV_PORT
+    assert preview.ENV_DELIVERY_KEY == wellknown.ENV_DELIVERY_KEY
+    assert preview.ENV_POD_NAMESPACE == wellknown.ENV_POD_NAMESPACE
+    assert preview.ENV_POD_NAME == wellknown.ENV_POD_NAME
+    assert preview.ENV_POD_UID == wellknown.ENV_POD_UID
+    assert preview.REVISION_PATH == wellknown.REVISION_PATH
+    assert preview.READY_PATH == wellknown.READY_PATH
+    assert preview.SIGNATURE_HEADER == wellknown.SIGNATURE_HEADER
 
 
 def test_the_front_service_copies_equal_the_operators_names() -> None:

@@ -124,6 +124,15 @@ class GenerationInFlight(KubeModel):
     """For a fix-up attempt: what failed, sent back to the model."""
 
 
+class Delivered(KubeModel):
+    """The revision the preview sandbox took last (a swap), and which sandbox took it."""
+
+    revision: int
+    sha256: str
+    sandbox: str
+    """The pod (name/uid) and its container restarts: another sandbox needs a delivery."""
+
+
 class VibeAppStatus(KubeModel):
     """The observed state of one generated app."""
 
@@ -131,6 +140,8 @@ class VibeAppStatus(KubeModel):
     """Pending, Generating, Deploying, Running, Hibernated, Failed or BudgetExceeded."""
     revision: int | None = None
     """The revision served now."""
+    delivered: Delivered | None = None
+    """The revision the preview's sandbox serves, as it answered its delivery."""
     revisions: list[Revision] = Field(default_factory=list)
     """The last revisions, newest last (older ones are in the revision index in storage)."""
     url: str | None = None

@@ -15,12 +15,13 @@ from vibeplane.budget.ledger import Ask, token_cost
 from vibeplane.kube.conditions import ConditionSpec
 from vibeplane.settings import LABEL_MANAGED_BY, MANAGER_NAME
 from vibeplane.wellknown import (
-    ANNOTATION_BUNDLE_URL_EXPIRES,
-    ANNOTATION_REVISION,
-    ENV_BUNDLE_SHA256,
-    ENV_BUNDLE_URL,
+    ENV_DELIVERY_KEY,
+    ENV_POD_NAME,
+    ENV_POD_NAMESPACE,
+    ENV_POD_UID,
     ENV_PORT,
     LABEL_LOCAL_NODE,
+    READY_PATH,
     SANDBOX_TAINT_EFFECT,
     SANDBOX_TAINT_KEY,
     SANDBOX_TAINT_VALUE,
@@ -114,6 +115,8 @@ class PreviewSettings:
     image: str
     command: tuple[str, ...]
     local_node: bool
+    delivery_key: str = ""
+    """The platform's public delivery key: the only one whose orders the pod takes."""
     cpu: str = "250m"
     memory: str = "128Mi"
 
@@ -138,15 +141,15 @@ def preview_deployment(
     app: str,
     namespace: str,
     uid: str,
-    revision: Mapping[str, Any],
-    bundle_url: str,
-    url_expires: str,
     replicas: int,
     preview: PreviewSettings,
 ) -> Manifest:
-    """The preview: restricted pod security, gVisor, no API credentials, bundle by URL.
+    """The preview sandbox: restricted pod security, gVisor, no API credentials.
 
-    The readiness probe is the revision's validation: the app must answer on its port.
+    No revision is in the template: the operator delivers each revision to the running
+    sandbox (a signed order the pod verifies with the public key here), so the template, and
+    the pod, change only when the sandbox itself must (image, resources, key). Ready means the
+    runtime answers; the revision's own validation is its delivery.
     """
     pod_labels = labels(app)
     spec: Manifest = {
@@ -165,14 +168,16 @@ def preview_deployment(
                 "image": preview.image,
                 "command": list(preview.command),
                 "env": [
-                    {"name": ENV_BUNDLE_URL, "value": bundle_url},
-                    {"name": ENV_BUNDLE_SHA256, "value": str(revision["sha256"])},
                     {"name": ENV_PORT, "value": str(PREVIEW_PORT)},
+                    {"name": ENV_DELIVERY_KEY, "value": preview.delivery_key},
+                    _field_env(ENV_POD_NAMESPACE, "metadata.namespace"),
+                    _field_env(ENV_POD_NAME, "metadata.name"),
+                    _field_env(ENV_POD_UID, "metadata.uid"),
                 ],
                 "ports": [{"name": "http", "containerPort": PREVIEW_PORT, "protocol": "TCP"}],
                 "readinessProbe": {
-                    "httpGet": {"path": "/", "port": "http"},
-                    "periodSeconds": 2,
+                    "httpGet": {"path": READY_PATH, "port": "http"},
+                    "periodSeconds": 1,
                     "failureThreshold": 3,
                 },
                 "resources": {
@@ -214,17 +219,15 @@ def preview_deployment(
             "selector": {"matchLabels": {LABEL_APP: app, LABEL_COMPONENT: "preview"}},
             "strategy": {"type": "Recreate"},
             "template": {
-                "metadata": {
-                    "labels": pod_labels,
-                    "annotations": {
-                        ANNOTATION_REVISION: str(revision["number"]),
-                        ANNOTATION_BUNDLE_URL_EXPIRES: url_expires,
-                    },
-                },
+                "metadata": {"labels": pod_labels},
                 "spec": spec,
             },
         },
     }
+
+
+def _field_env(name: str, path: str) -> Manifest:
+    return {"name": name, "valueFrom": {"fieldRef": {"fieldPath": path}}}
 
 
 def preview_service(app: str, namespace: str, uid: str, node_port: bool = False) -> Manifest:
@@ -247,20 +250,6 @@ def preview_service(app: str, namespace: str, uid: str, node_port: bool = False)
     if node_port:
         service["spec"]["type"] = "NodePort"
     return service
-
-
-def deployment_ready(deployment: Mapping[str, Any] | None, revision: int) -> bool:
-    """Whether the preview serves `revision` and a replica is ready."""
-    if not deployment:
-        return False
-    template = deployment["spec"]["template"]["metadata"].get("annotations") or {}
-    status = deployment.get("status") or {}
-    return (
-        template.get(ANNOTATION_REVISION) == str(revision)
-        and status.get("observedGeneration", 0) >= deployment["metadata"].get("generation", 0)
-        and (status.get("updatedReplicas") or 0) >= 1
-        and (status.get("readyReplicas") or 0) >= 1
-    )
 
 
 # ---- status --------------------------------------------------------------------------------

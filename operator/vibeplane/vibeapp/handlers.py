@@ -17,6 +17,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import replace
@@ -54,13 +57,15 @@ from vibeplane.vibeapp.decide import (
     AppInput,
     AttemptPlan,
     AttemptState,
+    DeliveryResult,
     PreviewPlan,
     PreviewState,
     WorkspaceView,
 )
+from vibeplane.vibeapp.delivery import DeliveryKey, Order, signed
 from vibeplane.vibeapp.frontdoor import FrontDoor
 from vibeplane.vibeapp.generate import Generator, Job, ModelTarget
-from vibeplane.wellknown import ANNOTATION_WAKE
+from vibeplane.wellknown import ANNOTATION_WAKE, REVISION_PATH, SIGNATURE_HEADER
 
 log = logging.getLogger(__name__)
 FIELD_MANAGER = field_manager("vibeapp")
@@ -103,6 +108,64 @@ def poll_activity(url: str) -> str | None:
     return format_time(datetime.fromtimestamp(seconds, UTC))
 
 
+# Sends one signed order to a preview's runtime: (base URL, body, signature) -> the answer.
+Deliver = Callable[[str, bytes, str], DeliveryResult]
+DELIVERY_TIMEOUT = 30.0
+"""Seconds a delivery may take: the sandbox fetches, verifies and extracts before answering."""
+
+
+def post_delivery(base_url: str, body: bytes, signature: str) -> DeliveryResult:
+    """POST a signed order to the preview runtime; its answer (status 0: unreachable)."""
+    request = urllib.request.Request(
+        base_url.rstrip("/") + REVISION_PATH,
+        data=body,
+        method="POST",
+        headers={"Content-Type": "application/json", SIGNATURE_HEADER: signature},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=DELIVERY_TIMEOUT) as response:
+            answer = json.loads(response.read())
+            return DeliveryResult(response.status, "", str(answer.get("pod") or ""))
+    except urllib.error.HTTPError as error:
+        try:
+            message = str(json.loads(error.read()).get("error") or error.reason)
+        except (ValueError, OSError):
+            message = str(error.reason)
+        return DeliveryResult(error.code, message[:1000])
+    except (OSError, ValueError) as error:
+        return DeliveryResult(0, f"unreachable: {getattr(error, 'reason', error)}")
+
+
+def load_delivery_key(path: str) -> DeliveryKey:
+    """The platform's delivery key from `path`, created there (0600) when missing; a key of
+    this process only when no path is set."""
+    if not path:
+        log.warning("no delivery_key_file: previews roll over to a new key at each restart")
+        return DeliveryKey.generate()
+    try:
+        with open(path) as existing:
+            return DeliveryKey.loads(existing.read())
+    except FileNotFoundError:
+        pass
+    key = DeliveryKey.generate()
+    scratch = f"{path}.{os.getpid()}"
+    try:
+        descriptor = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as out:
+            out.write(key.dumps())
+        try:
+            os.link(scratch, path)  # the first writer wins; a concurrent one reads its key
+        except FileExistsError:
+            pass
+        finally:
+            os.unlink(scratch)
+    except OSError as error:
+        log.warning("cannot keep the delivery key in %s (%s): a key of this process", path, error)
+        return key
+    with open(path) as stored:
+        return DeliveryKey.loads(stored.read())
+
+
 class VibeAppReconciler:
     def __init__(
         self,
@@ -118,6 +181,8 @@ class VibeAppReconciler:
         outcomes: OutcomeBoard | None = None,
         activity: ActivityProbe = poll_activity,
         clock: Clock = SYSTEM_CLOCK,
+        delivery_key: DeliveryKey | None = None,
+        deliver: Deliver = post_delivery,
     ) -> None:
         self.settings = settings
         self.outcomes = outcomes
@@ -131,11 +196,14 @@ class VibeAppReconciler:
         self.enqueue = enqueue
         self.activity = activity
         self.clock = clock
+        self.delivery_key = delivery_key or load_delivery_key(settings.delivery_key_file)
+        self.deliver = deliver
         self.preview = desired.PreviewSettings(
             runtime_class=settings.runtime_class,
             image=settings.preview_image,
             command=settings.preview_command,
             local_node=settings.preview_local_node,
+            delivery_key=self.delivery_key.public,
         )
         self.frontdoor = FrontDoor(settings, cache, kube, FIELD_MANAGER)
 
@@ -276,17 +344,52 @@ class VibeAppReconciler:
         if plan.state is not None:
             return plan.state
         try:
-            live = self._apply_preview(inp, plan)
+            self._apply_preview(inp, plan)
         except ApiException as error:
             if error.status not in (400, 422):
                 raise
             return decide.refused_preview(plan, refusal_message(error))
-        log_tail = self._log_tail(inp) if decide.needs_log_tail(inp, plan, live) else ""
-        state = decide.preview_state(inp, plan, live, log_tail)
+        sandbox = decide.delivery_needed(inp, plan)
+        result = self._deliver(inp, plan, sandbox) if sandbox is not None else None
+        log_tail = self._log_tail(inp) if decide.needs_log_tail(inp, plan) else ""
+        state = decide.preview_state(inp, plan, result, log_tail)
         validation = state.revision_update.get("validation")
         if validation is not None:
             self._validated({**plan.serve, **state.revision_update}, validation == "Passed", inp)
         return state
+
+    def _deliver(
+        self, inp: AppInput, plan: PreviewPlan, sandbox: Mapping[str, Any]
+    ) -> DeliveryResult:
+        """Swap the revision into the running sandbox: one signed order, answered once the
+        sandbox serves it (or refused, the old revision serving on)."""
+        _, url = self._presign(plan.serve)
+        order = Order(
+            namespace=inp.namespace,
+            app=inp.name,
+            app_uid=inp.uid,
+            revision=int(plan.serve["number"]),
+            sha256=str(plan.serve["sha256"]),
+            url=url,
+            issued_ms=time.time_ns() // 1_000_000,
+        )
+        body, signature = signed(self.delivery_key, order)
+        result = self.deliver(decide.delivery_url(inp), body, signature)
+        if result.status == 200:
+            # Recorded as the sandbox that answered, with its restarts as the cache saw them.
+            answered = result.sandbox or ""
+            pods = [p for p in inp.pods if _pod_key(p) == answered] or [sandbox]
+            result = replace(result, sandbox=decide.sandbox_id(pods[0]))
+        else:
+            log.info(
+                "delivery of %s/%s revision %s: HTTP %s %s",
+                inp.namespace,
+                inp.name,
+                order.revision,
+                result.status,
+                result.message,
+            )
+        return result
 
     def _validated(self, revision: Mapping[str, Any], passed: bool, inp: AppInput) -> None:
         """A revision's first validation: the model's measured outcome, the time to ready."""
@@ -297,22 +400,19 @@ class VibeAppReconciler:
         if waited is not None:
             PROMPT_TO_READY.observe(waited)
 
-    def _apply_preview(self, inp: AppInput, plan: PreviewPlan) -> Mapping[str, Any] | None:
-        """Apply the preview's Deployment and Service; the Deployment as it is now."""
-        expires, url = plan.bundle_url or self._presign(plan.serve)
+    def _apply_preview(self, inp: AppInput, plan: PreviewPlan) -> None:
+        """Apply the preview's Deployment and Service (unchanged by a new revision)."""
         deployment = desired.preview_deployment(
-            inp.name, inp.namespace, inp.uid, plan.serve, url, expires, plan.replicas, self.preview
+            inp.name, inp.namespace, inp.uid, plan.replicas, self.preview
         )
-        stored = apply_and_remember(
+        apply_and_remember(
             self.kube, self.cache, deployment, FIELD_MANAGER, "VibeApp", inp.deployment
         )
-        live = stored if stored is not None else inp.deployment
         node_port = bool(self.settings.preview_node_address)
         service = desired.preview_service(inp.name, inp.namespace, inp.uid, node_port=node_port)
         service_live = dict(inp.service) if inp.service is not None else None
         if self.kube.apply(service, FIELD_MANAGER, live=service_live, lookup=False) is not None:
             WRITES.labels("VibeApp", "Service").inc()
-        return live
 
     def _presign(self, revision: Mapping[str, Any]) -> tuple[str, str]:
         """A new presigned URL of the revision's bundle: (expires, URL)."""
@@ -365,6 +465,11 @@ class VibeAppReconciler:
             kept = [f for f in inp.finalizers if f != FINALIZER]
             self.kube.patch_metadata(api.INFO, inp.name, inp.namespace, {"finalizers": kept})
         return Outcome([])
+
+
+def _pod_key(pod: Mapping[str, Any]) -> str:
+    """How the preview runtime names its pod (POD_NAME/POD_UID)."""
+    return f"{pod['metadata']['name']}/{pod['metadata'].get('uid', '')}"
 
 
 def _labelled(body: Mapping[str, Any], labels: Mapping[str, str]) -> bool:

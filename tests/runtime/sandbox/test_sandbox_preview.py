@@ -165,7 +165,7 @@ def test_the_module_serves_the_app_on_port(files: tuple[Path, str], tmp_path: Pa
         output = process.communicate(timeout=10)[0].decode()
     assert process.returncode == 0
     assert "topsecret" not in output
-    assert "serving 1 files" in output
+    assert "revision 0 (1 files" in output
 
 
 def test_the_module_exits_non_zero_on_a_bad_checksum(
@@ -178,8 +178,12 @@ def test_the_module_exits_non_zero_on_a_bad_checksum(
     assert "preview: error: checksum mismatch" in output
 
 
-def test_the_module_needs_a_url_and_digest() -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BUNDLE_")}
+def test_the_module_needs_a_url_and_digest_or_a_delivery_key() -> None:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("BUNDLE_") and k != preview.ENV_DELIVERY_KEY
+    }
     env["PYTHONPATH"] = str(SANDBOX_SOURCE)
     result = subprocess.run(
         [sys.executable, "-m", "vibeplane_sandbox.preview"],
@@ -190,4 +194,4 @@ def test_the_module_needs_a_url_and_digest() -> None:
         check=False,
     )
     assert result.returncode == preview.EXIT_USAGE
-    assert "bundle URL and its sha256 are required" in result.stderr
+    assert "or a delivery key" in result.stderr

@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from kubernetes.client.exceptions import ApiException
 
+from tests.fakes.delivery import shared_delivery_key
 from tests.fakes.kube import FakeKube
 from vibeplane.api.vibeapp import VibeAppSpec
 from vibeplane.controller.cache import ObjectCache
@@ -82,6 +83,7 @@ class Harness:
             FakeStore(),  # type: ignore[arg-type]
             None,  # type: ignore[arg-type]  # no ledger: no app here is deleted
             enqueue=self._enqueue,
+            delivery_key=shared_delivery_key(),
         )
 
     def refuse(self, kind: str, message: str) -> None:

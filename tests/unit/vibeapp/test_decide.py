@@ -8,6 +8,7 @@ the model fails; the workspace blocks or suspends; a deleted app cleans up.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -63,20 +64,19 @@ def revision(number: int, **fields: Any) -> dict[str, Any]:
     }
 
 
-def ready_deployment(number: int) -> dict[str, Any]:
-    manifest = desired.preview_deployment(
-        "todo",
-        "ws-team",
-        UID,
-        revision(number),
-        "http://s3.invalid/bundle?sig",
-        stamp(NOW + timedelta(minutes=50)),
-        1,
-        desired.PreviewSettings("gvisor", "preview:1", ("python3",), False),
-    )
-    manifest["metadata"]["generation"] = 1
-    manifest["status"] = {"observedGeneration": 1, "updatedReplicas": 1, "readyReplicas": 1}
-    return manifest
+POD: dict[str, Any] = {
+    "metadata": {"name": "todo-preview-x", "uid": "p-1", "creationTimestamp": stamp(NOW)},
+    "status": {
+        "conditions": [{"type": "Ready", "status": "True"}],
+        "containerStatuses": [{"name": "app", "restartCount": 0}],
+    },
+}
+SANDBOX = "todo-preview-x/p-1/0"
+
+
+def ready_deployment(number: int) -> decide.DeliveryResult:
+    """The sandbox's answer to revision `number`'s delivery: swapped in."""
+    return decide.DeliveryResult(200, "", SANDBOX)
 
 
 def succeeded(number: int) -> Result:
@@ -85,10 +85,16 @@ def succeeded(number: int) -> Result:
 
 
 def reconcile(
-    inp: AppInput, live: dict[str, Any] | None = None, log_tail: str = "", seen: str | None = None
+    inp: AppInput,
+    live: decide.DeliveryResult | None = None,
+    log_tail: str = "",
+    seen: str | None = None,
 ) -> tuple[decide.GenerationStep, decide.PreviewState, decide.AppStatus]:
-    """The decisions of one reconcile, with `live` as the Deployment after the apply."""
+    """The decisions of one reconcile, with `live` as the sandbox's answer to a delivery (its
+    pod is then ready)."""
     assert decide.blocked(inp) is None
+    if live is not None and not inp.pods:
+        inp = replace(inp, pods=(POD,))
     step = decide.generation_step(inp)
     plan = decide.plan_preview(inp, step.revisions)
     preview = plan.state or decide.preview_state(inp, plan, live, log_tail)
@@ -184,15 +190,54 @@ def test_the_local_node_port_is_the_url_once_its_pod_is_ready() -> None:
     assert decide.preview_url(app(["x"], settings=settings)) == "http://todo-preview.ws-team.svc/"
 
 
-def test_a_live_bundle_url_is_kept_while_it_stays_valid() -> None:
-    live = ready_deployment(1)
-    inp = app(["x"], {"revisions": [revision(1)]}, deployment=live)
+def test_a_ready_sandbox_gets_the_served_revision_once() -> None:
+    inp = app(["x"], {"revisions": [revision(1)]}, pods=(POD,))
     plan = decide.plan_preview(inp, [revision(1)])
-    assert plan.bundle_url == (stamp(NOW + timedelta(minutes=50)), "http://s3.invalid/bundle?sig")
-    late = app(["x"], deployment=live, now=NOW + timedelta(minutes=45))
-    assert decide.plan_preview(late, [revision(1)]).bundle_url is None  # presigned anew
-    other = app(["x"], deployment=live)
-    assert decide.plan_preview(other, [revision(1, sha256="cd" * 32)]).bundle_url is None
+    assert decide.delivery_needed(inp, plan) == POD
+    status = reconcile(inp, ready_deployment(1))[2]
+    delivered = {"revision": 1, "sha256": SHA, "sandbox": SANDBOX}
+    assert status.fields["delivered"] == delivered
+    # Delivered: the next reconcile sends nothing and stays Running.
+    again = app(["x"], status.fields, pods=(POD,))
+    assert (
+        decide.delivery_needed(again, decide.plan_preview(again, status.fields["revisions"]))
+        is None
+    )
+    assert reconcile(again)[2].fields == status.fields
+    # A restarted container (an empty runtime) or a new revision is delivered again.
+    restarted = {**POD, "status": {**POD["status"], "containerStatuses": [{"restartCount": 1}]}}
+    again = app(["x"], status.fields, pods=(restarted,))
+    assert decide.delivery_needed(again, decide.plan_preview(again, status.fields["revisions"]))
+    newer = [*status.fields["revisions"], revision(2, sha256="cd" * 32)]
+    again = app(["x", "y"], {**status.fields, "revisions": newer}, pods=(POD,))
+    assert decide.delivery_needed(again, decide.plan_preview(again, newer)) == POD
+
+
+def test_a_refused_revision_fails_and_the_old_one_keeps_serving() -> None:
+    delivered = {"revision": 1, "sha256": SHA, "sandbox": SANDBOX}
+    revisions = [revision(1, validation="Passed"), revision(2, sha256="cd" * 32)]
+    inp = app(["x", "y"], {"revisions": revisions, "delivered": delivered}, pods=(POD,))
+    refused = decide.DeliveryResult(422, "checksum mismatch: expected sha256 cd.., got ab..")
+    _, preview, status = reconcile(inp, refused)
+    assert preview.condition.reason == "ValidationFailed"
+    assert "checksum mismatch" in preview.condition.message
+    assert "revision 1 keeps serving" in preview.condition.message
+    assert status.fields["revision"] == 1
+    assert status.fields["delivered"] == delivered
+    assert [r.get("validation") for r in status.fields["revisions"]] == ["Passed", "Failed"]
+    # Not sent again: a fix-up (a new bundle) or a new prompt is.
+    again = app(["x", "y"], status.fields, pods=(POD,))
+    assert (
+        decide.delivery_needed(again, decide.plan_preview(again, status.fields["revisions"]))
+        is None
+    )
+
+
+def test_an_unreachable_sandbox_is_tried_again_soon() -> None:
+    inp = app(["x"], {"revisions": [revision(1)]}, pods=(POD,))
+    _, preview, _ = reconcile(inp, decide.DeliveryResult(0, "unreachable: refused"))
+    assert (preview.phase, preview.requeue_after) == ("Deploying", 2.0)
+    assert "unreachable" in preview.condition.message
 
 
 # ---- fix-up --------------------------------------------------------------------------------
@@ -203,7 +248,7 @@ def test_a_preview_that_never_answers_fails_validation_and_is_fixed_up() -> None
     spec = {"autoFix": {"attempts": 1}}
     inp = app(["a todo list"], {"revisions": [deployed], "lastActivity": stamp(NOW)}, spec)
     plan = decide.plan_preview(inp, [deployed])
-    assert decide.needs_log_tail(inp, plan, None)
+    assert decide.needs_log_tail(inp, plan)
     _step, preview, status = reconcile(inp, None, log_tail="SyntaxError: line 3")
     assert preview.condition.reason == "ValidationFailed"
     assert preview.condition.message.endswith("log tail:\nSyntaxError: line 3")
@@ -233,7 +278,7 @@ def test_fix_ups_stop_at_the_allowed_attempts_and_the_logs_are_read_once() -> No
     ]
     inp = app(["x"], {"revisions": [failed], "conditions": before}, {"autoFix": {"attempts": 1}})
     plan = decide.plan_preview(inp, [failed])
-    assert not decide.needs_log_tail(inp, plan, None)  # the message recorded before is kept
+    assert not decide.needs_log_tail(inp, plan)  # the message recorded before is kept
     _, preview, status = reconcile(inp)
     assert preview.condition.message == said
     assert not status.fixing_up

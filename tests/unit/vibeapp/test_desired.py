@@ -20,8 +20,8 @@ PREVIEW = desired.PreviewSettings(
     image="ghcr.io/vibeplane/preview:0.1.0",
     command=("python3", "-m", "vibeplane_sandbox.preview"),
     local_node=True,
+    delivery_key="65537:c0ffee",
 )
-REVISION = {"number": 2, "sha256": "ab" * 32}
 
 
 def _golden(name: str, document: object) -> None:
@@ -33,24 +33,13 @@ def _golden(name: str, document: object) -> None:
 
 
 def test_preview_deployment_and_service_match_golden() -> None:
-    deployment = desired.preview_deployment(
-        "todo",
-        "ws-demo",
-        UID,
-        REVISION,
-        "http://127.0.0.1:9000/b?sig",
-        "2026-11-24T13:00:00Z",
-        1,
-        PREVIEW,
-    )
+    deployment = desired.preview_deployment("todo", "ws-demo", UID, 1, PREVIEW)
     _golden("preview-deployment", deployment)
     _golden("preview-service", desired.preview_service("todo", "ws-demo", UID))
 
 
 def test_preview_pod_is_restricted_and_sandboxed() -> None:
-    pod = desired.preview_deployment("a", "n", UID, REVISION, "u", "t", 1, PREVIEW)["spec"][
-        "template"
-    ]["spec"]
+    pod = desired.preview_deployment("a", "n", UID, 1, PREVIEW)["spec"]["template"]["spec"]
     container = pod["containers"][0]
     assert pod["runtimeClassName"] == "gvisor"
     assert pod["automountServiceAccountToken"] is False
@@ -63,6 +52,9 @@ def test_preview_pod_is_restricted_and_sandboxed() -> None:
     }
     assert container["resources"]["limits"] == container["resources"]["requests"]
     assert not any("AWS" in e["name"] for e in container["env"])
+    # No revision, no bundle URL in the template: a new revision changes no pod.
+    assert "BUNDLE_URL" not in str(container["env"])
+    assert {"name": "VIBEPLANE_DELIVERY_KEY", "value": "65537:c0ffee"} in container["env"]
 
 
 def test_revisions_follow_the_prompts() -> None:

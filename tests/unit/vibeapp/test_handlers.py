@@ -4,17 +4,21 @@ what the decisions (tests/unit/vibeapp/test_decide.py) said."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from tests.fakes.clock import FakeClock
+from tests.fakes.delivery import shared_delivery_key
 from tests.fakes.kube import FakeKube
 from vibeplane.api.vibeapp import VibeAppSpec
 from vibeplane.controller.cache import ObjectCache
 from vibeplane.controller.reconcile import Context, ObjectKey, Outcome
 from vibeplane.settings import FINALIZER, LABEL_WORKSPACE, OperatorSettings
+from vibeplane.vibeapp.decide import DeliveryResult
 from vibeplane.vibeapp.generate import Job, Result
 from vibeplane.vibeapp.handlers import VibeAppReconciler
 from vibeplane.wellknown import LABEL_RETAIN
+from vibeplane_sandbox.preview import verify
 
 NAMESPACE, WORKSPACE, UID = "ws-team", "team", "u-1"
 SHA = "ab" * 32
@@ -92,7 +96,16 @@ class Harness:
             enqueue=self.requeued.append,
             activity=self._activity,
             clock=self.clock,
+            delivery_key=shared_delivery_key(),
+            deliver=self._deliver,
         )
+        self.deliveries: list[tuple[str, dict[str, Any], str]] = []
+
+    def _deliver(self, url: str, body: bytes, signature: str) -> DeliveryResult:
+        self.deliveries.append((url, json.loads(body), signature))
+        pods = self.reconciler.cache.items("Pod", NAMESPACE)
+        pod = pods[0]["metadata"] if pods else {"name": "gone", "uid": ""}
+        return DeliveryResult(200, "", f"{pod['name']}/{pod.get('uid', '')}")
 
     def _activity(self, url: str) -> str | None:
         self.polled.append(url)
@@ -167,15 +180,60 @@ def test_a_finished_attempt_requeues_and_its_preview_converges_without_writes() 
     assert harness.kube.applied == []
 
 
+READY_POD = {
+    "kind": "Pod",
+    "metadata": {
+        "name": "app-preview-1",
+        "uid": "p-1",
+        "namespace": NAMESPACE,
+        "labels": {"vibeplane.io/app": "app", "app.kubernetes.io/component": "preview"},
+    },
+    "status": {"conditions": [{"type": "Ready", "status": "True"}]},
+}
+
+
+def test_a_revision_swaps_into_the_ready_sandbox_by_one_signed_order() -> None:
+    harness = Harness(preview_activity_poll=False)
+    harness.reconcile({"prompts": ["x"]}, {"revisions": [revision(1)]})
+    assert harness.deliveries == []  # no ready sandbox yet: nothing to deliver to
+    template = harness.kube.objects[("Deployment", NAMESPACE, "app-preview")]["spec"]["template"]
+    harness.reconciler.cache.put("Pod", READY_POD)  # as its watch would
+    outcome = harness.reconcile({"prompts": ["x"]}, {"revisions": [revision(1)]})
+    assert outcome.fields["phase"] == "Running"
+    assert outcome.fields["delivered"] == {
+        "revision": 1,
+        "sha256": SHA,
+        "sandbox": "app-preview-1/p-1/0",
+    }
+    [(url, order, signature)] = harness.deliveries
+    assert url == "http://app-preview.ws-team.svc/"
+    assert (order["namespace"], order["app"], order["appUid"]) == (NAMESPACE, "app", UID)
+    assert (order["revision"], order["sha256"]) == (1, SHA)
+    assert order["url"].startswith("http://s3.invalid/vibeplane/workspaces/team/apps/u-1/")
+    body = json.dumps(order, sort_keys=True, separators=(",", ":")).encode()
+    e, n = shared_delivery_key().e, shared_delivery_key().n
+    assert verify((e, n), body, signature)
+
+    # Delivered: the next reconcile sends nothing. A new revision is a delivery, not a
+    # Deployment change.
+    harness.kube.applied.clear()
+    again = harness.reconcile({"prompts": ["x"]}, outcome.fields)
+    assert len(harness.deliveries) == 1
+    assert again.fields == outcome.fields
+    newer = {**revision(2), "sha256": "cd" * 32}
+    status = {**outcome.fields, "revisions": [*outcome.fields["revisions"], newer]}
+    swapped = harness.reconcile({"prompts": ["x", "y"]}, status)
+    assert swapped.fields["revision"] == 2
+    assert swapped.fields["delivered"]["sha256"] == "cd" * 32
+    assert len(harness.deliveries) == 2
+    assert harness.kube.applied == []
+    deployment = harness.kube.objects[("Deployment", NAMESPACE, "app-preview")]
+    assert deployment["spec"]["template"] == template
+
+
 def test_a_running_preview_is_asked_for_its_activity() -> None:
     harness = Harness()
-    harness.reconcile({"prompts": ["x"]}, {"revisions": [revision(1)]})
-    key = ("Deployment", NAMESPACE, "app-preview")
-    harness.kube.objects[key]["status"] = {
-        "observedGeneration": 1,
-        "updatedReplicas": 1,
-        "readyReplicas": 1,
-    }
+    harness.reconciler.cache.put("Pod", READY_POD)
     harness.seen = "2026-11-24T09:59:00Z"
     status = {"revisions": [revision(1)], "lastActivity": "2026-11-24T09:30:00Z"}
     outcome = harness.reconcile({"prompts": ["x"]}, status)

@@ -107,7 +107,8 @@ def app_status(
     inp: AppInput, step: GenerationStep, preview: PreviewState, seen_activity: str | None = None
 ) -> AppStatus:
     """Combine generation and preview into the phase, Ready and the status fields."""
-    revisions = with_update(step.revisions, preview.serving, preview.revision_update)
+    updated = preview.updated if preview.updated is not None else preview.serving
+    revisions = with_update(step.revisions, updated, preview.revision_update)
     in_flight, generated = step.in_flight, step.generated
     fixing_up = False
     if preview.condition.reason == "ValidationFailed" and in_flight is None:
@@ -126,6 +127,7 @@ def app_status(
         "generation": in_flight,
         "phase": app_phase,
         "revision": preview.serving,
+        "delivered": preview.delivered or inp.status.get("delivered"),
         "revisions": revisions[-KEPT_REVISIONS:],
         "url": preview.url,
         "totalCost": total_cost(revisions),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Protocol
 
 from vibeplane.api import vibeapp as api
@@ -20,9 +20,8 @@ BUSY_RECHECK = 5.0
 """Seconds before a deleted app whose generation still runs is looked at again."""
 NO_WORKSPACE_RECHECK = 10.0
 LONGEST_WAIT = 3600.0
-BUNDLE_URL_SECONDS = 3600
-BUNDLE_URL_MARGIN = timedelta(minutes=10)
-"""A presigned bundle URL is reused while it stays valid this much longer."""
+BUNDLE_URL_SECONDS = 600
+"""How long a delivered bundle URL is valid: the sandbox fetches it at once."""
 
 
 class AttemptResult(Protocol):

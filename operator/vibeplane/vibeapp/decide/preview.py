@@ -1,6 +1,11 @@
 """The preview's decisions: what the served revision needs and how it stands.
 
-The preview owns the PreviewReady condition."""
+The preview is one sandbox per app (a Deployment whose template carries no revision); each
+revision reaches the running sandbox by delivery (a signed order, `vibeplane.vibeapp.delivery`)
+and swaps in there. The app's status records which sandbox took which revision
+(`status.delivered`), so a restarted operator, a restarted pod or a new revision is seen as a
+difference and delivered again, and a converged app sends nothing. The preview owns the
+PreviewReady condition."""
 
 from __future__ import annotations
 
@@ -15,19 +20,18 @@ from vibeplane.timestamps import format_time, parse_time
 from vibeplane.vibeapp import desired
 from vibeplane.vibeapp.decide.generation import GenerationStep
 from vibeplane.vibeapp.decide.inputs import (
-    BUNDLE_URL_MARGIN,
     AppInput,
     Revision,
     elapsed_since,
     idle_check,
 )
 from vibeplane.wellknown import (
-    ANNOTATION_BUNDLE_URL_EXPIRES,
     ANNOTATION_LOCAL_PORT,
     ANNOTATION_WAKE,
-    ENV_BUNDLE_SHA256,
-    ENV_BUNDLE_URL,
 )
+
+DELIVERY_RETRY = 2.0
+"""Seconds before a delivery that did not get through (sandbox unreachable) is tried again."""
 
 # ---- the preview: owns PreviewReady ------------------------------------------------------------
 
@@ -42,7 +46,11 @@ class PreviewState:
     serving: int | None = None
     requeue_after: float | None = None
     revision_update: Mapping[str, Any] = field(default_factory=dict)
-    """Fields to record on the served revision (deployedAt, validation)."""
+    """Fields to record on the revision to serve (deployedAt, validation)."""
+    updated: int | None = None
+    """The revision `revision_update` is for, when it is not the one serving."""
+    delivered: Mapping[str, Any] | None = None
+    """A new status.delivered (None: as it was)."""
 
 
 @dataclass(frozen=True)
@@ -53,8 +61,6 @@ class PreviewPlan:
     """Decided without objects (nothing to serve, preview disabled): apply nothing."""
     serve: Revision = field(default_factory=dict)
     replicas: int = 1
-    bundle_url: tuple[str, str] | None = None
-    """(expires, URL) of the live preview's bundle when it can be kept; None: presign anew."""
 
 
 def plan_preview(inp: AppInput, revisions: Sequence[Revision]) -> PreviewPlan:
@@ -85,7 +91,7 @@ def plan_preview(inp: AppInput, revisions: Sequence[Revision]) -> PreviewPlan:
         inp.workspace.spec and inp.workspace.spec.suspended
     )
     replicas = 0 if suspended or hibernated(inp) else 1
-    return PreviewPlan(None, dict(serve), replicas, reusable_bundle_url(inp, serve))
+    return PreviewPlan(None, dict(serve), replicas)
 
 
 def hibernated(inp: AppInput) -> bool:
@@ -100,25 +106,6 @@ def hibernated(inp: AppInput) -> bool:
     return (inp.now - newest).total_seconds() > duration_seconds(preview.idle_timeout)
 
 
-def reusable_bundle_url(inp: AppInput, revision: Mapping[str, Any]) -> tuple[str, str] | None:
-    """The live preview's presigned bundle URL while it is valid for another 10 minutes, so a
-    converged preview's template (and so its pods) never changes."""
-    if inp.deployment is None:
-        return None
-    template = inp.deployment["spec"]["template"]
-    annotations = template["metadata"].get("annotations") or {}
-    env = {e["name"]: e.get("value") for e in template["spec"]["containers"][0].get("env", [])}
-    expires = annotations.get(ANNOTATION_BUNDLE_URL_EXPIRES, "")
-    valid_until = parse_time(expires)  # unreadable: presigned anew
-    if (
-        env.get(ENV_BUNDLE_SHA256) == revision["sha256"]
-        and valid_until is not None
-        and valid_until > inp.now + BUNDLE_URL_MARGIN
-    ):
-        return expires, str(env[ENV_BUNDLE_URL])
-    return None
-
-
 def refused_preview(plan: PreviewPlan, message: str) -> PreviewState:
     """The API server refused a preview object for good (e.g. the app's name makes an invalid
     Service name): said here, with the revisions kept."""
@@ -126,10 +113,77 @@ def refused_preview(plan: PreviewPlan, message: str) -> PreviewState:
     return PreviewState(condition, "Failed", serving=int(plan.serve["number"]))
 
 
-def timed_out(inp: AppInput, plan: PreviewPlan, live: Mapping[str, Any] | None) -> bool:
-    """Whether the served revision had its time to become ready and did not."""
-    number = int(plan.serve["number"])
-    if plan.replicas == 0 or desired.deployment_ready(live, number):
+@dataclass(frozen=True)
+class DeliveryResult:
+    """How the sandbox answered a delivery."""
+
+    status: int
+    """The HTTP status (0: the sandbox could not be reached)."""
+    message: str = ""
+    sandbox: str | None = None
+    """The sandbox that took it (`sandbox_id`), when it did."""
+
+
+def sandbox_id(pod: Mapping[str, Any]) -> str:
+    """A preview sandbox's identity: its pod and how often its container restarted (a
+    restarted container is a new, empty runtime)."""
+    metadata = pod["metadata"]
+    statuses = (pod.get("status") or {}).get("containerStatuses") or []
+    restarts = sum(int(s.get("restartCount") or 0) for s in statuses)
+    return f"{metadata['name']}/{metadata.get('uid', '')}/{restarts}"
+
+
+def ready_sandbox(inp: AppInput) -> Mapping[str, Any] | None:
+    """The preview's ready pod (the newest, should a rollout leave two)."""
+    ready = [
+        pod for pod in inp.pods if pod_ready(pod) and not pod["metadata"].get("deletionTimestamp")
+    ]
+    return max(
+        ready, key=lambda pod: str(pod["metadata"].get("creationTimestamp", "")), default=None
+    )
+
+
+def _delivered_here(inp: AppInput, plan: PreviewPlan) -> bool:
+    delivered = inp.status.get("delivered") or {}
+    sandbox = ready_sandbox(inp)
+    return (
+        sandbox is not None
+        and delivered.get("sandbox") == sandbox_id(sandbox)
+        and delivered.get("sha256") == plan.serve.get("sha256")
+        and delivered.get("revision") == plan.serve.get("number")
+    )
+
+
+def delivery_needed(inp: AppInput, plan: PreviewPlan) -> Mapping[str, Any] | None:
+    """The ready sandbox to deliver the revision to (None: nothing to deliver, or no sandbox
+    to take it yet). A revision the sandbox refused (validation Failed) is not sent again;
+    its fix-up is a new bundle, and so a new delivery."""
+    if plan.replicas == 0 or _delivered_here(inp, plan):
+        return None
+    if plan.serve.get("validation") == "Failed":
+        return None
+    return ready_sandbox(inp)
+
+
+def delivery_url(inp: AppInput) -> str:
+    """Where the operator reaches the preview's runtime: the local node's port, the node's
+    NodePort, or the Service's cluster name (never the gateway: deliveries are not people)."""
+    settings = inp.settings
+    if settings.preview_local_node:
+        for pod in inp.pods:
+            port = (pod["metadata"].get("annotations") or {}).get(ANNOTATION_LOCAL_PORT)
+            if port and pod_ready(pod):
+                return f"http://127.0.0.1:{port}/"
+    if settings.preview_node_address:
+        ports = ((inp.service or {}).get("spec") or {}).get("ports") or []
+        if ports and ports[0].get("nodePort"):
+            return f"http://{settings.preview_node_address}:{ports[0]['nodePort']}/"
+    return f"http://{desired.preview_name(inp.name)}.{inp.namespace}.svc/"
+
+
+def timed_out(inp: AppInput, plan: PreviewPlan) -> bool:
+    """Whether the served revision had its time to reach its sandbox and did not."""
+    if plan.replicas == 0 or _delivered_here(inp, plan):
         return False
     waited = elapsed_since(plan.serve.get("deployedAt"), inp.now)
     return (
@@ -139,10 +193,10 @@ def timed_out(inp: AppInput, plan: PreviewPlan, live: Mapping[str, Any] | None) 
     )
 
 
-def needs_log_tail(inp: AppInput, plan: PreviewPlan, live: Mapping[str, Any] | None) -> bool:
+def needs_log_tail(inp: AppInput, plan: PreviewPlan) -> bool:
     """Whether the pod's logs must be read for the ValidationFailed message (once: a message
     recorded before is kept)."""
-    return timed_out(inp, plan, live) and _failure_recorded(inp, plan) is None
+    return timed_out(inp, plan) and _failure_recorded(inp, plan) is None
 
 
 def _failure_recorded(inp: AppInput, plan: PreviewPlan) -> str | None:
@@ -156,24 +210,60 @@ def _failure_recorded(inp: AppInput, plan: PreviewPlan) -> str | None:
     return None
 
 
+def _refused(result: DeliveryResult | None) -> bool:
+    """The sandbox fetched the bundle and refused it (checksum, archive, no main page)."""
+    return result is not None and result.status == 422
+
+
 def preview_state(
-    inp: AppInput, plan: PreviewPlan, live: Mapping[str, Any] | None, log_tail: str = ""
+    inp: AppInput,
+    plan: PreviewPlan,
+    result: DeliveryResult | None = None,
+    log_tail: str = "",
 ) -> PreviewState:
-    """PreviewReady once the preview's objects are applied (`live`: the Deployment now)."""
+    """PreviewReady once the preview's objects are applied and any delivery was answered."""
     number = int(plan.serve["number"])
     preview = inp.spec.preview or api.Preview()
+    before = inp.status.get("delivered") or None
     if plan.replicas == 0:
         return _scaled_to_zero(inp, number)
-    if desired.deployment_ready(live, number):
+    delivered: Mapping[str, Any] | None = None
+    if result is not None and result.status == 200 and result.sandbox:
+        delivered = {"revision": number, "sha256": plan.serve["sha256"], "sandbox": result.sandbox}
+    if delivered is not None or _delivered_here(inp, plan):
         condition = ConditionSpec("PreviewReady", "True", "Ready", f"revision {number} answers")
-        update = {} if _validated(plan.serve) else {"validation": "Passed"}
+        update = {} if plan.serve.get("validation") == "Passed" else {"validation": "Passed"}
         url = preview_url(inp)
-        return PreviewState(
-            condition, "Running", url, number, idle_check(preview.idle_timeout), update
+        wait = idle_check(preview.idle_timeout)
+        return PreviewState(condition, "Running", url, number, wait, update, delivered=delivered)
+    # The revision the sandbox still serves, when it is this app's and the sandbox is up.
+    sandbox = ready_sandbox(inp)
+    still = (
+        int(before["revision"])
+        if before and sandbox is not None and before.get("sandbox") == sandbox_id(sandbox)
+        else None
+    )
+    if _refused(result) or (plan.serve.get("validation") == "Failed" and still is not None):
+        message = (
+            f"revision {number} was refused by its sandbox: {result.message}"
+            if result is not None and _refused(result)
+            else _failure_recorded(inp, plan) or f"revision {number} failed validation"
         )
-    if timed_out(inp, plan, live):
+        if still is not None:
+            message += f"; revision {still} keeps serving"
+        condition = ConditionSpec("PreviewReady", "False", "ValidationFailed", message)
+        update = {} if _validated(plan.serve) else {"validation": "Failed"}
+        return PreviewState(
+            condition,
+            "Failed",
+            preview_url(inp) if still is not None else None,
+            still or number,
+            revision_update=update,
+            updated=number,
+        )
+    if timed_out(inp, plan):
         message = _failure_recorded(inp, plan) or (
-            f"revision {number} did not become ready in "
+            f"revision {number} did not reach a ready sandbox in "
             f"{inp.settings.preview_ready_timeout:.0f}s; log tail:\n{log_tail}"
         )
         condition = ConditionSpec("PreviewReady", "False", "ValidationFailed", message)
@@ -181,9 +271,12 @@ def preview_state(
         return PreviewState(condition, "Failed", serving=number, revision_update=update)
     started = elapsed_since(plan.serve.get("deployedAt"), inp.now) is not None
     message = f"waiting for revision {number} to answer"
+    if result is not None:
+        message += f" (its delivery: {result.message or f'HTTP {result.status}'})"
     condition = ConditionSpec("PreviewReady", "False", "Deploying", message)
     update = {} if started else {"deployedAt": format_time(inp.now)}
-    return PreviewState(condition, "Deploying", None, number, 5.0, update)
+    wait = DELIVERY_RETRY if result is not None else 5.0
+    return PreviewState(condition, "Deploying", None, number, wait, update, updated=number)
 
 
 def _validated(revision: Mapping[str, Any]) -> bool:
