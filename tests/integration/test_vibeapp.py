@@ -630,3 +630,54 @@ def test_a_running_app_costs_no_writes_at_rest_or_after_a_restart(
     assert writes == [], [
         f"{e['verb']} {e['objectRef'].get('resource')}/{e['objectRef'].get('name')}" for e in writes
     ]
+
+
+def _sandbox_state(url: str) -> dict[str, Any]:
+    try:
+        with urllib.request.urlopen(url.rstrip("/") + "/__vibeplane/revision", timeout=2) as r:
+            state: dict[str, Any] = json.loads(r.read())
+            return state
+    except OSError:
+        return {}
+
+
+def test_a_new_revision_swaps_into_the_same_sandbox_even_across_an_operator_kill(
+    api: ApiClient, tenant: dict[str, Any], preview_node: str, operator: OperatorProcess
+) -> None:
+    """A new prompt's revision reaches the running sandbox without a rollout (same pod, same
+    Deployment generation). The operator is killed the moment the sandbox has taken it (before
+    or after its status write): the restarted operator ends with that revision served, the
+    sandbox unchanged and each generation charged once."""
+    namespace, workspace = tenant["status"]["namespace"], tenant["metadata"]["name"]
+    core, apps = kubernetes.client.CoreV1Api(api), kubernetes.client.AppsV1Api(api)
+    create_object(api, "VibeApp", "swap", {"prompts": ["a todo list"]}, namespace)
+    app = _wait_phase(api, namespace, "swap", "Running", 1)
+    url = app["status"]["url"]
+    assert _sandbox_state(url)["revision"] == 1
+    pods = core.list_namespaced_pod(namespace, label_selector="vibeplane.io/app=swap").items
+    generation = apps.read_namespaced_deployment("swap-preview", namespace).metadata.generation
+    kubernetes.client.CustomObjectsApi(api).patch_namespaced_custom_object(
+        GROUP,
+        VERSION,
+        namespace,
+        "vibeapps",
+        "swap",
+        {"spec": {"prompts": ["a todo list", "add a priority field"]}},
+    )
+    deadline = time.monotonic() + 120
+    while _sandbox_state(url).get("revision") != 2:
+        assert time.monotonic() < deadline, "the sandbox never took revision 2"
+        time.sleep(0.01)
+    operator.stop(kill=True)
+    operator.start()
+    app = _wait_phase(api, namespace, "swap", "Running", 2)
+    assert app["status"]["delivered"]["revision"] == 2
+    assert "priority" in _app_js(app) + _page(url).lower()
+    after = core.list_namespaced_pod(namespace, label_selector="vibeplane.io/app=swap").items
+    assert [p.metadata.uid for p in after] == [p.metadata.uid for p in pods]
+    deployment = apps.read_namespaced_deployment("swap-preview", namespace)
+    assert deployment.metadata.generation == generation
+    revisions = app["status"]["revisions"]
+    charged = sum(r["tokensIn"] + r["tokensOut"] for r in revisions)
+    ledger = LedgerStore(PLATFORM).read(workspace, tenant["metadata"]["uid"], "Monthly")
+    assert ledger.settled.tokens == charged

@@ -1,0 +1,268 @@
+"""Previews by swap: a new revision taken by the running sandbox, against starting the preview
+runtime as a plain process, in the same run.
+
+    .venv/bin/python -m bench.swap --runs 20                      # the runtime only
+    VIBEPLANE_NODE=real .venv/bin/python -m bench.swap --runs 20 --cluster
+
+1. The runtime (no cluster): the preview runtime started as a plain process (fetch, verify,
+   extract, serve) until its first answer: the baseline. Then, in one running runtime, a swap:
+   a signed delivery (as the operator signs it) until the runtime answers the new revision.
+2. With --cluster, end to end on the real node: the control plane, MinIO, the builtin model
+   server, the operator (its own process) and the real node (gVisor). One app; each run appends
+   a prompt and times the patch until the preview's URL answers the new revision (the
+   X-Vibeplane-Revision header): generation, storage, the budget, the delivery and the swap.
+   Started when not running; `vibeplane down` stops them.
+
+p50, p95 and max are printed, and ratios against the plain start; nothing asserts on time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.server
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bench.common import free_port, wait
+from vibeplane.generation.format import apply_output, parse_output
+from vibeplane.storage.bundles import build
+from vibeplane.vibeapp.delivery import DeliveryKey, Order, signed
+from vibeplane_modelserver.builtin import generate
+
+ROOT = Path(__file__).resolve().parents[1]
+SANDBOX = ROOT / "runtime" / "sandbox"
+REVISION_HEADER = "X-Vibeplane-Revision"
+
+
+def summary(name: str, seconds: list[float], baseline: float | None = None) -> str:
+    ordered = sorted(seconds)
+    p95 = ordered[max(0, round(0.95 * len(ordered)) - 1)]
+    p50 = statistics.median(ordered)
+    text = (
+        f"{name}: p50 {p50 * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms, "
+        f"max {ordered[-1] * 1000:.0f} ms over {len(ordered)} runs"
+    )
+    if baseline:
+        text += f" ({p50 / baseline:.2f}x the plain start's p50)"
+    return text
+
+
+def _serve_directory(root: Path) -> str:
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            return
+
+    handler = lambda *a: Handler(*a, directory=str(root))  # noqa: E731
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{server.server_address[1]}"
+
+
+def _revision_answering(url: str) -> str | None:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return str(response.headers.get(REVISION_HEADER)) if response.status == 200 else None
+    except OSError:
+        return None
+
+
+def _bundles(count: int, root: Path) -> list[tuple[str, str]]:
+    """`count` revisions of a generated app, each with its own mark: (file name, sha256)."""
+    files = apply_output(
+        {}, parse_output(generate(["a todo list with title and due date"], None).text)
+    )
+    made = []
+    for number in range(1, count + 1):
+        bundle = build({**files, "revision.txt": f"revision {number}\n"})
+        name = f"r{number}.tar.gz"
+        (root / name).write_bytes(bundle.data)
+        made.append((name, bundle.sha256))
+    return made
+
+
+def _runtime(port: int, dest: Path, **env: str) -> subprocess.Popen[bytes]:
+    environment = dict(os.environ, PYTHONPATH=str(SANDBOX), PORT=str(port), **env)
+    return subprocess.Popen(
+        ["/usr/bin/python3", "-m", "vibeplane_sandbox.preview", "--dest", str(dest)],
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def runtime_level(runs: int) -> float:
+    """Part 1; returns the plain start's p50 (seconds)."""
+    scratch = Path(tempfile.mkdtemp(prefix="bench-swap-"))
+    served = scratch / "served"
+    served.mkdir()
+    base = _serve_directory(served)
+    bundles = _bundles(runs + 1, served)
+    plain = []
+    for index in range(runs):
+        name, sha = bundles[0]
+        port = free_port()
+        started = time.monotonic()
+        process = _runtime(
+            port, scratch / f"plain-{index}", BUNDLE_URL=f"{base}/{name}", BUNDLE_SHA256=sha
+        )
+        try:
+            first = f"http://127.0.0.1:{port}/"
+            wait(lambda first=first: _revision_answering(first), 60, "plain", 0.005)
+            plain.append(time.monotonic() - started)
+        finally:
+            process.terminate()
+            process.wait()
+    key = DeliveryKey.generate()
+    port = free_port()
+    process = _runtime(
+        port, scratch / "swapping", VIBEPLANE_DELIVERY_KEY=key.public, POD_NAMESPACE="bench"
+    )
+    url = f"http://127.0.0.1:{port}/"
+    swaps = []
+    try:
+        wait(lambda: _ready(url), 60, "runtime", 0.01)
+        for number, (name, sha) in enumerate(bundles, start=1):
+            order = Order(
+                "bench", "app", "uid", number, sha, f"{base}/{name}", time.time_ns() // 10**6
+            )
+            body, signature = signed(key, order)
+            started = time.monotonic()
+            _post(url, body, signature)
+            wait(lambda n=number: _revision_answering(url) == str(n), 30, "swap", 0.002)
+            if number > 1:  # the first delivery fills an empty sandbox
+                swaps.append(time.monotonic() - started)
+    finally:
+        process.terminate()
+        process.wait()
+    baseline = statistics.median(plain)
+    print(summary("runtime, plain process start -> first answer", plain))
+    print(summary("runtime, swap: signed delivery -> new revision answers", swaps, baseline))
+    return baseline
+
+
+def _ready(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url + "__vibeplane/ready", timeout=2) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+def _post(url: str, body: bytes, signature: str) -> None:
+    request = urllib.request.Request(
+        url + "__vibeplane/revision",
+        data=body,
+        method="POST",
+        headers={"X-Vibeplane-Signature": signature, "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        response.read()
+
+
+def end_to_end(runs: int, baseline: float) -> None:
+    """Part 2: a prompt appended -> the preview answering the new revision, on the real node."""
+    import kubernetes
+
+    from bench.apps import apply_platform, create_retrying, model_server
+    from bench.common import Operator, api, cluster
+    from vibeplane_dev.cluster.node import real_node_operator_environment, start_real_node
+    from vibeplane_dev.cluster.s3server import LocalS3
+
+    local = cluster()
+    s3 = LocalS3(local.config)
+    s3.up()
+    os.environ.update(s3.client_environment())
+    start_real_node(local.config)
+    client = api(local)
+    custom = kubernetes.client.CustomObjectsApi(client)
+    log_dir = Path(tempfile.mkdtemp(prefix="bench-swap-"))
+    with model_server(log_dir / "modelserver.log") as port:
+        env = {
+            **s3.client_environment(),
+            **real_node_operator_environment(local.config),
+            "VIBEPLANE_BUILTIN_MODEL_URL": f"http://127.0.0.1:{port}/openai/v1",
+            "VIBEPLANE_MODEL_EGRESS_ALLOW": json.dumps(["127.0.0.1"]),
+        }
+        operator = Operator.start(local, log_dir / "operator.log", **env)
+        try:
+            apply_platform(client)
+            timings = _prompts(custom, create_retrying, runs)
+        finally:
+            operator.stop()
+    print(summary("end to end, prompt -> new revision answering (swap)", timings, baseline))
+    print(f"  logs: {log_dir}")
+
+
+def _prompts(custom: Any, create_retrying: Callable[..., None], runs: int) -> list[float]:
+    group, version = "vibeplane.io", "v1alpha1"
+    name = f"swap{uuid.uuid4().hex[:6]}"
+    custom.create_cluster_custom_object(
+        group,
+        version,
+        "workspaces",
+        {
+            "apiVersion": f"{group}/{version}",
+            "kind": "Workspace",
+            "metadata": {"name": name},
+            "spec": {"budget": {"tokens": 100_000_000, "money": "10000"}},
+        },
+    )
+    namespace = f"ws-{name}"
+    prompts = ["a todo list with title and due date"]
+    body = {
+        "apiVersion": f"{group}/{version}",
+        "kind": "VibeApp",
+        "metadata": {"name": "todo"},
+        "spec": {"prompts": prompts},
+    }
+    create_retrying(
+        lambda: custom.create_namespaced_custom_object(group, version, namespace, "vibeapps", body)
+    )
+
+    def status() -> dict[str, Any]:
+        app = custom.get_namespaced_custom_object(group, version, namespace, "vibeapps", "todo")
+        found: dict[str, Any] = app.get("status") or {}
+        return found
+
+    wait(lambda: status().get("phase") == "Running", 300, "the first revision", 0.2)
+    url = str(status()["url"])
+    timings = []
+    try:
+        for run in range(runs):
+            prompts.append(f"add a field called note{run}")
+            number = len(prompts)
+            started = time.monotonic()
+            custom.patch_namespaced_custom_object(
+                group, version, namespace, "vibeapps", "todo", {"spec": {"prompts": prompts}}
+            )
+            wait(lambda n=number: _revision_answering(url) == str(n), 120, "revision", 0.005)
+            timings.append(time.monotonic() - started)
+    finally:
+        custom.delete_cluster_custom_object(group, version, "workspaces", name)
+    return timings
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--cluster", action="store_true", help="also end to end on the real node")
+    args = parser.parse_args()
+    baseline = runtime_level(args.runs)
+    if args.cluster:
+        end_to_end(args.runs, baseline)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
