@@ -351,6 +351,8 @@ def main() -> None:
             **s3_env,
             "VIBEPLANE_BUILTIN_MODEL_URL": f"http://127.0.0.1:{port}/openai/v1",
             "VIBEPLANE_PREVIEW_ACTIVITY_POLL": "false",
+            # KWOK's pods run nothing: a Ready pod counts as serving (no delivery to send).
+            "VIBEPLANE_PREVIEW_DELIVERY": "false",
         }
         operator = Operator.start(
             local, scratch / "operator.log", profile=args.profile, **environment

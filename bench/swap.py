@@ -3,6 +3,7 @@ runtime as a plain process, in the same run.
 
     .venv/bin/python -m bench.swap --runs 20                      # the runtime only
     VIBEPLANE_NODE=real .venv/bin/python -m bench.swap --runs 20 --cluster
+    .venv/bin/python -m bench.swap --runs 20 --runsc           # as root: the sandboxes
 
 1. The runtime (no cluster): the preview runtime started as a plain process (fetch, verify,
    extract, serve) until its first answer: the baseline. Then, in one running runtime, a swap:
@@ -12,6 +13,12 @@ runtime as a plain process, in the same run.
    a prompt and times the patch until the preview's URL answers the new revision (the
    X-Vibeplane-Revision header): generation, storage, the budget, the delivery and the swap.
    Started when not running; `vibeplane down` stops them.
+
+3. With --runsc (root): the sandbox itself. `runsc do` of the preview runtime's import
+   (`python3 -c "import vibeplane_sandbox.preview"`) and of an empty `python3 -c pass`, under
+   Debian's runsc (2022, ptrace only) and under runsc built from gVisor's Go module (the real
+   node's, `hack/vibeplane_dev/cluster/nodebuild.py`) on ptrace and systrap, against the same
+   commands as plain processes.
 
 p50, p95 and max are printed, and ratios against the plain start; nothing asserts on time.
 """
@@ -254,11 +261,56 @@ def _prompts(custom: Any, create_retrying: Callable[..., None], runs: int) -> li
     return timings
 
 
+SANDBOX_COMMANDS = {
+    "python3 -c pass": ["/usr/bin/python3", "-c", "pass"],
+    "import of the preview runtime": [
+        "/usr/bin/python3",
+        "-c",
+        "import sys; sys.path.insert(0, sys.argv[1]); import vibeplane_sandbox.preview",
+        str(SANDBOX),
+    ],
+}
+
+
+def runsc_platforms(runs: int) -> None:
+    """Part 3: sandbox start and the runtime's import, per runsc build and platform."""
+    from vibeplane_dev.cluster.config import ClusterConfig
+    from vibeplane_dev.cluster.nodebuild import gvisor
+
+    module_runsc = gvisor(ClusterConfig.from_env().cache) / "runsc"
+    candidates = [
+        ("Debian runsc, ptrace", "/usr/bin/runsc", "ptrace"),
+        ("Go-module runsc, ptrace", str(module_runsc), "ptrace"),
+        ("Go-module runsc, systrap", str(module_runsc), "systrap"),
+    ]
+    root = Path(tempfile.mkdtemp(prefix="bench-runsc-"))
+    for what, command in SANDBOX_COMMANDS.items():
+        plain = [_timed(command) for _ in range(runs)]
+        baseline = statistics.median(plain)
+        print(summary(f"{what}, plain process", plain))
+        for name, binary, platform in candidates:
+            if not Path(binary).exists():
+                print(f"{what}, {name}: skipped ({binary} is missing)")
+                continue
+            sandbox = [binary, "--root", str(root), f"--platform={platform}", "--network=none"]
+            sandbox += ["--ignore-cgroups", "do", *command]
+            print(summary(f"{what}, {name}", [_timed(sandbox) for _ in range(runs)], baseline))
+
+
+def _timed(command: list[str]) -> float:
+    started = time.monotonic()
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.monotonic() - started
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--cluster", action="store_true", help="also end to end on the real node")
+    parser.add_argument("--runsc", action="store_true", help="also the sandboxes (root)")
     args = parser.parse_args()
+    if args.runsc:
+        runsc_platforms(args.runs)
     baseline = runtime_level(args.runs)
     if args.cluster:
         end_to_end(args.runs, baseline)

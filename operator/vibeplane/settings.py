@@ -92,6 +92,9 @@ class OperatorSettings:
     """Ask running previews when they last served someone (hibernation by traffic). Off where
     the operator cannot reach previews (simulated nodes): then only prompts and the wake
     annotation count as activity."""
+    preview_delivery: bool = True
+    """Deliver each revision to its running sandbox. Off only where nothing runs in preview
+    pods (simulated nodes): a Ready pod then counts as serving the revision."""
     preview_ready_timeout: float = 180.0
     """Seconds a new revision's preview has to become ready before it counts as failed."""
     delivery_key_file: str = ""
@@ -169,6 +172,7 @@ class OperatorSettings:
             resync_seconds=float(env("resync_seconds", str(cls.resync_seconds))),
             preview_image=env("preview_image", cls.preview_image),
             delivery_key_file=env("delivery_key_file", cls.delivery_key_file),
+            preview_delivery=env("preview_delivery", "true") == "true",
             preview_command=tuple(
                 json.loads(env("preview_command", json.dumps(list(cls.preview_command))))
             ),

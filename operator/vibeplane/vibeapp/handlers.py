@@ -363,6 +363,9 @@ class VibeAppReconciler:
     ) -> DeliveryResult:
         """Swap the revision into the running sandbox: one signed order, answered once the
         sandbox serves it (or refused, the old revision serving on)."""
+        if not self.settings.preview_delivery:
+            # Simulated nodes: nothing runs in the pod, its readiness stands for the swap.
+            return DeliveryResult(200, "", decide.sandbox_id(sandbox))
         _, url = self._presign(plan.serve)
         order = Order(
             namespace=inp.namespace,

@@ -236,7 +236,7 @@ def test_a_refused_revision_fails_and_the_old_one_keeps_serving() -> None:
 def test_an_unreachable_sandbox_is_tried_again_soon() -> None:
     inp = app(["x"], {"revisions": [revision(1)]}, pods=(POD,))
     _, preview, _ = reconcile(inp, decide.DeliveryResult(0, "unreachable: refused"))
-    assert (preview.phase, preview.requeue_after) == ("Deploying", 2.0)
+    assert (preview.phase, preview.requeue_after) == ("Deploying", 0.5)
     assert "unreachable" in preview.condition.message
 
 

@@ -30,8 +30,9 @@ from vibeplane.wellknown import (
     ANNOTATION_WAKE,
 )
 
-DELIVERY_RETRY = 2.0
-"""Seconds before a delivery that did not get through (sandbox unreachable) is tried again."""
+DELIVERY_RETRY = 0.5
+"""Seconds before a delivery that did not get through is tried again (a pod just Ready may
+not be behind its Service yet: kube-proxy programs it a moment later)."""
 
 # ---- the preview: owns PreviewReady ------------------------------------------------------------
 
