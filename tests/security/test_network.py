@@ -24,10 +24,11 @@ import kubernetes
 import pytest
 from kubernetes.client import ApiClient
 
-from tests.integration.conftest import Kubectl, ModelServer
+from tests.integration.conftest import S3, Kubectl, ModelServer
 from tests.integration.support import wait_for
 from tests.security.support import Platform, Tenant
 from vibeplane.settings import OperatorSettings
+from vibeplane.storage.s3 import ObjectStore, S3Settings
 from vibeplane_dev.cluster.local import LocalCluster
 from vibeplane_dev.cluster.node import (
     CLUSTER_DNS,
@@ -67,10 +68,18 @@ def status(url):
         return error.code
     except OSError as error:
         return str(error)
-result["own_bundle"] = status(os.environ["BUNDLE_URL"])
+result["own_bundle"] = status(sys.argv[4])
 result["bucket_listing"] = status(sys.argv[3])
 print(json.dumps(result))
 """.replace("ATTEMPTS", str(ATTEMPTS))
+
+
+def _own_bundle_url(tenant: Tenant, endpoint: str, s3: S3) -> str:
+    """A presigned URL of the tenant's bundle, as the operator delivers it to the preview (the
+    object store's relay is the address pods reach)."""
+    key = str(tenant.app["status"]["revisions"][0]["artifactUri"]).split("/", 3)[3]
+    store = ObjectStore(S3Settings(endpoint=endpoint, bucket=s3.store.settings.bucket))
+    return store.presigned_get(key, 600)
 
 
 def _preview_pod(api: ApiClient, tenant: Tenant) -> Any:
@@ -94,6 +103,7 @@ def test_a_preview_reaches_nothing_but_dns_and_its_own_bundle(
     kubectl: Kubectl,
     model_server: ModelServer,
     platform: Platform,
+    s3: S3,
 ) -> None:
     network = NodeNetwork.for_home(cluster.config.home.parent)
     pod_a, pod_b = _preview_pod(api, platform.a), _preview_pod(api, platform.b)
@@ -128,6 +138,7 @@ def test_a_preview_reaches_nothing_but_dns_and_its_own_bundle(
         json.dumps(forbidden),
         f"{service_b.metadata.name}.{platform.b.namespace}.svc.cluster.local",
         bucket,
+        _own_bundle_url(platform.a, f"http://{network.host_ip}:{cluster.config.s3_port}", s3),
     )
     assert result.returncode == 0, result.stderr
     probe = json.loads(result.stdout)

@@ -36,7 +36,8 @@ from vibeplane_dev.cluster.local import LocalCluster
 from vibeplane_dev.cluster.node import existing_real_node, real_node_selected
 
 pytestmark = pytest.mark.integration
-PREVIEW_ENV = {"BUNDLE_URL", "BUNDLE_SHA256", "PORT"}
+# The port, the platform's public delivery key, and the pod's own names (by fieldRef).
+PREVIEW_ENV = {"PORT", "VIBEPLANE_DELIVERY_KEY", "POD_NAMESPACE", "POD_NAME", "POD_UID"}
 
 
 def _http(method: str, url: str, data: bytes | None = None) -> tuple[int, bytes]:
@@ -48,13 +49,9 @@ def _http(method: str, url: str, data: bytes | None = None) -> tuple[int, bytes]
         return int(error.code), bytes(error.read())
 
 
-def _bundle_url(api: ApiClient, tenant: Tenant) -> str:
-    """The presigned URL the operator gave the tenant's preview."""
-    deployment = kubernetes.client.AppsV1Api(api).read_namespaced_deployment(
-        tenant.preview, tenant.namespace
-    )
-    env = {e.name: e.value for e in deployment.spec.template.spec.containers[0].env}
-    return str(env["BUNDLE_URL"])
+def _bundle_url(s3: S3, tenant: Tenant) -> str:
+    """A presigned URL of the tenant's bundle, as the operator delivers it to its preview."""
+    return s3.store.presigned_get(_key(tenant), 600)
 
 
 def _key(tenant: Tenant) -> str:
@@ -78,7 +75,7 @@ def test_a_presigned_url_reads_its_own_object_and_nothing_else(
     api: ApiClient, s3: S3, platform: Platform
 ) -> None:
     a, b = platform.a, platform.b
-    url = _bundle_url(api, b)
+    url = _bundle_url(s3, b)
     bucket = s3.store.settings.bucket
     status, body = _http("GET", url)
     assert status == 200
@@ -179,7 +176,11 @@ def test_previews_carry_no_storage_credentials(
             for container in [*spec.containers, *(spec.init_containers or [])]:
                 assert not container.env_from
                 assert {e.name for e in container.env or []} == PREVIEW_ENV
-                assert all(e.value_from is None for e in container.env or [])
+                # Only the pod's own names come from elsewhere: no Secret, no ConfigMap.
+                assert all(
+                    e.value_from is None or e.value_from.field_ref is not None
+                    for e in container.env or []
+                )
                 for mount in container.volume_mounts or []:
                     assert "serviceaccount" not in mount.mount_path
             text = json.dumps(api.sanitize_for_serialization(pod))
@@ -195,6 +196,7 @@ def test_previews_carry_no_storage_credentials(
                 names -= {
                     n for n in names if n.startswith(("KUBERNETES_SERVICE", "KUBERNETES_PORT"))
                 }
+                names.discard("VIBEPLANE_DELIVERY_KEY")  # public: verifies, cannot sign
                 assert not {n for n in names if n.startswith(("AWS_", "VIBEPLANE_", "KUBE"))}
                 assert secret_key not in json.dumps(config)
                 mounts = [m["destination"] for m in config.get("mounts") or []]
