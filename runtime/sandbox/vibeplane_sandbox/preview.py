@@ -468,6 +468,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as error:
         say(f"error: {ENV_DELIVERY_KEY}: {error}")
         return EXIT_USAGE
+    uname = os.uname()
+    say(f"kernel {uname.sysname} {uname.release} {uname.version}")
     pod = "/".join(filter(None, (os.environ.get(ENV_POD_NAME), os.environ.get(ENV_POD_UID))))
     releases = Releases(args.dest, public, args.namespace, pod)
     if args.bundle_url and args.sha256:
