@@ -5,8 +5,8 @@ The integration fixtures are imported, not redefined. pytest keeps one instance 
 fixture per conftest that defines or imports it, so where a session runs both directories
 there are two of each: harmless for the cluster, the object store and the API clients (the
 second finds them running and reuses them), a second model server on its own port. Two
-operators, or two local preview nodes under one node name, would fight: so the preview node
-here is module-scoped and reuses a live one, and the other operators of the session are
+operators, or two preview nodes, would fight: so the preview node is the session's one (the
+first instance starts it, the others share it), and the other operators of the session are
 stopped while ours runs and started again after (`OperatorProcess.running`).
 """
 
@@ -29,6 +29,7 @@ from tests.integration.conftest import (  # noqa: F401 (fixtures)
     audit,
     cluster,
     model_server,
+    preview_node,
     s3,
 )
 

@@ -1,6 +1,7 @@
 """Fault injection at the boundaries, and only there.
 
-`FaultProxy` is a pass-through HTTP proxy on 127.0.0.1: every request goes to the real server
+`FaultProxy` is a pass-through HTTP proxy on 127.0.0.1 (or the host end of the real node's veth,
+where preview pods must reach it too): every request goes to the real server
 behind it (MinIO, the builtin model server) unchanged, Host header included, so S3 signatures
 still verify. On a plan it answers for the server instead: an error, or nothing at all for
 longer than the client waits (a hang, then a dropped connection). `S3Faults` answers S3's own
@@ -86,11 +87,13 @@ class FaultProxy:
         seed: int,
         hang_seconds: float,
         applies: Callable[[Request], bool] = lambda _: True,
+        host: str = "127.0.0.1",
     ) -> None:
         parts = urlsplit(upstream)
         if parts.hostname is None or parts.port is None:
             raise ValueError(f"upstream {upstream!r} needs a host and a port")
         self.upstream = (parts.hostname, parts.port)
+        self.host = host
         self.hang_seconds = hang_seconds
         self.applies = applies
         self.plan = FaultPlan()
@@ -114,9 +117,10 @@ class FaultProxy:
             def log_message(self, *args: Any) -> None:
                 return
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = http.server.ThreadingHTTPServer((host, 0), Handler)
         self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.port: int = self.server.server_address[1]
+        self.url = f"http://{host}:{self.port}"
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self._thread.start()
 
@@ -289,8 +293,10 @@ def signed_by_header(request: Request) -> bool:
 class S3Faults(FaultProxy):
     """In front of MinIO: answers S3's 500 InternalError, or hangs."""
 
-    def __init__(self, upstream: str, seed: int, hang_seconds: float) -> None:
-        super().__init__(upstream, seed, hang_seconds, applies=signed_by_header)
+    def __init__(
+        self, upstream: str, seed: int, hang_seconds: float, host: str = "127.0.0.1"
+    ) -> None:
+        super().__init__(upstream, seed, hang_seconds, applies=signed_by_header, host=host)
 
     def fault(self, kind: str, request: Request) -> Response | None:
         if kind != "500":

@@ -6,12 +6,8 @@ from __future__ import annotations
 import json
 import os
 import random
-import shutil
-import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 import kubernetes
@@ -20,20 +16,22 @@ from kubernetes.client import ApiClient
 
 from tests.chaos.faults import ModelFaults, S3Faults
 from tests.integration.conftest import (
-    PREVIEW_NODE,
     S3,
     TEST_EGRESS_ALLOW,
     ModelServer,
     OperatorProcess,
     apply_builtin_model,
-    running_preview_node,
 )
 from tests.integration.support import GROUP, VERSION, find_condition, wait_for
 from vibeplane.settings import OperatorSettings
 from vibeplane_dev.cluster.local import LocalCluster
+from vibeplane_dev.cluster.node import (
+    NodeNetwork,
+    real_node_operator_environment,
+    real_node_selected,
+)
 
 PLATFORM = OperatorSettings().platform_namespace
-NODE = PREVIEW_NODE
 
 
 @dataclass(frozen=True)
@@ -133,8 +131,13 @@ def seed() -> int:
 
 
 @pytest.fixture(scope="module")
-def s3_faults(s3: S3, seed: int) -> Iterator[S3Faults]:
-    proxy = S3Faults(s3.server.endpoint, seed, hang_seconds=S3_HANG)
+def s3_faults(
+    s3: S3, seed: int, cluster: LocalCluster, chaos_preview_node: str
+) -> Iterator[S3Faults]:
+    """In front of MinIO where previews fetch their bundles too (their presigned URLs name it):
+    bound once the node, and with it the address pods reach, is up."""
+    host = _pod_reachable_host(cluster)
+    proxy = S3Faults(s3.server.endpoint, seed, hang_seconds=S3_HANG, host=host)
     yield proxy
     proxy.close()
 
@@ -147,44 +150,18 @@ def model_faults(model_server: ModelServer, form: Form, seed: int) -> Iterator[M
     proxy.close()
 
 
-def _lease_renewed(api: ApiClient) -> datetime | None:
-    coordination = kubernetes.client.CoordinationV1Api(api)
-    try:
-        lease = coordination.read_namespaced_lease(NODE, "kube-node-lease")
-    except kubernetes.client.exceptions.ApiException:
-        return None
-    renewed: datetime | None = lease.spec.renew_time if lease.spec else None
-    return renewed
-
-
-def _node_alive(api: ApiClient, heartbeat: float = 10.0) -> bool:
-    """Whether a process keeps the local node's lease: it renews it while we look. A recent
-    renewal alone is no proof: the node of a session that has just ended renewed it too."""
-    first = _lease_renewed(api)
-    if first is None or (datetime.now(UTC) - first).total_seconds() > 2.5 * heartbeat:
-        return False
-    deadline = time.monotonic() + heartbeat + 2
-    while time.monotonic() < deadline:
-        time.sleep(1)
-        if _lease_renewed(api) not in (None, first):
-            return True
-    return False
-
-
 @pytest.fixture(scope="module")
-def chaos_preview_node(cluster: LocalCluster, api: ApiClient, artifacts: Path) -> Iterator[str]:
-    """The local preview node: a live one is reused (the integration tests' own, when the
-    session runs them too), else one of ours runs for this module."""
-    if _node_alive(api):
-        yield NODE
-        return
-    # Not under pytest's temporary folders, which another session may remove (see above).
-    state = Path(tempfile.mkdtemp(prefix="vibeplane-chaos-node-"))
-    try:
-        with running_preview_node(cluster, api, artifacts / "chaos-preview-node.log", state):
-            yield NODE
-    finally:
-        shutil.rmtree(state, ignore_errors=True)
+def chaos_preview_node(preview_node: str) -> str:
+    """The session's preview node (one per session: the integration tests share it)."""
+    return preview_node
+
+
+def _pod_reachable_host(cluster: LocalCluster) -> str:
+    """The address preview pods reach the host on: the host end of the real node's veth (the
+    node's relays bind there too), or loopback for the stand-in, which runs on the host."""
+    if real_node_selected():
+        return NodeNetwork.for_home(cluster.config.home.parent).host_ip
+    return "127.0.0.1"
 
 
 @pytest.fixture(scope="module")
@@ -210,6 +187,8 @@ def chaos_operator(
         log,
         {
             **s3.environment,
+            # Previews on the real node: NodePort URLs and the object store's allowance.
+            **(real_node_operator_environment(s3.server.config) if real_node_selected() else {}),
             "VIBEPLANE_S3_ENDPOINT": s3_faults.url,
             "VIBEPLANE_BUILTIN_MODEL_URL": f"{model_faults.url}/openai/v1",
             "VIBEPLANE_MODEL_TIMEOUT": str(MODEL_TIMEOUT),
@@ -218,6 +197,8 @@ def chaos_operator(
     )
     # Chaos slows everything: a preview gets longer to answer before it counts as failed.
     process.env["VIBEPLANE_PREVIEW_READY_TIMEOUT"] = "120"
+    if real_node_selected():  # previews' bundles come through the proxy: allow them there
+        process.env["VIBEPLANE_OBJECT_STORE_EGRESS"] = f"{s3_faults.host}/32:{s3_faults.port}"
     try:
         process.start()
         _builtin_model_behind(api, f"{model_faults.url}/openai/v1")
