@@ -6,7 +6,8 @@ The node is made of programs from the Go module proxy and Debian's packages only
   Kubernetes modules as the control plane (Go's build cache shares most packages);
 - containerd, its runc shim and ctr (`go install` of containerd's module);
 - gVisor's runsc and containerd shim, from a copy of gVisor's module with one patch (below);
-- kube-router (its NetworkPolicy firewall only) and CoreDNS (`go install`);
+- kube-router (its NetworkPolicy firewall only, `go install`);
+- CoreDNS from hack/coredns (CoreDNS's module, only the plugins the node uses);
 - runc, the CNI plugins, iptables, ipset, conntrack, socat, mmdebstrap (Debian).
 
 Each Go part lives in `<cache>/node/<part>-<key>/`, where the key is the version (and, for the
@@ -35,6 +36,7 @@ GVISOR = ("gvisor.dev/gvisor", "v0.0.0-20260905035102-160fafc42237")
 # The only version the proxy serves of kube-router v2; it runs in the local platform and tests
 # only (its firewall, on interfaces inside the node's own network namespace), never in the chart.
 KUBE_ROUTER = ("github.com/cloudnativelabs/kube-router/v2", "v2.1.0")
+# Pinned in hack/coredns/go.mod (the image tag names it too).
 COREDNS = ("github.com/coredns/coredns", "v1.15.0")
 DEBIAN_PACKAGES = {
     # command that proves the package is installed: package
@@ -265,12 +267,20 @@ def kube_router(cache: Path, progress: Progress = _silent) -> Path:
     )
 
 
-def coredns(cache: Path, progress: Progress = _silent) -> Path:
-    module, version = COREDNS
-    directory = cache / "node" / f"coredns-{version}"
-    if not (directory / "coredns").is_file():
-        progress(f"installing CoreDNS {version}")
-    return _build_into(directory, ["coredns"], _go_install([module], version)) / "coredns"
+def coredns(source: Path, cache: Path, progress: Progress = _silent) -> Path:
+    """CoreDNS from hack/coredns: CoreDNS's module with only the plugins the node's Corefile
+    uses (its own main builds every plugin, cloud SDKs included: twice the cold build)."""
+    directory = cache / "node" / f"coredns-{source_digest(source)}"
+
+    def build(scratch: Path) -> None:
+        progress(f"building CoreDNS {COREDNS[1]} with the node's plugins from {source}")
+        _run(
+            [_go(), "build", "-trimpath", "-ldflags=-s -w", "-o", str(scratch / "coredns"), "."],
+            "building CoreDNS",
+            cwd=source,
+        )
+
+    return _build_into(directory, ["coredns"], build) / "coredns"
 
 
 def missing_debian_packages() -> list[str]:
@@ -296,6 +306,10 @@ def install_debian_packages(progress: Progress = _silent) -> None:
         _run(command, " ".join(command), env=env)
 
 
+def _coredns_source(node_source: Path) -> Path:
+    return node_source.parent / "coredns"  # hack/coredns beside hack/node
+
+
 def node_binaries_if_built(source: Path, cache: Path) -> NodeBinaries:
     """The paths ensure_node_binaries would return, building nothing."""
     _LOCATE_ONLY["value"] = True
@@ -306,7 +320,7 @@ def node_binaries_if_built(source: Path, cache: Path) -> NodeBinaries:
             containerd_dir=containerd(cache),
             gvisor_dir=gvisor(cache),
             kube_router=kube_router(cache),
-            coredns=coredns(cache),
+            coredns=coredns(_coredns_source(source), cache),
         )
     finally:
         _LOCATE_ONLY["value"] = False
@@ -321,5 +335,5 @@ def ensure_node_binaries(source: Path, cache: Path, progress: Progress = _silent
         containerd_dir=containerd(cache, progress),
         gvisor_dir=gvisor(cache, progress),
         kube_router=kube_router(cache, progress),
-        coredns=coredns(cache, progress),
+        coredns=coredns(_coredns_source(source), cache, progress),
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 import tomllib
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from vibeplane_dev.cluster.node import (
     LocalNode,
     NodeNetwork,
 )
+from vibeplane_dev.cluster.nodeaddons import COREFILE
 from vibeplane_dev.cluster.nodebuild import GVISOR_SHIM_PATCH, NodeBinaries
 
 
@@ -99,3 +101,22 @@ def test_the_gvisor_patch_only_tolerates_a_refused_oom_score() -> None:
     _, old, new = GVISOR_SHIM_PATCH
     assert new.startswith(old.removesuffix(" {"))
     assert "os.IsPermission(err)" in new
+
+
+def test_coredns_is_built_with_every_plugin_the_corefile_uses() -> None:
+    """hack/coredns compiles in only the plugins it lists: a Corefile directive it lacks would
+    make CoreDNS refuse to start ("unknown directive") on the node."""
+    main = (Path(__file__).resolve().parents[3] / "hack" / "coredns" / "main.go").read_text()
+    listed = re.search(r"directives = \[\]string\{([^}]*)\}", main)
+    assert listed is not None
+    built = set(re.findall(r'"([a-z0-9_]+)"', listed.group(1)))
+    imported = set(re.findall(r'"github.com/coredns/coredns/plugin/([a-z0-9_]+)"', main))
+    assert built == imported
+    # Server blocks open with `zone:port {`; inside, each line starts with a directive.
+    used = {
+        line.split()[0]
+        for line in COREFILE.splitlines()
+        if line.startswith("    ") and not line.startswith("     ") and line.split()[0] != "}"
+    }
+    assert used == {"errors", "ready", "kubernetes", "cache", "loop", "reload"}
+    assert used <= built
