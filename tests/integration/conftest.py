@@ -363,7 +363,8 @@ private and cluster destinations stay refused (tests/security/test_model_egress.
 
 
 def operator_environment(s3: S3, model_server: ModelServer) -> dict[str, str]:
-    """The session operator's environment (the leader-election tests start more like it)."""
+    """The session operator's environment (the leader-election tests start more like it).
+    Only while the preview node runs: on the real node it names the node's relays."""
     return {
         **s3.environment,
         "VIBEPLANE_BUILTIN_MODEL_URL": model_server.openai_base,
@@ -382,12 +383,15 @@ def operator(
     api: ApiClient,
     s3: S3,
     model_server: ModelServer,
+    preview_node: str,
     artifacts: Path,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[OperatorProcess]:
     """The operator for the whole session, resyncing every 3 s, with the embedded object
     store, the builtin model (a ModelDeployment in the platform namespace) and previews
-    scheduled on the local preview node."""
+    scheduled on the local preview node. The node comes first: on the real node the operator
+    reaches the object store through the node's relay, which only exists while the node runs
+    (without it the relay's address is routed off the machine)."""
     if "operator" in _SHARED:
         yield cast(OperatorProcess, _SHARED["operator"])
         return

@@ -168,6 +168,7 @@ def replicas(
     api: ApiClient,
     s3: S3,
     model_server: ModelServer,
+    preview_node: str,  # up first: the environment names its relays on the real node
     without_other_operators: None,
     tmp_path: Path,
 ) -> Iterator[Replicas]:
