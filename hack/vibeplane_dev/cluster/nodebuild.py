@@ -6,7 +6,7 @@ The node is made of programs from the Go module proxy and Debian's packages only
   Kubernetes modules as the control plane (Go's build cache shares most packages);
 - containerd, its runc shim and ctr (`go install` of containerd's module);
 - gVisor's runsc and containerd shim, from a copy of gVisor's module with one patch (below);
-- kube-router (its NetworkPolicy firewall only, `go install`);
+- kube-router's NetworkPolicy firewall alone, from hack/kube-router (kube-router's module);
 - CoreDNS from hack/coredns (CoreDNS's module, only the plugins the node uses);
 - runc, the CNI plugins, iptables, ipset, conntrack, socat, mmdebstrap (Debian).
 
@@ -256,31 +256,33 @@ def gvisor(cache: Path, progress: Progress = _silent) -> Path:
     return _build_into(directory, names, build)
 
 
-def kube_router(cache: Path, progress: Progress = _silent) -> Path:
-    module, version = KUBE_ROUTER
-    directory = cache / "node" / f"kube-router-{version}"
-    if not (directory / "kube-router").is_file():
-        progress(f"installing kube-router {version} (its NetworkPolicy firewall)")
-    return (
-        _build_into(directory, ["kube-router"], _go_install([f"{module}/cmd/kube-router"], version))
-        / "kube-router"
+def _local_build(source: Path, cache: Path, name: str, what: str, progress: Progress) -> Path:
+    """`go build` of one of hack/'s small modules that wrap an upstream one, keyed on it."""
+    directory = cache / "node" / f"{name}-{source_digest(source)}"
+
+    def build(scratch: Path) -> None:
+        progress(f"building {what} from {source}")
+        _run(
+            [_go(), "build", "-trimpath", "-ldflags=-s -w", "-o", str(scratch / name), "."],
+            f"building {what}",
+            cwd=source,
+        )
+
+    return _build_into(directory, [name], build) / name
+
+
+def kube_router(source: Path, cache: Path, progress: Progress = _silent) -> Path:
+    """kube-router's firewall alone, from hack/kube-router (its own main also links the BGP
+    router and the IPVS proxy the node never runs: nearly twice the packages)."""
+    return _local_build(
+        source, cache, "kube-router", f"kube-router {KUBE_ROUTER[1]}'s firewall", progress
     )
 
 
 def coredns(source: Path, cache: Path, progress: Progress = _silent) -> Path:
     """CoreDNS from hack/coredns: CoreDNS's module with only the plugins the node's Corefile
     uses (its own main builds every plugin, cloud SDKs included: twice the cold build)."""
-    directory = cache / "node" / f"coredns-{source_digest(source)}"
-
-    def build(scratch: Path) -> None:
-        progress(f"building CoreDNS {COREDNS[1]} with the node's plugins from {source}")
-        _run(
-            [_go(), "build", "-trimpath", "-ldflags=-s -w", "-o", str(scratch / "coredns"), "."],
-            "building CoreDNS",
-            cwd=source,
-        )
-
-    return _build_into(directory, ["coredns"], build) / "coredns"
+    return _local_build(source, cache, "coredns", f"CoreDNS {COREDNS[1]}", progress)
 
 
 def missing_debian_packages() -> list[str]:
@@ -306,8 +308,8 @@ def install_debian_packages(progress: Progress = _silent) -> None:
         _run(command, " ".join(command), env=env)
 
 
-def _coredns_source(node_source: Path) -> Path:
-    return node_source.parent / "coredns"  # hack/coredns beside hack/node
+def _beside(node_source: Path, name: str) -> Path:
+    return node_source.parent / name  # hack/coredns, hack/kube-router beside hack/node
 
 
 def node_binaries_if_built(source: Path, cache: Path) -> NodeBinaries:
@@ -319,8 +321,8 @@ def node_binaries_if_built(source: Path, cache: Path) -> NodeBinaries:
             pause=pause_binary(source, cache),
             containerd_dir=containerd(cache),
             gvisor_dir=gvisor(cache),
-            kube_router=kube_router(cache),
-            coredns=coredns(_coredns_source(source), cache),
+            kube_router=kube_router(_beside(source, "kube-router"), cache),
+            coredns=coredns(_beside(source, "coredns"), cache),
         )
     finally:
         _LOCATE_ONLY["value"] = False
@@ -334,6 +336,6 @@ def ensure_node_binaries(source: Path, cache: Path, progress: Progress = _silent
         pause=pause_binary(source, cache),
         containerd_dir=containerd(cache, progress),
         gvisor_dir=gvisor(cache, progress),
-        kube_router=kube_router(cache, progress),
-        coredns=coredns(_coredns_source(source), cache, progress),
+        kube_router=kube_router(_beside(source, "kube-router"), cache, progress),
+        coredns=coredns(_beside(source, "coredns"), cache, progress),
     )
