@@ -36,10 +36,12 @@ from tests.integration.conftest import (  # noqa: F401 (fixtures)
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     # A whole run (a test with the chaos operator) gets its form's time limit, before it starts.
+    # The limit is the run's own: starting the session's cluster and preview node (the real
+    # node, when chaos is the first to need it) happens in fixtures, which have their own waits.
     limit = chaos_form(config).test_timeout
     for item in items:
         if "chaos_operator" in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.timeout(limit))
+            item.add_marker(pytest.mark.timeout(limit, func_only=True))
 
 
 def pytest_terminal_summary(
