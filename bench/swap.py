@@ -212,6 +212,62 @@ def end_to_end(runs: int, baseline: float) -> None:
     print(f"  logs: {log_dir}")
 
 
+PROMPTS_PER_APP = 10
+
+
+def _prompt_app(
+    custom: Any,
+    create_retrying: Callable[..., None],
+    namespace: str,
+    name: str,
+    count: int,
+    timings: list[float],
+    failed: list[str],
+) -> None:
+    """One app, then `count` prompts appended to it, each timed until its revision answers."""
+    group, version = "vibeplane.io", "v1alpha1"
+    prompts = ["a todo list with title and due date"]
+    body = {
+        "apiVersion": f"{group}/{version}",
+        "kind": "VibeApp",
+        "metadata": {"name": name},
+        "spec": {"prompts": prompts},
+    }
+    create_retrying(
+        lambda: custom.create_namespaced_custom_object(group, version, namespace, "vibeapps", body)
+    )
+
+    def status() -> dict[str, Any]:
+        app = custom.get_namespaced_custom_object(group, version, namespace, "vibeapps", name)
+        found: dict[str, Any] = app.get("status") or {}
+        return found
+
+    wait(lambda: status().get("phase") == "Running", 300, "the first revision", 0.2)
+    url = str(status()["url"])
+    for run in range(count):
+        prompts.append(f"add a field called note{run}")
+        number = len(prompts)
+        started = time.monotonic()
+        custom.patch_namespaced_custom_object(
+            group, version, namespace, "vibeapps", name, {"spec": {"prompts": prompts}}
+        )
+
+        def done(n: int = number) -> str | None:
+            if _revision_answering(url) == str(n):
+                return "answers"
+            revisions = status().get("revisions") or []
+            mine = [r for r in revisions if r.get("number") == n]
+            if mine and (mine[0].get("validation") == "Failed" or "sha256" not in mine[0]):
+                return f"{name} revision {n} failed: {json.dumps(mine[0])[:300]}"
+            return None
+
+        outcome = wait(done, 120, "revision", 0.005)
+        if outcome == "answers":
+            timings.append(time.monotonic() - started)
+        else:
+            failed.append(outcome)
+
+
 def _prompts(custom: Any, create_retrying: Callable[..., None], runs: int) -> list[float]:
     group, version = "vibeplane.io", "v1alpha1"
     name = f"swap{uuid.uuid4().hex[:6]}"
@@ -227,37 +283,18 @@ def _prompts(custom: Any, create_retrying: Callable[..., None], runs: int) -> li
         },
     )
     namespace = f"ws-{name}"
-    prompts = ["a todo list with title and due date"]
-    body = {
-        "apiVersion": f"{group}/{version}",
-        "kind": "VibeApp",
-        "metadata": {"name": "todo"},
-        "spec": {"prompts": prompts},
-    }
-    create_retrying(
-        lambda: custom.create_namespaced_custom_object(group, version, namespace, "vibeapps", body)
-    )
-
-    def status() -> dict[str, Any]:
-        app = custom.get_namespaced_custom_object(group, version, namespace, "vibeapps", "todo")
-        found: dict[str, Any] = app.get("status") or {}
-        return found
-
-    wait(lambda: status().get("phase") == "Running", 300, "the first revision", 0.2)
-    url = str(status()["url"])
-    timings = []
+    timings: list[float] = []
+    failed: list[str] = []
     try:
-        for run in range(runs):
-            prompts.append(f"add a field called note{run}")
-            number = len(prompts)
-            started = time.monotonic()
-            custom.patch_namespaced_custom_object(
-                group, version, namespace, "vibeapps", "todo", {"spec": {"prompts": prompts}}
-            )
-            wait(lambda n=number: _revision_answering(url) == str(n), 120, "revision", 0.005)
-            timings.append(time.monotonic() - started)
+        # Ten prompts per app: the builtin model's context fills up past about fifteen.
+        for batch in range(0, runs, PROMPTS_PER_APP):
+            app = f"todo{batch // PROMPTS_PER_APP}"
+            count = min(PROMPTS_PER_APP, runs - batch)
+            _prompt_app(custom, create_retrying, namespace, app, count, timings, failed)
     finally:
         custom.delete_cluster_custom_object(group, version, "workspaces", name)
+    for failure in failed:
+        print(f"  not timed: {failure}")
     return timings
 
 
