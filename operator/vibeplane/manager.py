@@ -40,7 +40,7 @@ from vibeplane.controller.cache import ObjectCache
 from vibeplane.controller.leader import ElectionTiming, LeaderElector, LeaseLock
 from vibeplane.controller.reconcile import Controller, ObjectKey, Resyncer
 from vibeplane.generation.checks import FileLimits
-from vibeplane.generation.outcomes import OutcomeBoard
+from vibeplane.generation.outcomes import OutcomeStore
 from vibeplane.kube import client
 from vibeplane.kube.client import ApiServerClient, KubeClient
 from vibeplane.metrics import LEADER
@@ -125,16 +125,21 @@ class Operator:
             generation_floor=resolver.floor,
             wake=self._wake,
         )
-        # Generations' measured outcomes, from the VibeApp path to their model's rollout and
-        # economics; a post re-queues the model.
-        outcomes = OutcomeBoard(on_post=lambda key: self.models.enqueue(ObjectKey(*key)))
+        # Generations' measured outcomes, counted by the VibeApp path in their model's
+        # outcomes ConfigMap, read by the model's rollout and economics; a post re-queues the
+        # model (gathered over a second: a burst of outcomes costs one status write).
+        outcomes = OutcomeStore(
+            self.kube,
+            settings.platform_namespace,
+            uid_of=self._model_uid,
+            on_post=lambda key: self.models.enqueue(ObjectKey(*key), within=COUNTS_WINDOW),
+        )
         self.models = modeldeployment.setup(
             settings,
             self.cache,
             self.kube,
             self.ledgers,
             workspace_lookup=lambda name: self.workspaces.body(ObjectKey(None, name)),
-            outcomes=outcomes,
             trainings=self._trainings_in,
         )
         self.vibeapps = vibeapp.setup(
@@ -173,6 +178,11 @@ class Operator:
         namespace, _, name = app.partition("/")
         self.generator.wake(key)
         self.vibeapps.enqueue(ObjectKey(namespace, name))
+
+    def _model_uid(self, namespace: str, name: str) -> str | None:
+        body = self.models.body(ObjectKey(namespace, name)) or {}
+        uid = (body.get("metadata") or {}).get("uid")
+        return str(uid) if uid else None
 
     def _trainings_in(self, namespace: str) -> list[dict[str, Any]]:
         return [

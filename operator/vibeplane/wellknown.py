@@ -34,6 +34,8 @@ ANNOTATION_WAKE: Final = "vibeplane.io/wake"
 ANNOTATION_WORKSPACE_UID: Final = "vibeplane.io/workspace-uid"
 # Written by the local preview node on a pod: the host port its preview listens on.
 ANNOTATION_LOCAL_PORT: Final = "vibeplane.io/local-port"
+# On a ModelDeployment's outcomes ConfigMap (platform namespace): whose counts, namespace/name.
+ANNOTATION_MODELDEPLOYMENT: Final = "vibeplane.io/model-deployment"
 
 # ---- finalizers -----------------------------------------------------------------------------
 # Our one finalizer: a VibeApp's objects in S3 are removed before the app goes.

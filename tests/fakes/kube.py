@@ -15,7 +15,7 @@ from typing import Any
 from kubernetes.client.exceptions import ApiException
 
 from vibeplane.api.meta import KindInfo
-from vibeplane.kube.client import matches, stamped
+from vibeplane.kube.client import Conflict, matches, stamped
 from vibeplane.kube.events import EventType
 
 Manifest = dict[str, Any]
@@ -51,6 +51,8 @@ class FakeKube:
         self.status_patches: list[tuple[str, str | None, Manifest]] = []
         self.metadata_patches: list[tuple[str, str | None, Manifest]] = []
         self.deleted: list[Key] = []
+        self.writes: list[Manifest] = []
+        """What `write` stored (compare-and-swap writes)."""
         self.events: list[tuple[str, str]] = []
         self.pod_logs: dict[tuple[str, str], str] = {}
         self.log_reads: list[tuple[str, str]] = []
@@ -153,6 +155,21 @@ class FakeKube:
             if k == kind and (namespace is None or ns == namespace)
             if _selected(body, label_selector)
         ]
+
+    def write(self, manifest: Manifest) -> Manifest:
+        metadata = manifest["metadata"]
+        key = (manifest["kind"], metadata.get("namespace"), metadata["name"])
+        current = self.objects.get(key)
+        version = metadata.get("resourceVersion")
+        if (current is None) != (not version) or (
+            current is not None and current["metadata"].get("resourceVersion") != version
+        ):
+            raise Conflict(f"{key} changed since it was read")
+        self.writes.append(copy.deepcopy(manifest))
+        stored = copy.deepcopy(manifest)
+        stored["metadata"]["resourceVersion"] = str(int(version or 0) + 1)
+        self.objects[key] = stored
+        return copy.deepcopy(stored)
 
     def post_event(
         self, involved: Mapping[str, Any], type_: EventType, reason: str, message: str

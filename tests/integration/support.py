@@ -78,7 +78,10 @@ class StubModel:
         answer: Callable[[list[dict[str, Any]]], str],
         delay: float = 0.0,
         usage: tuple[int, int] = (10, 20),
+        by_model: Callable[[str, list[dict[str, Any]]], str] | None = None,
     ) -> None:
+        """`by_model(model, messages)`, when given, answers instead of `answer`: the model
+        name asked for (a base model or an adapter on it) picks the answer."""
         import http.server
         import threading
 
@@ -107,7 +110,11 @@ class StubModel:
                                 "finish_reason": "stop",
                                 "message": {
                                     "role": "assistant",
-                                    "content": answer(request["messages"]),
+                                    "content": (
+                                        by_model(str(request.get("model")), request["messages"])
+                                        if by_model is not None
+                                        else answer(request["messages"])
+                                    ),
                                 },
                             }
                         ],

@@ -459,6 +459,15 @@ class EffectivePricing(KubeModel):
     """Price per GPU-hour."""
 
 
+class ArmBaseline(KubeModel):
+    """The served model's totals when the rollout started: its arm counts from here."""
+
+    generations: int = 0
+    successes: int = 0
+    cost: str = "0"
+    latency_seconds: str = "0"
+
+
 class ArmStatus(KubeModel):
     """What one arm of a rollout has measured."""
 
@@ -474,6 +483,8 @@ class ArmStatus(KubeModel):
     """Mean cost of a generated app."""
     latency_seconds: str | None = None
     """Mean model latency per generation."""
+    counted_from: ArmBaseline | None = None
+    """The model's totals (in its outcomes ConfigMap) when the rollout started."""
 
 
 class RolloutStatus(KubeModel):

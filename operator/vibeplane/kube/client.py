@@ -177,6 +177,25 @@ def delete(api_version: str, kind: str, name: str, namespace: str | None = None)
     return True
 
 
+class Conflict(RuntimeError):
+    """A compare-and-swap write lost: the object changed, or appeared, since it was read."""
+
+
+def write(manifest: Manifest) -> Manifest:
+    """Create `manifest` (without metadata.resourceVersion) or replace it only if it is
+    unchanged since it was read (with the resourceVersion read): `Conflict` otherwise."""
+    resource = _resource(manifest["apiVersion"], manifest["kind"])
+    namespace = (manifest.get("metadata") or {}).get("namespace")
+    try:
+        if (manifest.get("metadata") or {}).get("resourceVersion"):
+            result = resource.replace(body=dict(manifest), namespace=namespace)
+        else:
+            result = resource.create(body=dict(manifest), namespace=namespace)
+    except ConflictError as error:
+        raise Conflict(str(error)) from error
+    return cast(Manifest, result.to_dict())
+
+
 def list_objects(
     api_version: str, kind: str, namespace: str | None = None, label_selector: str | None = None
 ) -> list[Manifest]:
@@ -258,6 +277,10 @@ class KubeClient(Protocol):
         label_selector: str | None = None,
     ) -> list[Manifest]: ...
 
+    def write(self, manifest: Manifest) -> Manifest:
+        """Create, or replace by compare-and-swap (`Conflict` when it lost)."""
+        ...
+
     def post_event(
         self, involved: Mapping[str, Any], type_: EventType, reason: str, message: str
     ) -> None: ...
@@ -306,6 +329,9 @@ class ApiServerClient:
         label_selector: str | None = None,
     ) -> list[Manifest]:
         return list_objects(api_version, kind, namespace, label_selector)
+
+    def write(self, manifest: Manifest) -> Manifest:
+        return write(manifest)
 
     def post_event(
         self, involved: Mapping[str, Any], type_: EventType, reason: str, message: str

@@ -40,9 +40,9 @@ from vibeplane.budget.store import LedgerStore
 from vibeplane.controller.apply import apply_and_remember
 from vibeplane.controller.cache import ObjectCache, WatchedKind
 from vibeplane.controller.reconcile import Body, Context, Controller, ObjectKey, Outcome
+from vibeplane.generation import outcomes
 from vibeplane.generation.client import ModelCallError, probe
 from vibeplane.generation.egress import EgressPolicy
-from vibeplane.generation.outcomes import OutcomeBoard
 from vibeplane.kube import client
 from vibeplane.kube.client import KubeClient
 from vibeplane.kube.conditions import ConditionSpec
@@ -154,7 +154,6 @@ class ModelDeploymentReconciler:
         prober: Prober = probe,
         egress: EgressPolicy | None = None,
         llm_available: bool = True,
-        outcomes: OutcomeBoard | None = None,
         trainings: Callable[[str], list[Body]] | None = None,
     ) -> None:
         self.settings = settings
@@ -164,7 +163,6 @@ class ModelDeploymentReconciler:
         self.ledgers = ledgers
         self.kserve_available = kserve_available
         self.llm_available = llm_available
-        self.outcomes = outcomes
         # The ModelTrainings of a namespace (the manager's cache; else a list call).
         self.trainings = trainings or (
             lambda namespace: kube.list_objects(API_VERSION, "ModelTraining", namespace)
@@ -224,18 +222,12 @@ class ModelDeploymentReconciler:
         outcome: Outcome,
         automatic: str | None,
     ) -> Outcome:
-        """Fold the outcomes the VibeApp path posted into economics and the rollout."""
-        taken = (
-            self.outcomes.take((context.namespace or "", context.name))
-            if self.outcomes is not None
-            else []
-        )
+        """Economics and the rollout from the outcomes the VibeApp path counted (the
+        model's outcomes ConfigMap)."""
+        totals = outcomes.totals_of(self.kube, self.settings.platform_namespace, context.uid)
         metering_fields = outcome.fields.get("metering") or context.status.get("metering") or {}
         economics = measured.economics(
-            context.status.get("economics"),
-            taken,
-            str(metering_fields.get("gpuHours") or "0"),
-            spec.pricing or api.Pricing(),
+            totals, str(metering_fields.get("gpuHours") or "0"), spec.pricing or api.Pricing()
         )
         fields = dict(outcome.fields)
         if economics["apps"] or context.status.get("economics"):
@@ -245,7 +237,7 @@ class ModelDeploymentReconciler:
                     float(economics["costPerApp"])
                 )
         result = measured.rollout(
-            spec, context.status.get("rollout"), taken, self.clock(), automatic
+            spec, context.status.get("rollout"), totals, self.clock(), automatic
         )
         if result.status is not None or context.status.get("rollout"):
             fields["rollout"] = result.status
@@ -579,7 +571,6 @@ def setup(
     ledgers: LedgerStore,
     workspace_lookup: Lookup | None = None,
     kserve: bool | None = None,
-    outcomes: OutcomeBoard | None = None,
     trainings: Callable[[str], list[Body]] | None = None,
 ) -> Controller:
     """Build the ModelDeployment controller and register its watches.
@@ -604,7 +595,6 @@ def setup(
         kserve_available=available,
         workspace_lookup=workspace_lookup,
         llm_available=llm,
-        outcomes=outcomes,
         trainings=trainings,
     )
     controller = Controller(api.INFO, reconciler, settings, cache, kube)

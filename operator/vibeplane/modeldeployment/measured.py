@@ -7,19 +7,21 @@
   the rule's verdict (vibeplane.generation.rollout.decide) or the action the spec asks for, the
   phase, and the Event to post when it changes.
 
-Totals live in status (previous status + what is new), so a restart keeps them.
+Totals live in the model's outcomes ConfigMap (vibeplane.generation.outcomes), written once
+per settled generation by compare-and-swap; everything here is derived from them and from the
+previous status (the rollout's baselines and its decision), so a restart loses nothing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
 from vibeplane.api import modeldeployment as api
-from vibeplane.generation.outcomes import Outcome
+from vibeplane.generation.outcomes import Totals
 from vibeplane.generation.rollout import Rule, Tally, decide
 from vibeplane.kube.conditions import ConditionSpec
 from vibeplane.modeldeployment.desired import served_model as base_model
@@ -40,25 +42,18 @@ def _text(value: Decimal) -> str:
     return text
 
 
-def economics(
-    previous: Mapping[str, Any] | None,
-    outcomes: Sequence[Outcome],
-    gpu_hours: str,
-    pricing: api.Pricing,
-) -> dict[str, Any]:
-    """status.economics: the previous totals plus `outcomes`; GPU cost from the metered
-    GPU-hours (status.metering.gpuHours) at the current price."""
-    before = previous or {}
-    apps = int(before.get("apps") or 0) + len(outcomes)
-    tokens_in = int(before.get("tokensIn") or 0) + sum(o.tokens_in for o in outcomes)
-    tokens_out = int(before.get("tokensOut") or 0) + sum(o.tokens_out for o in outcomes)
-    token_cost = _decimal(before.get("tokenCost")) + sum((o.cost for o in outcomes), Decimal(0))
+def economics(totals: Mapping[str, Totals], gpu_hours: str, pricing: api.Pricing) -> dict[str, Any]:
+    """status.economics from the totals of every model served (the base model and its
+    adapters); GPU cost from the metered GPU-hours (status.metering.gpuHours) at the current
+    price."""
+    apps = sum(t.generations for t in totals.values())
+    token_cost = sum((t.cost for t in totals.values()), Decimal(0))
     hours = _decimal(gpu_hours)
     gpu_cost = hours * _decimal(pricing.gpu_hour)
     return api.ModelEconomics(
         apps=apps,
-        tokens_in=tokens_in,
-        tokens_out=tokens_out,
+        tokens_in=sum(t.tokens_in for t in totals.values()),
+        tokens_out=sum(t.tokens_out for t in totals.values()),
         token_cost=_text(token_cost),
         gpu_hours=_text(hours),
         gpu_cost=_text(gpu_cost),
@@ -66,20 +61,26 @@ def economics(
     ).to_wire()
 
 
-def _tally(arm: Mapping[str, Any] | None) -> Tally:
-    arm = arm or {}
-    generations = int(arm.get("generations") or 0)
-    cost_per_app = _decimal(arm.get("costPerApp"))
-    latency = float(arm.get("latencySeconds") or 0.0)
+def _baseline(totals: Totals) -> dict[str, Any]:
+    return api.ArmBaseline(
+        generations=totals.generations,
+        successes=totals.successes,
+        cost=format(totals.cost.normalize(), "f") if totals.cost else "0",
+        latency_seconds=str(totals.latency_seconds),
+    ).to_wire()
+
+
+def _since(totals: Totals, baseline: Mapping[str, Any]) -> Tally:
+    """The arm: the model's totals less its totals when the rollout started."""
     return Tally(
-        generations,
-        int(arm.get("successes") or 0),
-        cost_per_app * generations,
-        latency * generations,
+        max(0, totals.generations - int(baseline.get("generations") or 0)),
+        max(0, totals.successes - int(baseline.get("successes") or 0)),
+        max(Decimal(0), totals.cost - _decimal(baseline.get("cost"))),
+        max(0.0, totals.latency_seconds - float(baseline.get("latencySeconds") or 0.0)),
     )
 
 
-def _arm(model: str, tally: Tally) -> dict[str, Any]:
+def _arm(model: str, tally: Tally, baseline: Mapping[str, Any]) -> dict[str, Any]:
     return api.ArmStatus(
         model=model,
         generations=tally.generations,
@@ -87,6 +88,7 @@ def _arm(model: str, tally: Tally) -> dict[str, Any]:
         success_rate=f"{tally.rate:.4f}" if tally.rate is not None else None,
         cost_per_app=_text(tally.cost_per_app) if tally.cost_per_app is not None else None,
         latency_seconds=f"{tally.mean_latency:.3f}" if tally.mean_latency is not None else None,
+        counted_from=api.ArmBaseline.model_validate(baseline),
     ).to_wire()
 
 
@@ -103,11 +105,12 @@ class RolloutResult:
 def rollout(
     spec: api.ModelDeploymentSpec,
     previous: Mapping[str, Any] | None,
-    outcomes: Sequence[Outcome],
+    totals: Mapping[str, Totals],
     now: datetime,
     automatic: str | None = None,
 ) -> RolloutResult:
-    """Fold `outcomes` into the arms and apply the spec's action or the rule.
+    """Each arm from its model's totals since the rollout started (the baselines recorded in
+    status when the candidate or incumbent changed), then the spec's action or the rule.
 
     `automatic`: the candidate when the spec names none (the newest succeeded ModelTraining
     offered to this deployment). Its incumbent is the spec's, else the one recorded for it,
@@ -137,13 +140,19 @@ def rollout(
             incumbent_model = str(before["candidate"])
         elif not same and recorded:
             incumbent_model = recorded
-    incumbent = _tally(before.get("incumbent") if same else None)
-    candidate = _tally(before.get("candidateArm") if same else None)
-    for outcome in outcomes:
-        if outcome.served_model == candidate_name:
-            candidate = candidate.add(outcome.success, outcome.cost, outcome.latency_seconds)
-        elif outcome.served_model == incumbent_model:
-            incumbent = incumbent.add(outcome.success, outcome.cost, outcome.latency_seconds)
+    recorded_incumbent = before.get("incumbent") or {}
+    same = same and recorded_incumbent.get("model") == incumbent_model
+    incumbent_totals = totals.get(incumbent_model, Totals())
+    candidate_totals = totals.get(candidate_name, Totals())
+    # A new rollout counts from the totals now; one under way from where it started.
+    incumbent_from = (recorded_incumbent.get("countedFrom") if same else None) or _baseline(
+        incumbent_totals
+    )
+    candidate_from = (
+        (before.get("candidateArm") or {}).get("countedFrom") if same else None
+    ) or _baseline(candidate_totals)
+    incumbent = _since(incumbent_totals, incumbent_from)
+    candidate = _since(candidate_totals, candidate_from)
     rule = Rule(
         min_samples=wanted.min_samples,
         max_samples=wanted.max_samples,
@@ -181,8 +190,8 @@ def rollout(
         "candidate": candidate_name,
         "phase": phase,
         "canaryPercent": 0 if decided else wanted.canary_percent,
-        "incumbent": _arm(incumbent_model, incumbent),
-        "candidateArm": _arm(candidate_name, candidate),
+        "incumbent": _arm(incumbent_model, incumbent, incumbent_from),
+        "candidateArm": _arm(candidate_name, candidate, candidate_from),
         "zScore": f"{verdict.z_score:.3f}" if verdict.z_score is not None else None,
         "decision": message,
         "decidedAt": decided_at if decided else None,

@@ -38,7 +38,7 @@ from vibeplane.controller.apply import apply_and_remember
 from vibeplane.controller.cache import ObjectCache, WatchedKind
 from vibeplane.controller.clock import SYSTEM_CLOCK, Clock
 from vibeplane.controller.reconcile import Context, Controller, ObjectKey, Outcome, refusal_message
-from vibeplane.generation.outcomes import OutcomeBoard
+from vibeplane.generation.outcomes import OutcomeStore
 from vibeplane.kube.client import KubeClient
 from vibeplane.kube.conditions import is_true
 from vibeplane.metrics import PROMPT_TO_READY, WRITES
@@ -178,7 +178,7 @@ class VibeAppReconciler:
         store: ObjectStore,
         ledgers: LedgerStore,
         enqueue: Callable[[ObjectKey], None],
-        outcomes: OutcomeBoard | None = None,
+        outcomes: OutcomeStore | None = None,
         activity: ActivityProbe = poll_activity,
         clock: Clock = SYSTEM_CLOCK,
         delivery_key: DeliveryKey | None = None,
@@ -489,7 +489,7 @@ def setup(
     generator: Generator,
     store: ObjectStore,
     ledgers: LedgerStore,
-    outcomes: OutcomeBoard | None = None,
+    outcomes: OutcomeStore | None = None,
 ) -> Controller:
     """Build the VibeApp controller and register its watches."""
     controller: Controller

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import itertools
 import json
 import logging
 import random
@@ -35,7 +36,7 @@ from vibeplane.controller.reconcile import Context, ObjectKey, Outcome
 from vibeplane.generation import router
 from vibeplane.generation.client import ModelCallError, probe
 from vibeplane.generation.egress import EgressPolicy
-from vibeplane.generation.outcomes import OutcomeBoard
+from vibeplane.generation.outcomes import OutcomeStore
 from vibeplane.kube.conditions import find, merge_conditions, status_patch
 from vibeplane.modeldeployment import desired, handlers, llmisvc
 from vibeplane.settings import OperatorSettings
@@ -212,7 +213,7 @@ def make(
     kserve: bool = True,
     workspaces: dict[str, dict[str, Any]] | None = None,
     egress: EgressPolicy | None = None,
-    outcomes: OutcomeBoard | None = None,
+    outcomes: OutcomeStore | None = None,
 ) -> Harness:
     clock = clock or Clock()
     reconciler = handlers.ModelDeploymentReconciler(
@@ -228,7 +229,6 @@ def make(
         prober=prober or Prober(),
         egress=egress,
         llm_available=kserve,
-        outcomes=outcomes,
     )
     return Harness(reconciler, spec)
 
@@ -737,9 +737,13 @@ ROLLOUT_MODEL = {
 }
 
 
+GENERATIONS = itertools.count()
+"""Each generation's own key: a key is counted once."""
+
+
 def run_generations(
     harness: Harness,
-    board: OutcomeBoard,
+    board: OutcomeStore,
     candidate_rate: float,
     count: int,
     candidate: str = "cand",
@@ -774,6 +778,7 @@ def run_generations(
             else (rates or {}).get(target.served_model, 0.9)
         )
         record = {
+            "key": f"app-{next(GENERATIONS)}:1:0",
             "model": target.name,
             "modelNamespace": target.namespace,
             "servedModel": target.served_model,
@@ -790,7 +795,7 @@ def run_generations(
     harness.reconcile()
 
 
-def ready_model(kube: FakeKube, board: OutcomeBoard) -> Harness:
+def ready_model(kube: FakeKube, board: OutcomeStore) -> Harness:
     harness = make(kube, ModelDeploymentSpec.model_validate(ROLLOUT_MODEL), outcomes=board)
     harness.reconcile()
     assert harness.condition("Ready")["status"] == "True"
@@ -800,7 +805,7 @@ def ready_model(kube: FakeKube, board: OutcomeBoard) -> Harness:
 def test_a_candidate_failing_half_its_apps_is_rolled_back_with_the_numbers(
     kube: FakeKube,
 ) -> None:
-    board = OutcomeBoard()
+    board = OutcomeStore(kube, OperatorSettings().platform_namespace, lambda namespace, name: UID)
     harness = ready_model(kube, board)
     run_generations(harness, board, 0.5, 1500)
     rollout = harness.status["rollout"]
@@ -824,7 +829,7 @@ def test_a_candidate_failing_half_its_apps_is_rolled_back_with_the_numbers(
 def test_a_candidate_at_least_as_good_is_promoted_and_costs_are_counted(
     kube: FakeKube,
 ) -> None:
-    board = OutcomeBoard()
+    board = OutcomeStore(kube, OperatorSettings().platform_namespace, lambda namespace, name: UID)
     harness = ready_model(kube, board)
     run_generations(harness, board, 0.97, 3000)
     rollout = harness.status["rollout"]
@@ -839,7 +844,7 @@ def test_a_candidate_at_least_as_good_is_promoted_and_costs_are_counted(
 
 
 def test_pin_promote_and_abort_by_spec(kube: FakeKube) -> None:
-    board = OutcomeBoard()
+    board = OutcomeStore(kube, OperatorSettings().platform_namespace, lambda namespace, name: UID)
     for action, phase in (("Pin", "Pinned"), ("Promote", "Promoted"), ("Abort", "RolledBack")):
         model = copy.deepcopy(ROLLOUT_MODEL)
         model["rollout"]["action"] = action
@@ -915,7 +920,7 @@ def test_a_finished_training_becomes_the_candidate_and_the_winner_the_next_bar(
             "rollout": automatic,
         }
     )
-    board = OutcomeBoard()
+    board = OutcomeStore(kube, OperatorSettings().platform_namespace, lambda namespace, name: UID)
     harness = make(kube, model, outcomes=board)
     harness.reconcile()
     waiting = harness.condition("RolloutDecided")

@@ -1,0 +1,285 @@
+"""The loop on the local platform: a training run finishes, its adapter becomes the candidate
+on the base model's ModelDeployment by itself, a canary share of real generations (VibeApps,
+previews on the preview node, validation by readiness) goes to it, and the rule decides.
+
+The model is one the test controls (an OpenAI-compatible stub on 127.0.0.1 that answers by the
+model name asked for): the first candidate breaks every other app it writes (no page: its
+preview never becomes ready), the second writes apps as good as the base model's. No Trainer
+controller runs here: the test writes the TrainJob's Complete condition, as Trainer does.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+import uuid
+from collections import Counter
+from datetime import UTC, datetime
+from typing import Any
+
+import kubernetes
+import pytest
+from kubernetes.client import ApiClient
+
+from tests.integration.conftest import S3, OperatorProcess
+from tests.integration.support import (
+    GROUP,
+    VERSION,
+    StubModel,
+    create_object,
+    find_condition,
+    wait_for,
+)
+from tests.integration.test_modeltraining import MERGE, _revision
+
+pytestmark = pytest.mark.integration
+
+DAY = datetime(2099, 1, 1, tzinfo=UTC)
+"""This test's records are dated here, and its runs read from here on: the dataset build skips
+every other test's records by their day, without reading them."""
+GOOD = '<file path="index.html">\n<title>ok</title><h1>ok</h1>\n</file>\n'
+BROKEN = '<file path="app.js">\nconsole.log("no page")\n</file>\n'
+WAVE = 12
+"""Apps generated at once; each wave's previews are deleted once validated."""
+
+
+class Models:
+    """The stub's behaviour by model name: a failing one breaks every other app it writes."""
+
+    def __init__(self) -> None:
+        self.failing: set[str] = set()
+        self.asked: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def __call__(self, model: str, _messages: list[dict[str, Any]]) -> str:
+        with self._lock:
+            count = self.asked[model]
+            self.asked[model] += 1
+        return BROKEN if model in self.failing and count % 2 == 0 else GOOD
+
+
+def _custom(api: ApiClient) -> Any:
+    return kubernetes.client.CustomObjectsApi(api)
+
+
+def _workspace(api: ApiClient) -> dict[str, Any]:
+    name = f"ro{uuid.uuid4().hex[:6]}"
+    create_object(
+        api,
+        "Workspace",
+        name,
+        {"budget": {"tokens": 50_000_000, "money": "1000"}, "dataSharing": {"allowTraining": True}},
+    )
+
+    def ready() -> dict[str, Any] | None:
+        obj = _custom(api).get_cluster_custom_object(GROUP, VERSION, "workspaces", name)
+        condition = find_condition(obj, "Ready")
+        return dict(obj) if condition and condition["status"] == "True" else None
+
+    return wait_for(ready, timeout=60, what="workspace Ready")
+
+
+def _train(api: ApiClient, s3: S3, workspace: str, namespace: str, adapter: str) -> None:
+    """A ModelTraining offering `adapter` to the deployment "own", driven to Succeeded."""
+    for n in range(3):
+        app = f"seed-{uuid.uuid4().hex[:6]}"
+        entry = _revision(
+            s3, workspace, app, 1, f"{adapter} page {n}", {"index.html": "x"}, "Passed", DAY
+        )
+        s3.store.write_index(workspace, app, [entry])
+    run = f"run-{adapter}"
+    create_object(
+        api,
+        "ModelTraining",
+        run,
+        {
+            "baseModel": {"name": "own", "uri": "s3://models/own"},
+            "output": {"adapterName": adapter, "modelDeployment": "own"},
+            "dataset": {"since": DAY.strftime("%Y-%m-%dT00:00:00Z")},
+        },
+        namespace=namespace,
+    )
+    custom = _custom(api)
+
+    def phase(wanted: str) -> Any:
+        def check() -> dict[str, Any] | None:
+            obj = custom.get_namespaced_custom_object(
+                GROUP, VERSION, namespace, "modeltrainings", run
+            )
+            return obj if (obj.get("status") or {}).get("phase") == wanted else None
+
+        return check
+
+    wait_for(phase("Training"), timeout=120, what=f"{run}'s TrainJob")
+    custom.patch_namespaced_custom_object_status(
+        "trainer.kubeflow.org",
+        "v1alpha1",
+        namespace,
+        "trainjobs",
+        run,
+        {
+            "status": {
+                "conditions": [
+                    {
+                        "type": "Complete",
+                        "status": "True",
+                        "reason": "JobsCompleted",
+                        "message": "done",
+                        "lastTransitionTime": "2099-01-01T00:00:00Z",
+                    }
+                ]
+            }
+        },
+        _content_type=MERGE,
+    )
+    wait_for(phase("Succeeded"), timeout=60, what=f"{run} Succeeded")
+
+
+def _model(api: ApiClient, namespace: str) -> dict[str, Any]:
+    return dict(
+        _custom(api).get_namespaced_custom_object(
+            GROUP, VERSION, namespace, "modeldeployments", "own"
+        )
+    )
+
+
+def _rollout(api: ApiClient, namespace: str) -> dict[str, Any]:
+    return dict((_model(api, namespace).get("status") or {}).get("rollout") or {})
+
+
+def _wave(api: ApiClient, namespace: str, tag: str) -> list[tuple[str, str]]:
+    """WAVE apps generated at once on "own"; (served model, validation) of each, once all are
+    validated; then the apps are deleted."""
+    custom = _custom(api)
+    names = [f"{tag}-{n}" for n in range(WAVE)]
+    for name in names:
+        create_object(api, "VibeApp", name, {"prompts": ["a page"], "model": "own"}, namespace)
+
+    def validated() -> list[tuple[str, str]] | None:
+        found = []
+        for name in names:
+            app = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, "vibeapps", name)
+            revisions = (app.get("status") or {}).get("revisions") or []
+            if not revisions or revisions[0].get("validation") not in ("Passed", "Failed"):
+                return None
+            found.append((str(revisions[0].get("servedModel")), str(revisions[0]["validation"])))
+        return found
+
+    # Broken apps fail when their preview's ready timeout (30 s in the tests) runs out.
+    results = wait_for(validated, timeout=150, what=f"wave {tag} validated")
+    for name in names:
+        custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, "vibeapps", name)
+    return results
+
+
+def _counted(api: ApiClient, namespace: str, at_least: int) -> dict[str, Any] | None:
+    """status.rollout once both arms together count `at_least` generations."""
+    rollout = _rollout(api, namespace)
+    arms = ("incumbent", "candidateArm")
+    counted = sum(int(rollout.get(arm, {}).get("generations", 0)) for arm in arms)
+    return rollout if counted >= at_least else None
+
+
+def _until_decided(api: ApiClient, namespace: str, tag: str) -> list[tuple[str, str]]:
+    results: list[tuple[str, str]] = []
+    for wave in range(5):
+        results += _wave(api, namespace, f"{tag}{wave}")
+        total = len(results)
+        rollout = wait_for(
+            functools.partial(_counted, api, namespace, total),
+            timeout=30,
+            what="the outcomes counted",
+        )
+        if rollout.get("phase") in ("Promoted", "RolledBack"):
+            return results
+    raise AssertionError(
+        f"not decided after {len(results)} generations: {_rollout(api, namespace)}"
+    )
+
+
+def _events(api: ApiClient, namespace: str) -> list[tuple[str, str]]:
+    core = kubernetes.client.CoreV1Api(api)
+    listed = core.list_namespaced_event(namespace, field_selector="involvedObject.name=own")
+    return [(event.reason, event.message) for event in listed.items]
+
+
+def test_a_finished_training_is_rolled_out_by_measured_success(
+    api: ApiClient, s3: S3, operator: OperatorProcess, preview_node: str
+) -> None:
+    models = Models()
+    stub = StubModel(lambda _: GOOD, by_model=models)
+    ws = _workspace(api)
+    workspace, namespace = ws["metadata"]["name"], ws["status"]["namespace"]
+    try:
+        create_object(
+            api,
+            "ModelDeployment",
+            "own",
+            {
+                "model": {"name": "own"},
+                "serving": {"external": {"baseURL": stub.url, "model": "own"}},
+                "pricing": {"inputPerMillion": "1", "outputPerMillion": "2"},
+                "rollout": {"canaryPercent": 50, "minSamples": 10},
+            },
+            namespace=namespace,
+        )
+
+        def waiting() -> dict[str, Any] | None:
+            condition = find_condition(_model(api, namespace), "RolloutDecided")
+            return condition if condition and condition["reason"] == "NoCandidate" else None
+
+        wait_for(waiting, timeout=60, what="a rollout waiting for a candidate")
+
+        # 1. A run finishes: its adapter is served and is the candidate, by itself. It breaks
+        # half its apps: rolled back by the rule.
+        models.failing.add("gen-1")
+        _train(api, s3, workspace, namespace, "gen-1")
+        wait_for(
+            lambda: _rollout(api, namespace).get("candidate") == "gen-1" or None,
+            timeout=30,
+            what="gen-1 the candidate",
+        )
+        assert (_model(api, namespace).get("status") or {}).get("adapters") == ["gen-1"]
+        results = _until_decided(api, namespace, "a")
+        rollout = _rollout(api, namespace)
+        print(f"gen-1: {len(results)} generations; {rollout}")
+        assert rollout["phase"] == "RolledBack", rollout
+        candidate, incumbent = rollout["candidateArm"], rollout["incumbent"]
+        assert (candidate["model"], incumbent["model"]) == ("gen-1", "own")
+        assert candidate["generations"] >= 10
+        assert incumbent["generations"] >= 10
+        assert float(candidate["successRate"]) <= 0.6
+        assert float(incumbent["successRate"]) == 1.0
+        assert float(rollout["zScore"]) < -1.645
+        assert {served for served, _ in results} == {"gen-1", "own"}
+        condition = find_condition(_model(api, namespace), "RolloutDecided")
+        assert condition is not None
+        assert (condition["status"], condition["reason"]) == ("True", "RolledBack")
+        assert any(reason == "AdapterRolledBack" for reason, _ in _events(api, namespace))
+        # Decided: everyone is back on the base model.
+        assert {served for served, _ in _wave(api, namespace, "after")} == {"own"}
+
+        # 2. The next run writes apps as good as the base model's: promoted.
+        _train(api, s3, workspace, namespace, "gen-2")
+        wait_for(
+            lambda: _rollout(api, namespace).get("candidate") == "gen-2" or None,
+            timeout=30,
+            what="gen-2 the candidate",
+        )
+        results = _until_decided(api, namespace, "b")
+        rollout = _rollout(api, namespace)
+        print(f"gen-2: {len(results)} generations; {rollout}")
+        assert rollout["phase"] == "Promoted", rollout
+        assert rollout["incumbent"]["model"] == "own"
+        assert float(rollout["candidateArm"]["successRate"]) == 1.0
+        assert "at least as good" in rollout["decision"]
+        assert any(reason == "AdapterPromoted" for reason, _ in _events(api, namespace))
+        status = _model(api, namespace)["status"]
+        assert status["adapters"] == ["gen-1", "gen-2"]
+        economics = status["economics"]
+        assert economics["apps"] >= 2 * 2 * 10
+        assert economics["costPerApp"] is not None
+        print(f"economics: {economics}")
+    finally:
+        stub.close()
+        _custom(api).delete_cluster_custom_object(GROUP, VERSION, "workspaces", workspace)
