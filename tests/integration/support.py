@@ -16,7 +16,12 @@ GROUP, VERSION = "vibeplane.io", "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
 
 
-PLURALS = {"Workspace": "workspaces", "ModelDeployment": "modeldeployments", "VibeApp": "vibeapps"}
+PLURALS = {
+    "Workspace": "workspaces",
+    "ModelDeployment": "modeldeployments",
+    "VibeApp": "vibeapps",
+    "ModelTraining": "modeltrainings",
+}
 
 
 def create_object(

@@ -38,6 +38,19 @@ def test_kserve_inference_service_crd_is_installed(kubectl: Kubectl) -> None:
 
 
 @pytest.mark.parametrize(
+    "crd",
+    ["llminferenceservices.serving.kserve.io", "llminferenceserviceconfigs.serving.kserve.io"],
+)
+def test_kserve_llm_path_crds_are_installed(kubectl: Kubectl, crd: str) -> None:
+    """KServe v0.20.0's LLM path: LLMInferenceService and the presets it merges in
+    (LLMInferenceServiceConfig), v1alpha2 the storage version."""
+    result = kubectl("get", "crd", crd, "-o", "json")
+    assert result.returncode == 0, result.stderr
+    versions = {v["name"]: v["storage"] for v in json.loads(result.stdout)["spec"]["versions"]}
+    assert versions.get("v1alpha2") is True
+
+
+@pytest.mark.parametrize(
     ("crd", "bundle"),
     [
         ("httproutes.gateway.networking.k8s.io", "v1.7.0"),

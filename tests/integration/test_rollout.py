@@ -256,6 +256,11 @@ def test_a_finished_training_is_rolled_out_by_measured_success(
         assert condition is not None
         assert (condition["status"], condition["reason"]) == ("True", "RolledBack")
         assert any(reason == "AdapterRolledBack" for reason, _ in _events(api, namespace))
+        # A restarted operator keeps the counts and the decision: they are on the API server.
+        operator.restart()
+        wait_for(
+            lambda: _rollout(api, namespace) == rollout or None, timeout=30, what="same numbers"
+        )
         # Decided: everyone is back on the base model.
         assert {served for served, _ in _wave(api, namespace, "after")} == {"own"}
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from kubernetes.client.exceptions import ApiException
+from prometheus_client import REGISTRY
 
 from tests.fakes.kube import FakeKube
 from tests.unit.generation.listener import Listener
@@ -36,9 +37,9 @@ from vibeplane.controller.reconcile import Context, ObjectKey, Outcome
 from vibeplane.generation import router
 from vibeplane.generation.client import ModelCallError, probe
 from vibeplane.generation.egress import EgressPolicy
-from vibeplane.generation.outcomes import OutcomeStore
+from vibeplane.generation.outcomes import OutcomeStore, Totals
 from vibeplane.kube.conditions import find, merge_conditions, status_patch
-from vibeplane.modeldeployment import desired, handlers, llmisvc
+from vibeplane.modeldeployment import desired, handlers, llmisvc, measured
 from vibeplane.settings import OperatorSettings
 from vibeplane.vibeapp.models import ModelResolver
 
@@ -841,6 +842,38 @@ def test_a_candidate_at_least_as_good_is_promoted_and_costs_are_counted(
     assert economics["tokenCost"] == "27"
     assert economics["costPerApp"] == "0.009"
     assert (economics["tokensIn"], economics["tokensOut"]) == (3_000_000, 6_000_000)
+    # The same figure for dashboards: the gauge per model.
+    gauge = REGISTRY.get_sample_value(
+        "vibeplane_model_cost_per_app", {"namespace": NAMESPACE, "model": "m"}
+    )
+    assert gauge == pytest.approx(0.009)
+    # Restarted (a new reconciler, status kept): the same totals, and no write.
+    writes = harness.writes
+    harness.reconciler = make(kube, harness.spec).reconciler
+    harness.reconcile()
+    assert harness.status["economics"] == economics
+    assert harness.writes == writes
+
+
+def test_gpu_hours_count_in_the_cost_per_app() -> None:
+    totals = {
+        "base1": Totals(3, 3, 3000, 6000, Decimal("0.03"), 9.0),
+        "cand": Totals(1, 0, 1000, 2000, Decimal("0.01"), 3.0),
+    }
+    pricing = ModelDeploymentSpec.model_validate(
+        {**ROLLOUT_MODEL, "pricing": {"gpuHour": "2.5"}}
+    ).pricing
+    assert pricing is not None
+    economics = measured.economics(totals, "0.4", pricing)
+    assert economics == {
+        "apps": 4,
+        "tokensIn": 4000,
+        "tokensOut": 8000,
+        "tokenCost": "0.04",
+        "gpuHours": "0.4",
+        "gpuCost": "1",
+        "costPerApp": "0.26",
+    }
 
 
 def test_pin_promote_and_abort_by_spec(kube: FakeKube) -> None:
