@@ -40,7 +40,7 @@ from vibeplane.controller.cache import ObjectCache
 from vibeplane.controller.leader import ElectionTiming, LeaderElector, LeaseLock
 from vibeplane.controller.reconcile import Controller, ObjectKey, Resyncer
 from vibeplane.generation.checks import FileLimits
-from vibeplane.generation.outcomes import OutcomeStore
+from vibeplane.generation.outcome_store import OutcomeStore
 from vibeplane.kube import client
 from vibeplane.kube.client import ApiServerClient, KubeClient
 from vibeplane.metrics import LEADER

@@ -15,11 +15,13 @@ import threading
 import uuid
 from collections import Counter
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import kubernetes
 import pytest
 from kubernetes.client import ApiClient
+from vibeplane_trainer import sft
 
 from tests.integration.conftest import S3, OperatorProcess
 from tests.integration.support import (
@@ -39,6 +41,9 @@ DAY = datetime(2099, 1, 1, tzinfo=UTC)
 every other test's records by their day, without reading them."""
 GOOD = '<file path="index.html">\n<title>ok</title><h1>ok</h1>\n</file>\n'
 BROKEN = '<file path="app.js">\nconsole.log("no page")\n</file>\n'
+RECORDED_ADAPTER = Path(__file__).resolve().parents[1] / "fixtures" / "tiny-lora"
+"""A real LoRA adapter of the tiny test model, recorded from `make test-train`
+(VIBEPLANE_RECORD_ADAPTER=tests/fixtures/tiny-lora make test-train)."""
 WAVE = 12
 """Apps generated at once; each wave's previews are deleted once validated."""
 
@@ -111,6 +116,15 @@ def _train(api: ApiClient, s3: S3, workspace: str, namespace: str, adapter: str)
         return check
 
     wait_for(phase("Training"), timeout=120, what=f"{run}'s TrainJob")
+    job = custom.get_namespaced_custom_object(
+        "trainer.kubeflow.org", "v1alpha1", namespace, "trainjobs", run
+    )
+    if RECORDED_ADAPTER.is_dir():
+        # The trainer's export, as its pod does it: the adapter to the URI in its arguments
+        # (a LoRA adapter a real `make test-train` run trained on the tiny model, recorded).
+        output = sft.parse(job["spec"]["trainer"]["args"]).output_uri
+        uploaded = sft.upload(RECORDED_ADAPTER, output)
+        assert any(key.endswith("adapter_config.json") for key in uploaded)
     custom.patch_namespaced_custom_object_status(
         "trainer.kubeflow.org",
         "v1alpha1",
@@ -203,9 +217,15 @@ def _events(api: ApiClient, namespace: str) -> list[tuple[str, str]]:
     return [(event.reason, event.message) for event in listed.items]
 
 
+@pytest.mark.timeout(900)  # waves of real previews; a broken one fails after 30 s
 def test_a_finished_training_is_rolled_out_by_measured_success(
-    api: ApiClient, s3: S3, operator: OperatorProcess, preview_node: str
+    api: ApiClient,
+    s3: S3,
+    operator: OperatorProcess,
+    preview_node: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3.server.endpoint)  # the trainer's upload
     models = Models()
     stub = StubModel(lambda _: GOOD, by_model=models)
     ws = _workspace(api)
@@ -240,6 +260,12 @@ def test_a_finished_training_is_rolled_out_by_measured_success(
             what="gen-1 the candidate",
         )
         assert (_model(api, namespace).get("status") or {}).get("adapters") == ["gen-1"]
+        if RECORDED_ADAPTER.is_dir():
+            run = _custom(api).get_namespaced_custom_object(
+                GROUP, VERSION, namespace, "modeltrainings", "run-gen-1"
+            )
+            prefix = run["status"]["adapterUri"].split("/", 3)[3]
+            assert s3.store.get(prefix + "adapter_config.json")
         results = _until_decided(api, namespace, "a")
         rollout = _rollout(api, namespace)
         print(f"gen-1: {len(results)} generations; {rollout}")

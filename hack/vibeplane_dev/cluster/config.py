@@ -16,10 +16,6 @@ KSERVE_CRDS = (
     # The LLM path (vLLM): what the operator emits for engine vllm. Installed without the
     # module's conversion-webhook patch: only v1alpha2 (the storage version) is written here.
     "config/crd/full/llmisvc/serving.kserve.io_llminferenceservices.yaml",
-    # The presets KServe's LLM controller merges into every LLMInferenceService (the
-    # well-known kserve-config-llm-* objects of its install, and a platform's own through
-    # spec.baseRefs). The operator emits none and names none: it spells out the workload.
-    "config/crd/full/llmisvc/serving.kserve.io_llminferenceserviceconfigs.yaml",
 )
 TRAINER_MODULE = "github.com/kubeflow/trainer/v2"
 TRAINER_VERSION = "v2.3.0"

@@ -40,7 +40,7 @@ from vibeplane.budget.store import LedgerStore
 from vibeplane.controller.apply import apply_and_remember
 from vibeplane.controller.cache import ObjectCache, WatchedKind
 from vibeplane.controller.reconcile import Body, Context, Controller, ObjectKey, Outcome
-from vibeplane.generation import outcomes
+from vibeplane.generation import outcome_store
 from vibeplane.generation.client import ModelCallError, probe
 from vibeplane.generation.egress import EgressPolicy
 from vibeplane.kube import client
@@ -224,7 +224,7 @@ class ModelDeploymentReconciler:
     ) -> Outcome:
         """Economics and the rollout from the outcomes the VibeApp path counted (the
         model's outcomes ConfigMap)."""
-        totals = outcomes.totals_of(self.kube, self.settings.platform_namespace, context.uid)
+        totals = outcome_store.totals_of(self.kube, self.settings.platform_namespace, context.uid)
         metering_fields = outcome.fields.get("metering") or context.status.get("metering") or {}
         economics = measured.economics(
             totals, str(metering_fields.get("gpuHours") or "0"), spec.pricing or api.Pricing()

@@ -38,7 +38,7 @@ from vibeplane.controller.apply import apply_and_remember
 from vibeplane.controller.cache import ObjectCache, WatchedKind
 from vibeplane.controller.clock import SYSTEM_CLOCK, Clock
 from vibeplane.controller.reconcile import Context, Controller, ObjectKey, Outcome, refusal_message
-from vibeplane.generation.outcomes import OutcomeStore
+from vibeplane.generation.outcome_store import OutcomeStore
 from vibeplane.kube.client import KubeClient
 from vibeplane.kube.conditions import is_true
 from vibeplane.metrics import PROMPT_TO_READY, WRITES

@@ -37,7 +37,8 @@ from vibeplane.controller.reconcile import Context, ObjectKey, Outcome
 from vibeplane.generation import router
 from vibeplane.generation.client import ModelCallError, probe
 from vibeplane.generation.egress import EgressPolicy
-from vibeplane.generation.outcomes import OutcomeStore, Totals
+from vibeplane.generation.outcome_store import OutcomeStore
+from vibeplane.generation.outcomes import Totals
 from vibeplane.kube.conditions import find, merge_conditions, status_patch
 from vibeplane.modeldeployment import desired, handlers, llmisvc, measured
 from vibeplane.settings import OperatorSettings

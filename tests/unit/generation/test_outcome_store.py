@@ -7,8 +7,9 @@ from decimal import Decimal
 from typing import Any
 
 from tests.fakes.kube import FakeKube
-from vibeplane.generation import outcomes
-from vibeplane.generation.outcomes import KEEP_KEYS, OutcomeStore, Totals
+from vibeplane.generation import outcome_store, outcomes
+from vibeplane.generation.outcome_store import OutcomeStore
+from vibeplane.generation.outcomes import KEEP_KEYS, Totals
 from vibeplane.wellknown import ANNOTATION_MODELDEPLOYMENT
 
 NAMESPACE = "ws-acme"
@@ -50,7 +51,7 @@ def test_a_generation_is_counted_once_even_when_posted_again() -> None:
     store.post(_record("app-2:1:0"), False)
     store.post(_record("app-3:1:0", served="m", cost="0.25"), True)
     # A process that never saw the posts (a restarted operator) reads the same totals.
-    totals = outcomes.totals_of(kube, PLATFORM, "u-1")
+    totals = outcome_store.totals_of(kube, PLATFORM, "u-1")
     assert totals["cand"] == Totals(2, 1, 200, 400, Decimal("1.0"), 5.0)
     assert totals["m"].generations == 1
     assert len(kube.writes) == 3  # the repeat wrote nothing
@@ -77,7 +78,7 @@ def test_a_lost_compare_and_swap_is_recomputed_on_the_fresh_copy() -> None:
 
     kube.get = get_then_race  # type: ignore[method-assign]
     store.post(_record("app-2:1:0"), True)
-    totals = outcomes.totals_of(kube, PLATFORM, "u-1")
+    totals = outcome_store.totals_of(kube, PLATFORM, "u-1")
     assert (totals["cand"].generations, totals["cand"].successes) == (3, 2)
 
 
@@ -88,7 +89,7 @@ def test_the_remembered_keys_are_bounded_and_a_gone_model_counts_nothing() -> No
         store.post(_record(f"app-{n}:1:0"), True)
     _, keys = outcomes.parse(kube.get("v1", "ConfigMap", "outcomes-u-1", PLATFORM))
     assert len(keys) == KEEP_KEYS
-    assert outcomes.totals_of(kube, PLATFORM, "u-1")["cand"].generations == KEEP_KEYS + 20
+    assert outcome_store.totals_of(kube, PLATFORM, "u-1")["cand"].generations == KEEP_KEYS + 20
     gone = FakeKube()
     OutcomeStore(gone, PLATFORM, lambda namespace, name: None).post(_record("a:1:0"), True)
     assert gone.writes == []
