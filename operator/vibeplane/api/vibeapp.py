@@ -77,6 +77,17 @@ class Revision(KubeModel):
     """sha256 of the prompt that produced it."""
     model: str | None = None
     """The ModelDeployment that generated it."""
+    model_namespace: str | None = None
+    """That ModelDeployment's namespace (its outcomes are counted there)."""
+    served_model: str | None = None
+    """The model name asked for: the base model, or an adapter on it."""
+    arm: Literal["base", "private", "incumbent", "candidate"] | None = None
+    """Where routing put it: the base model, the workspace's private adapter, or a rollout's
+    incumbent or candidate."""
+    fix_up: bool | None = None
+    """Generated as a fix-up of a failed revision (not a success of the model's own)."""
+    latency_seconds: float | None = None
+    """How long the model took to answer."""
     route_reason: str | None = None
     """Why the router chose that model."""
     tokens_in: int | None = None

@@ -397,8 +397,12 @@ class VibeAppReconciler:
     def _validated(self, revision: Mapping[str, Any], passed: bool, inp: AppInput) -> None:
         """A revision's first validation: the model's measured outcome, the time to ready."""
         if self.outcomes is not None:
-            # The model's measured success and cost (rollouts, cost per app).
-            self.outcomes.post(revision, passed)
+            # The model's measured success and cost (rollouts, cost per app), counted once
+            # per generation (its key: status keeps the revision without it).
+            key = desired.generation_key(
+                inp.uid, int(revision.get("number") or 0), int(revision.get("attempt") or 0)
+            )
+            self.outcomes.post({**revision, "key": key}, passed)
         waited = decide.elapsed_since(revision.get("time"), inp.now) if passed else None
         if waited is not None:
             PROMPT_TO_READY.observe(waited)
