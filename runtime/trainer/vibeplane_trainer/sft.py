@@ -102,6 +102,7 @@ def upload(directory: Path, uri: str, client: Any = None) -> list[str]:
 
 def train(settings: Settings, work: Path) -> dict[str, Any]:
     """Train the adapter into `work`; returns what training.json records."""
+    import torch
     from datasets import Dataset
     from peft import LoraConfig
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -124,6 +125,9 @@ def train(settings: Settings, work: Path) -> dict[str, Any]:
         logging_steps=1,
         save_strategy="no",
         report_to=[],
+        # TRL defaults to bf16, which a CPU (and an older GPU) refuses to train in.
+        bf16=torch.cuda.is_available() and torch.cuda.is_bf16_supported(),
+        use_cpu=not torch.cuda.is_available(),
     )
     trainer = SFTTrainer(
         model=model,
