@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: node-build system-packages runsc test-hf test-train up down status test lint unit integration crds tools cluster-build cluster-up cluster-down venv clean
+.PHONY: node-build gateway-build system-packages runsc test-hf test-train up down status test lint unit integration crds tools cluster-build cluster-up cluster-down venv clean
 
 venv: $(STAMP)
 
@@ -47,8 +47,15 @@ NODE_BUILD := $(if $(filter real,$(NODE)),node-build)
 node-build: venv
 	$(BIN)/vibeplane cluster node-build
 
-up: venv runsc $(NODE_BUILD)
-	$(BIN)/vibeplane up
+# The gateway (Traefik built from its Go module, cold: see README) in front of previews: part
+# of `make up` on the real node, not of `make test`'s cold budget.
+GATEWAY_BUILD := $(if $(filter real,$(NODE)),gateway-build)
+
+gateway-build: venv
+	$(BIN)/vibeplane cluster gateway-build
+
+up: venv runsc $(NODE_BUILD) $(GATEWAY_BUILD)
+	VIBEPLANE_GATEWAY=$(if $(filter real,$(NODE)),traefik) $(BIN)/vibeplane up
 
 down: venv
 	$(BIN)/vibeplane down

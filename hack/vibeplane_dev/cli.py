@@ -3,7 +3,7 @@ entry point; the operator's `vibeplane.cli` finds them when this distribution is
 
 vibeplane up [--no-examples]        the platform on the local control plane
 vibeplane down | status
-vibeplane cluster up|build|node-build|down|status|kubeconfig|kubectl|tools
+vibeplane cluster up|build|node-build|gateway-build|down|status|kubeconfig|kubectl|tools
 """
 
 from __future__ import annotations
@@ -47,6 +47,16 @@ def _cluster_node_build(_: argparse.Namespace) -> int:
         binaries, archives = build_real_node(ClusterConfig.from_env(), progress=steps.note)
     for path in [binaries.node, binaries.containerd, binaries.runsc, *archives]:
         print(path)
+    return 0
+
+
+def _cluster_gateway_build(_: argparse.Namespace) -> int:
+    from vibeplane_dev.cluster.config import ClusterConfig
+    from vibeplane_dev.cluster.gateway import TRAEFIK, traefik_binary
+
+    steps = Steps()
+    with steps.step(f"gateway built: Traefik {TRAEFIK[1]} from its Go module"):
+        print(traefik_binary(ClusterConfig.from_env().cache, progress=steps.note))
     return 0
 
 
@@ -136,6 +146,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     cluster_commands.add_parser(
         "node-build", help="build the real node's programs and images (cached), start nothing"
     ).set_defaults(run=_cluster_node_build)
+    cluster_commands.add_parser(
+        "gateway-build", help="build Traefik (the local gateway) from its Go module (cached)"
+    ).set_defaults(run=_cluster_gateway_build)
     cluster_down = cluster_commands.add_parser("down", help="stop the processes `up` started")
     cluster_down.add_argument("--purge", action="store_true", help="also delete its state")
     cluster_down.set_defaults(run=_cluster_down)

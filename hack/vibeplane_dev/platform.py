@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vibeplane.wellknown import PREVIEW_RUNTIME_DIR
+from vibeplane_dev.cluster import gateway
 from vibeplane_dev.cluster.config import repository_root
 from vibeplane_dev.cluster.local import LocalCluster
 from vibeplane_dev.cluster.node import COMPONENTS as NODE_COMPONENTS
@@ -207,7 +208,8 @@ def operator_environment(platform: Platform, node: LocalNode | None = None) -> d
         "VIBEPLANE_BUILTIN_MODEL_URL": platform.model_url,
     }
     if node is not None:
-        return {**base, **node.operator_environment()}
+        routes = gateway.operator_environment() if gateway.enabled() else {}
+        return {**base, **node.operator_environment(), **routes}
     return {
         **base,
         "VIBEPLANE_PREVIEW_LOCAL_NODE": "true",
@@ -221,6 +223,20 @@ def start_operator(platform: Platform, steps: Steps, node: LocalNode | None = No
     _start(process, [sys.executable, "-m", "vibeplane", "operator"], steps, env=env)
     if process.exited_early(timeout=3.0):
         raise RuntimeError(f"the operator exited at once; its log ends:\n{process.log_tail()}")
+
+
+def start_gateway(platform: Platform, node: LocalNode, steps: Steps) -> None:
+    """Traefik in the node's namespace, the front service, the relay; then wait until Traefik
+    has programmed the Gateway."""
+    local = gateway.LocalGateway(platform.cluster.config, node, platform.home)
+    local.up(platform.cluster.kubectl, platform.command("vibeplane-frontdoor"), steps.note)
+    _wait(
+        lambda: local.programmed(platform.cluster.kubectl),
+        "the Gateway (Programmed by Traefik)",
+        local.traefik,
+        120,
+    )
+    steps.note(f"gateway on 127.0.0.1:{gateway.gateway_port()} (hosts *.{gateway.DOMAIN})")
 
 
 def _app_status(cluster: LocalCluster, namespace: str, name: str) -> dict[str, object]:
@@ -248,6 +264,10 @@ def up(examples: bool, steps: Steps) -> int:
             start_preview_node(platform, steps)
     with steps.step("operator"):
         start_operator(platform, steps, node)
+    through_gateway = node is not None and gateway.enabled()
+    if through_gateway and node is not None:
+        with steps.step(f"gateway (Traefik {gateway.TRAEFIK[1]}, the front service)"):
+            start_gateway(platform, node, steps)
     kubeconfig = platform.cluster.config.admin_kubeconfig
     kubectl = platform.cluster.kubectl
     with steps.step("the platform's default model (builtin ModelDeployment)"):
@@ -270,9 +290,15 @@ def up(examples: bool, steps: Steps) -> int:
                 _wait(running, f"VibeApp {namespace}/{name}", platform.process("operator"), 300)
             except RuntimeError as error:
                 raise RuntimeError(f"{error}\nlast status: {json.dumps(status)[:2000]}") from error
+        url = gateway.app_url(name, namespace) if through_gateway else status.get("url")
         print(f"export KUBECONFIG={kubeconfig}")
-        print(f"{name}: revision {status.get('revision')}, {status.get('url')}")
-        print(status.get("url"))
+        print(f"{name}: revision {status.get('revision')}, {url}")
+        if through_gateway:
+            print(
+                f"(a private preview: sign in at {url}__vibeplane/signin with a token of a "
+                f"workspace member, e.g. `kubectl create token <serviceaccount> -n {namespace}`)"
+            )
+        print(url)
     else:
         print(f"export KUBECONFIG={kubeconfig}")
     return 0
@@ -285,6 +311,12 @@ def down(steps: Steps) -> int:
     platform = Platform.local()
     for name in PARTS:
         if platform.process(name).stop():
+            steps.note(f"stopped {name}")
+    if real_node_selected():
+        local = gateway.LocalGateway(
+            platform.cluster.config, existing_real_node(platform.cluster.config), platform.home
+        )
+        for name in local.down():
             steps.note(f"stopped {name}")
     stop_real_node(platform.cluster.config, progress=steps.note)
     if platform.s3.down():
