@@ -35,6 +35,7 @@ from tests.integration.conftest import (  # noqa: F401 (fixtures)
 from tests.integration.support import GROUP, VERSION, create_object, wait_for
 from tests.security.support import custom, make_workspace, wait_app
 from vibeplane_dev.cluster import gateway
+from vibeplane_dev.cluster.config import ClusterConfig
 from vibeplane_dev.cluster.local import LocalCluster
 from vibeplane_dev.cluster.node import existing_real_node, real_node_selected
 from vibeplane_frontdoor import cookies
@@ -42,6 +43,12 @@ from vibeplane_frontdoor import cookies
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(not real_node_selected(), reason="the gateway runs on the real node"),
+    # Traefik's cold build is long (see the README): `make gateway-build` (part of
+    # `NODE=real make up`) builds it once; `make test` does not pay for it.
+    pytest.mark.skipif(
+        not gateway.traefik_path(ClusterConfig.from_env().cache).is_file(),
+        reason="Traefik is not built: make gateway-build",
+    ),
 ]
 
 

@@ -84,11 +84,16 @@ def app_url(name: str, namespace: str, port: int | None = None) -> str:
     return f"http://{app_host(name, namespace)}:{port or gateway_port()}/"
 
 
+def traefik_path(cache: Path) -> Path:
+    module, version = TRAEFIK
+    return cache / "gateway" / f"traefik-{version}" / "traefik"
+
+
 def traefik_binary(cache: Path, progress: Progress = _noop) -> Path:
     """Traefik built from a copy of its module (its go.mod has replace directives, so `go
     install module@version` refuses it), cached by version."""
     module, version = TRAEFIK
-    target = cache / "gateway" / f"traefik-{version}" / "traefik"
+    target = traefik_path(cache)
     if target.is_file():
         return target
     progress(f"building Traefik {version} from the module proxy (cold: many minutes)")
