@@ -85,8 +85,7 @@ def app_url(name: str, namespace: str, port: int | None = None) -> str:
 
 
 def traefik_path(cache: Path) -> Path:
-    module, version = TRAEFIK
-    return cache / "gateway" / f"traefik-{version}" / "traefik"
+    return cache / "gateway" / f"traefik-{TRAEFIK[1]}" / "traefik"
 
 
 def traefik_binary(cache: Path, progress: Progress = _noop) -> Path:
