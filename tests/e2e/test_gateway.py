@@ -58,6 +58,7 @@ class Site:
     host: str
     other_host: str
     namespace: str
+    other_namespace: str
     tokens: dict[str, str]
     key: bytes
 
@@ -208,6 +209,7 @@ def site(
             gateway.app_host("todo", ns_a),
             gateway.app_host("notes", ns_b),
             ns_a,
+            ns_b,
             tokens,
             gateway.frontdoor_key(local.home).read_bytes().strip(),
         )
@@ -218,6 +220,16 @@ def site(
                 GROUP, VERSION, "workspaces", workspace["metadata"]["name"]
             )
         core.delete_namespace(people)
+
+
+def _cold_start_seconds(client: ApiClient, namespace: str, app: str) -> float:
+    """A preview pod's own start on this node: created -> Ready (the API's second resolution)."""
+    pods = kubernetes.client.CoreV1Api(client).list_namespaced_pod(
+        namespace, label_selector=f"vibeplane.io/app={app}"
+    )
+    pod = pods.items[0]
+    ready = next(c for c in pod.status.conditions if c.type == "Ready")
+    return float((ready.last_transition_time - pod.metadata.creation_timestamp).total_seconds())
 
 
 def _bearer(token: str) -> dict[str, str]:
@@ -293,8 +305,11 @@ def test_a_hibernated_app_wakes_on_one_visit(
         time.sleep(0.5)
     seconds = time.monotonic() - start
     assert "<html" in response.text.lower()
+    cold = _cold_start_seconds(api, site.other_namespace, "notes")
     (artifacts / "wake-on-visit.txt").write_text(
         f"hibernated app, first visit -> app served: {seconds:.1f} s ({visits} requests)\n"
+        f"cold preview start of a sibling app (pod created -> Ready): {cold:.0f} s\n"
+        f"ratio: {seconds / max(cold, 1):.2f}\n"
     )
     app = objects.get_namespaced_custom_object(GROUP, VERSION, site.namespace, "vibeapps", "todo")
     assert app["metadata"]["annotations"]["vibeplane.io/wake"] >= before
