@@ -146,6 +146,16 @@ def _route_accepted(client: ApiClient, namespace: str, name: str) -> bool:
     return False
 
 
+def _front_service_answers(port: int, host: str) -> bool | None:
+    try:
+        response = requests.get(
+            f"http://127.0.0.1:{port}/__vibeplane/healthz", headers={"Host": host}, timeout=5
+        )
+    except requests.RequestException:
+        return None
+    return (response.status_code == 200 and response.text == "ok") or None
+
+
 @pytest.fixture(scope="module")
 def site(
     api: ApiClient,  # noqa: F811
@@ -188,15 +198,22 @@ def site(
             what="Gateway Programmed",
         )
         create_object(api, "VibeApp", "todo", {"prompts": ["a todo list with due dates"]}, ns_a)
-        create_object(api, "VibeApp", "notes", {"prompts": ["a notes app"]}, ns_b)
+        create_object(api, "VibeApp", "notes", {"prompts": ["a todo list with due dates"]}, ns_b)
         wait_app(api, ns_a, "todo", ("Running",))
         wait_app(api, ns_b, "notes", ("Running",))
         for namespace, app in ((ns_a, "todo"), (ns_b, "notes")):
-            _apply(api, _route(namespace, app))
+            _apply(api, _route(namespace, app)[::-1])  # the grant first
             wait_for(
                 lambda n=namespace, a=app: _route_accepted(api, n, f"{a}-preview") or None,
                 timeout=60,
                 what=f"HTTPRoute {namespace}/{app}-preview accepted",
+            )
+            # Accepted in status comes before Traefik serves the new configuration.
+            host = gateway.app_host(app, namespace)
+            wait_for(
+                lambda h=host: _front_service_answers(local.port, h),  # type: ignore[misc]
+                timeout=60,
+                what=f"the front service answering for {app} through the gateway",
             )
         tokens = {
             name: core.create_namespaced_service_account_token(

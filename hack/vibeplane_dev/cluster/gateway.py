@@ -206,6 +206,8 @@ def _traefik_kubeconfig(cluster: ClusterConfig, host_ip: str, home: Path) -> Pat
     config = yaml.safe_load(cluster.admin_kubeconfig.read_text())
     for entry in config["clusters"]:
         entry["cluster"]["server"] = f"https://{host_ip}:{cluster.apiserver_port}"
+        # The API server's certificate names `kubernetes`, not the veth address.
+        entry["cluster"]["tls-server-name"] = "kubernetes"
     path = home / "traefik.kubeconfig"
     path.write_text(yaml.safe_dump(config))
     path.chmod(0o600)
