@@ -290,7 +290,9 @@ def up(examples: bool, steps: Steps) -> int:
                 _wait(running, f"VibeApp {namespace}/{name}", platform.process("operator"), 300)
             except RuntimeError as error:
                 raise RuntimeError(f"{error}\nlast status: {json.dumps(status)[:2000]}") from error
-        url = gateway.app_url(name, namespace) if through_gateway else status.get("url")
+        url = status.get("url")
+        if through_gateway and url:
+            url = gateway.through_relay(str(url))
         print(f"export KUBECONFIG={kubeconfig}")
         print(f"{name}: revision {status.get('revision')}, {url}")
         if through_gateway:

@@ -34,6 +34,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 
@@ -82,6 +83,13 @@ def app_host(name: str, namespace: str) -> str:
 
 def app_url(name: str, namespace: str, port: int | None = None) -> str:
     return f"http://{app_host(name, namespace)}:{port or gateway_port()}/"
+
+
+def through_relay(url: str, port: int | None = None) -> str:
+    """The URL the operator wrote (its own host rule) reached through the local relay's port."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    return urlunsplit((parts.scheme, f"{host}:{port or gateway_port()}", parts.path or "/", "", ""))
 
 
 def traefik_path(cache: Path) -> Path:
