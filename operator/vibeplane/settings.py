@@ -57,6 +57,30 @@ class OperatorSettings:
     routes send to."""
     front_service_port: int = 80
     """The front service's port."""
+    publish_tls: str = "listener"
+    """How published custom hostnames get TLS: "listener" (the Gateway's listener holds a
+    certificate that covers them, e.g. a wildcard: nothing per app) or "certificate" (a
+    cert-manager Certificate per hostname against certificate_issuer, and a ListenerSet on the
+    Gateway terminating TLS with it)."""
+    certificate_issuer: str = ""
+    """The cert-manager issuer of published hostnames' Certificates (publish_tls certificate)."""
+    certificate_issuer_kind: str = "ClusterIssuer"
+    """ClusterIssuer or Issuer (an Issuer must exist in every workspace namespace)."""
+    custom_domain_suffixes: tuple[str, ...] = ()
+    """Published hostnames outside the platform domain must end in one of these (comma-
+    separated); empty: any."""
+    reserved_hostnames: tuple[str, ...] = (
+        "www",
+        "api",
+        "admin",
+        "auth",
+        "login",
+        "console",
+        "dashboard",
+        "gateway",
+        "status",
+    )
+    """Names under the platform domain no app may publish on (comma-separated labels)."""
     runtime_class: str = "gvisor"
     """The RuntimeClass of preview pods."""
     bind_address: str = "127.0.0.1"
@@ -165,6 +189,17 @@ class OperatorSettings:
             gateway_https=env("gateway_https", "false") == "true",
             front_service_name=env("front_service_name", cls.front_service_name),
             front_service_port=int(env("front_service_port", str(cls.front_service_port))),
+            publish_tls=env("publish_tls", cls.publish_tls),
+            certificate_issuer=env("certificate_issuer", cls.certificate_issuer),
+            certificate_issuer_kind=env("certificate_issuer_kind", cls.certificate_issuer_kind),
+            custom_domain_suffixes=tuple(
+                s.strip().lower() for s in env("custom_domain_suffixes", "").split(",") if s.strip()
+            ),
+            reserved_hostnames=tuple(
+                s.strip().lower()
+                for s in env("reserved_hostnames", ",".join(cls.reserved_hostnames)).split(",")
+                if s.strip()
+            ),
             runtime_class=env("runtime_class", cls.runtime_class),
             bind_address=env("bind_address", cls.bind_address),
             metrics_port=int(env("metrics_port", str(cls.metrics_port))),

@@ -28,7 +28,7 @@ from tests.unit.modeltraining.support import ADAPTER_URI, DATASET_URI, LORA_SFT
 from tests.unit.modeltraining.support import UID as TRAINING_UID
 from vibeplane.modeldeployment import desired, llmisvc
 from vibeplane.modeltraining import desired as training
-from vibeplane.vibeapp import routes
+from vibeplane.vibeapp import publish, routes
 
 pytestmark = pytest.mark.integration
 SETTINGS = desired.ServingSettings()
@@ -65,6 +65,24 @@ BUILDERS: dict[str, Builder] = {
     ),
     "ReferenceGrant for a workspace's routes": lambda ns: routes.reference_grant(
         "ws-demo", routes.Backend("vibeplane-frontdoor", ns, 80), "demo", UID
+    ),
+    "HTTPRoute of a published app (with its ListenerSet)": lambda ns: publish.published_route(
+        "todo",
+        ns,
+        UID,
+        ["shop.example.com", "todo.apps.example.com"],
+        routes.GatewayRef("vibeplane", "vibeplane-gateway", "http"),
+        True,
+    ),
+    "ListenerSet of a published app's custom hostnames": lambda ns: publish.listener_set(
+        "todo",
+        ns,
+        UID,
+        ["shop.example.com", "www.shop.io"],
+        routes.GatewayRef("vibeplane", "vibeplane-gateway", ""),
+    ),
+    "Certificate of a custom hostname": lambda ns: publish.certificate(
+        "todo", ns, UID, "shop.example.com", "letsencrypt", "ClusterIssuer"
     ),
     "hostname claim (Lease)": lambda ns: routes.hostname_claim(
         "todo-ws-demo.apps.example.com", ns, "todo", "ws-demo", UID

@@ -8,6 +8,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import kubernetes
@@ -15,10 +16,11 @@ import pytest
 from kubernetes.client import ApiClient
 
 from tests.integration.support import create_object
+from vibeplane.api.vibeapp import Publish
 from vibeplane.controller.cache import ObjectCache
 from vibeplane.kube.client import ApiServerClient, Manifest
 from vibeplane.settings import OperatorSettings
-from vibeplane.vibeapp import routes
+from vibeplane.vibeapp import desired, routes
 from vibeplane.vibeapp.frontdoor import FrontDoor
 
 pytestmark = pytest.mark.integration
@@ -45,7 +47,8 @@ class CountingClient(ApiServerClient):
 
     def create(self, desired: Manifest) -> Manifest | None:
         stored = super().create(desired)
-        self.writes.append(f"create {desired['kind']}/{desired['metadata']['name']}")
+        if stored is not None:  # a refused create (the name exists) changed nothing
+            self.writes.append(f"create {desired['kind']}/{desired['metadata']['name']}")
         return stored
 
 
@@ -61,14 +64,16 @@ def app(api: ApiClient, namespace: str) -> Iterator[tuple[str, str, str, str]]:
     )
 
 
-def _door(namespace: str) -> tuple[FrontDoor, CountingClient]:
-    settings = OperatorSettings(
-        platform_namespace=namespace,
-        gateway_namespace=namespace,
-        gateway_name="vibeplane",
-        gateway_listener="http",
-        preview_domain="apps.test",
-    )
+def _door(namespace: str, **changes: Any) -> tuple[FrontDoor, CountingClient]:
+    base: dict[str, Any] = {
+        "platform_namespace": namespace,
+        "gateway_namespace": namespace,
+        "gateway_name": "vibeplane",
+        "gateway_listener": "http",
+        "preview_domain": "apps.test",
+        "custom_domain_suffixes": ("example.com",),
+    }
+    settings = OperatorSettings(**{**base, **changes})
     kube = CountingClient()
     cache = ObjectCache(kube, on_change=lambda _: None)
     door = FrontDoor(settings, cache, kube, "vibeplane-vibeapp")
@@ -200,3 +205,80 @@ def test_racing_claims_of_one_host_have_one_winner(namespace: str) -> None:
     assert door.claim(host, winners[0], namespace, "uid")
     loser = next(app for app in results if app not in winners)
     assert not door.claim(host, loser, namespace, "uid")
+
+
+PREVIEW = desired.PreviewSettings("gvisor", "preview:test", ("python3", "-m", "x"), False)
+REVISIONS = [
+    {"number": 1, "sha256": "ab" * 32, "validation": "Passed"},
+    {"number": 2, "sha256": "cd" * 32, "validation": "Failed"},
+]
+
+
+def _publish(door: FrontDoor, app: tuple[str, str, str, str], namespace: str, **spec: Any) -> Any:
+    name, uid, _, _ = app
+    return door.publish(
+        name,
+        namespace,
+        uid,
+        Publish(**{"revision": 1, "hostnames": ["shop.example.com"], **spec}),
+        REVISIONS,
+        None,
+        datetime.now(UTC),
+        lambda revision: ("2099-01-01T00:00:00Z", "http://127.0.0.1:1/bundle"),
+        PREVIEW,
+    )
+
+
+def test_bad_publish_input_is_a_condition_and_nothing_is_written(
+    api: ApiClient, namespace: str, app: tuple[str, str, str, str]
+) -> None:
+    _gateway(api, namespace)
+    door, kube = _door(namespace)
+    other, _ = _door(namespace)
+    assert other.claim("taken.example.com", "someone", "ws-else", "uid-else")
+    cases = {
+        "InvalidHostname": {"hostnames": ["Not A Host"]},
+        "HostnameNotAllowed": {"hostnames": ["shop.other.org"]},
+        "HostnameReserved": {"hostnames": ["www.apps.test"]},
+        "HostnameTaken": {"hostnames": ["taken.example.com"]},
+        "RevisionNotFound": {"revision": 9},
+        "RevisionNotValidated": {"revision": 2},
+    }
+    for reason, spec in cases.items():
+        plan = _publish(door, app, namespace, **spec)
+        assert (plan.condition.status, plan.condition.reason) == ("False", reason), spec
+    missing, missing_kube = _door(namespace, gateway_name="absent")
+    plan = _publish(missing, app, namespace)
+    assert plan.condition.reason == "GatewayNotFound"
+    assert kube.writes == []
+    assert missing_kube.writes == []
+    holder = ApiServerClient().get(
+        "coordination.k8s.io/v1", "Lease", "taken.example.com", namespace
+    )
+    assert routes.claim_holder(holder) == ("ws-else", "someone")
+
+
+def test_publish_claims_applies_and_is_quiet_when_converged(
+    api: ApiClient, namespace: str, app: tuple[str, str, str, str]
+) -> None:
+    _gateway(api, namespace)
+    door, kube = _door(namespace, publish_tls="certificate", certificate_issuer="test-ca")
+    plan = _publish(door, app, namespace, hostnames=["shop.example.com", "todo.apps.test"])
+    assert plan.condition.reason == "RollingOut"
+    assert plan.url == "https://shop.example.com/"
+    kinds = sorted(write.split("/")[0] for write in kube.writes)
+    assert kinds == [
+        "apply Certificate",
+        "apply Deployment",
+        "apply HTTPRoute",
+        "apply ListenerSet",
+        "apply Service",
+        "create Lease",
+        "create Lease",
+    ]
+    kube.writes.clear()
+    _publish(door, app, namespace, hostnames=["shop.example.com", "todo.apps.test"])
+    assert kube.writes == []
+    deployment = ApiServerClient().get("apps/v1", "Deployment", "todo-published", namespace)
+    assert deployment is not None
+    assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0

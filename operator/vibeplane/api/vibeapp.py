@@ -35,6 +35,28 @@ class AutoFix(KubeModel):
     """How many charged fix-up generations to try when a revision fails validation (0-5)."""
 
 
+class Publish(KubeModel):
+    """Production: one chosen revision served on public hostnames by its own Deployment and
+    Service, which never hibernate. Changing `revision` rolls the published pods over with no
+    downtime (new pods must be ready before old ones go); setting an earlier one rolls back.
+    The preview keeps following the latest revision."""
+
+    revision: int = Field(ge=1)
+    """The revision to publish; only one whose validation passed (status.revisions[].validation
+    is Passed) is published, otherwise the Published condition says why and nothing changes."""
+    hostnames: list[str] = Field(
+        min_length=1,
+        max_length=10,
+        json_schema_extra={"items": {"type": "string", "minLength": 1, "maxLength": 253}},
+    )
+    """Public hostnames, e.g. shop.example.com, or a name under the platform domain. A hostname
+    belongs to one app: the first to claim it holds it, a later claim is refused (condition
+    Published=False, HostnameTaken). Custom domains must end in one of the platform's allowed
+    suffixes when it sets them; platform-reserved names are refused."""
+    replicas: int = Field(default=1, ge=1, le=20)
+    """Published pods (1-20); they count against the workspace's quota."""
+
+
 class VibeAppSpec(KubeModel):
     """The desired state of one generated app."""
 
@@ -55,6 +77,8 @@ class VibeAppSpec(KubeModel):
     """Serve this revision instead of the latest (rollback); remove to return to the latest."""
     auto_fix: AutoFix | None = None
     """Fix-up generations for revisions that fail validation."""
+    publish: Publish | None = None
+    """Publish a revision to production on public hostnames; remove to unpublish."""
 
 
 class RefusedAnswer(KubeModel):
@@ -156,7 +180,11 @@ class VibeAppStatus(KubeModel):
     revisions: list[Revision] = Field(default_factory=list)
     """The last revisions, newest last (older ones are in the revision index in storage)."""
     url: str | None = None
-    """Where the preview answers."""
+    """Where the preview answers (its route's URL when the platform names a Gateway)."""
+    published_url: str | None = None
+    """Where the published revision answers (the first of spec.publish.hostnames)."""
+    published_revision: int | None = None
+    """The revision production serves now."""
     generation: GenerationInFlight | None = None
     """The generation under way, if any."""
     total_cost: str | None = None
@@ -164,7 +192,7 @@ class VibeAppStatus(KubeModel):
     last_activity: datetime | None = None
     """The last prompt or preview request."""
     conditions: Conditions = Field(default_factory=list)
-    """Generated, PreviewReady, BudgetOK, Ready."""
+    """Generated, PreviewReady, BudgetOK, Ready; Routed and Published with the front door."""
     observed_generation: int | None = None
     """The metadata.generation the status was computed from."""
 

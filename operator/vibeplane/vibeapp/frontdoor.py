@@ -4,15 +4,18 @@ workspace's ReferenceGrant, release its claims when it goes. The decisions are i
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
+from vibeplane.api import vibeapp as api
 from vibeplane.controller.apply import apply_and_remember
 from vibeplane.controller.cache import ObjectCache, WatchedKind
 from vibeplane.kube.client import KubeClient
 from vibeplane.metrics import WRITES
 from vibeplane.settings import LABEL_MANAGED_BY, MANAGER_NAME, OperatorSettings
-from vibeplane.vibeapp import routes
+from vibeplane.vibeapp import desired, publish, routes
+from vibeplane.vibeapp.decide import publish as decide_publish
 from vibeplane.vibeapp.decide import routes as decide_routes
 from vibeplane.wellknown import LABEL_COMPONENT
 
@@ -88,6 +91,82 @@ class FrontDoor:
         apply_and_remember(self.kube, self.cache, grant, self.manager, "VibeApp", live_grant)
         apply_and_remember(self.kube, self.cache, plan.route, self.manager, "VibeApp", inp.route)
         return plan
+
+    def publish(
+        self,
+        app: str,
+        namespace: str,
+        uid: str,
+        spec: api.Publish,
+        revisions: Sequence[Mapping[str, Any]],
+        published_revision: int | None,
+        now: datetime,
+        presign: Callable[[Mapping[str, Any]], tuple[str, str]],
+        preview: desired.PreviewSettings,
+    ) -> decide_publish.PublishPlan:
+        """Claim the hostnames, then apply the published Deployment, Service and route (and per
+        hostname certificates); the plan. Published objects are read, not cached (the cache
+        holds previews' Deployments only): a published app costs reads, never writes, at rest."""
+
+        def gather() -> decide_publish.PublishInput:
+            return decide_publish.PublishInput(
+                app=app,
+                namespace=namespace,
+                publish=spec,
+                revisions=revisions,
+                settings=self.settings,
+                claims={h: routes.claim_holder(self._claim(h)) for h in spec.hostnames},
+                gateway_exists=self._gateway() is not None,
+                deployment=self.kube.get(
+                    "apps/v1", "Deployment", publish.published_name(app), namespace
+                ),
+                now=now,
+                published_revision=published_revision,
+            )
+
+        plan = decide_publish.plan_publish(gather())
+        for _ in range(len(spec.hostnames) + 1):
+            if plan.claim is None:
+                break
+            self.claim(plan.claim, app, namespace, uid)
+            plan = decide_publish.plan_publish(gather())
+        if not plan.revision:
+            return plan
+        expires, url = plan.bundle_url or presign(plan.revision)
+        deployment = publish.published_deployment(
+            app, namespace, uid, plan.revision, url, expires, spec.replicas, preview
+        )
+        gateway = decide_routes.gateway_ref(self.settings)
+        certificates = self.settings.publish_tls == "certificate" and bool(plan.custom_hosts)
+        objects = [
+            deployment,
+            publish.published_service(app, namespace, uid),
+            publish.published_route(
+                app, namespace, uid, list(dict.fromkeys(spec.hostnames)), gateway, certificates
+            ),
+        ]
+        if certificates:
+            for host in plan.custom_hosts:
+                objects.append(
+                    publish.certificate(
+                        app,
+                        namespace,
+                        uid,
+                        host,
+                        self.settings.certificate_issuer,
+                        self.settings.certificate_issuer_kind,
+                    )
+                )
+            objects.append(publish.listener_set(app, namespace, uid, plan.custom_hosts, gateway))
+        for manifest in objects:
+            if self.kube.apply(manifest, self.manager, lookup=True) is not None:
+                WRITES.labels("VibeApp", manifest["kind"]).inc()
+        return plan
+
+    def _gateway(self) -> Mapping[str, Any] | None:
+        return self.cache.lookup(
+            "Gateway", self.settings.gateway_name, self.settings.gateway_namespace
+        )
 
     def claim(self, host: str, app: str, namespace: str, uid: str) -> bool:
         """Create the claim of `host` if absent; whether this app holds it now."""

@@ -54,6 +54,7 @@ from vibeplane.storage.s3 import ObjectStore, app_prefix
 from vibeplane.timestamps import format_time
 from vibeplane.vibeapp import decide, desired
 from vibeplane.vibeapp.decide import (
+    LONGEST_WAIT,
     AppInput,
     AttemptPlan,
     AttemptState,
@@ -228,16 +229,38 @@ class VibeAppReconciler:
         status = decide.app_status(inp, step, preview, self.activity(url) if url else None)
         if status.fixing_up:
             self._requeue(inp)
+        conditions, fields, waits = (
+            list(status.conditions),
+            dict(status.fields),
+            [status.requeue_after],
+        )
         if self.frontdoor.enabled and inp.workspace is not None:
             # The route's URL is the app's URL; the preview's own address stays what the
             # activity probe above asks.
             route = self.frontdoor.preview(
                 inp.name, inp.namespace, inp.uid, inp.workspace.name, inp.workspace.uid
             )
-            fields = {**status.fields, "url": route.url}
-            waits = [w for w in (status.requeue_after, route.requeue_after) if w is not None]
-            return Outcome([*status.conditions, route.condition], fields, min(waits))
-        return Outcome(status.conditions, status.fields, requeue_after=status.requeue_after)
+            fields["url"] = route.url
+            conditions.append(route.condition)
+            waits.append(route.requeue_after or LONGEST_WAIT)
+        if inp.spec.publish is not None and inp.workspace is not None:
+            published = self.frontdoor.publish(
+                inp.name,
+                inp.namespace,
+                inp.uid,
+                inp.spec.publish,
+                fields.get("revisions") or [],
+                inp.status.get("publishedRevision"),
+                inp.now,
+                self._presign,
+                self.preview,
+            )
+            # Refused input changes nothing: production keeps its URL.
+            fields["publishedURL"] = published.url or inp.status.get("publishedURL")
+            fields["publishedRevision"] = published.published_revision
+            conditions.append(published.condition)
+            waits.append(published.requeue_after or LONGEST_WAIT)
+        return Outcome(conditions, fields, requeue_after=min(waits))
 
     def _gather(self, context: Context) -> AppInput:
         """Everything the decisions read, from the cache, the generator and the clock."""
