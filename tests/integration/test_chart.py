@@ -404,6 +404,8 @@ def test_every_setting_reaches_the_operator(helm: Helm, monkeypatch: pytest.Monk
         resync_seconds=42.0,
         preview_image="registry.example/preview:9",
         preview_command=("python3", "-m", "vibeplane_sandbox.preview"),
+        # Where the chart mounts the previews' delivery signing key (a Secret).
+        delivery_key_file="/etc/vibeplane/delivery/key.pem",
         preview_local_node=False,
         preview_domain="apps.example.com",
         preview_ready_timeout=99.0,

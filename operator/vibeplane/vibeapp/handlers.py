@@ -63,6 +63,7 @@ from vibeplane.vibeapp.decide import (
     PreviewState,
     WorkspaceView,
 )
+from vibeplane.vibeapp.decide.publish import BUNDLE_URL_SECONDS as PUBLISHED_BUNDLE_SECONDS
 from vibeplane.vibeapp.delivery import DeliveryKey, Order, signed
 from vibeplane.vibeapp.frontdoor import FrontDoor
 from vibeplane.vibeapp.generate import Generator, Job, ModelTarget
@@ -252,7 +253,7 @@ class VibeAppReconciler:
                 fields.get("revisions") or [],
                 inp.status.get("publishedRevision"),
                 inp.now,
-                self._presign,
+                lambda revision: self._presign(revision, PUBLISHED_BUNDLE_SECONDS),
                 self.preview,
             )
             # Refused input changes nothing: production keeps its URL.
@@ -444,11 +445,13 @@ class VibeAppReconciler:
         if self.kube.apply(service, FIELD_MANAGER, live=service_live, lookup=False) is not None:
             WRITES.labels("VibeApp", "Service").inc()
 
-    def _presign(self, revision: Mapping[str, Any]) -> tuple[str, str]:
+    def _presign(
+        self, revision: Mapping[str, Any], seconds: int = decide.BUNDLE_URL_SECONDS
+    ) -> tuple[str, str]:
         """A new presigned URL of the revision's bundle: (expires, URL)."""
         key = str(revision["artifactUri"]).split("/", 3)[3]
-        url = self.store.presigned_get(key, decide.BUNDLE_URL_SECONDS)
-        expires = self.clock.now() + timedelta(seconds=decide.BUNDLE_URL_SECONDS)
+        url = self.store.presigned_get(key, seconds)
+        expires = self.clock.now() + timedelta(seconds=seconds)
         return format_time(expires), url
 
     def _log_tail(self, inp: AppInput) -> str:

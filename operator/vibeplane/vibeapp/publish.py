@@ -17,13 +17,21 @@ from typing import Any
 from vibeplane.api.common import owner_reference
 from vibeplane.settings import LABEL_MANAGED_BY, MANAGER_NAME
 from vibeplane.vibeapp import desired, routes
-from vibeplane.wellknown import LABEL_APP, LABEL_COMPONENT
+from vibeplane.wellknown import (
+    ENV_BUNDLE_SHA256,
+    ENV_BUNDLE_URL,
+    ENV_DELIVERY_KEY,
+    LABEL_APP,
+    LABEL_COMPONENT,
+)
 
 Manifest = dict[str, Any]
 COMPONENT = "published"
 CERT_MANAGER_API = "cert-manager.io/v1"
 LISTENERSET_API = f"{routes.GATEWAY_GROUP}/v1"
 HTTPS_PORT = 443
+ANNOTATION_REVISION = "vibeplane.io/published-revision"
+ANNOTATION_BUNDLE_URL_EXPIRES = "vibeplane.io/bundle-url-expires"
 
 
 def published_name(app: str) -> str:
@@ -45,21 +53,39 @@ def published_deployment(
     preview: desired.PreviewSettings,
 ) -> Manifest:
     """The preview's sandboxed pod (same runtime, same restrictions) under its own name and
-    labels, `replicas` of it, rolled over readiness-gated."""
-    deployment = desired.preview_deployment(
-        app, namespace, uid, revision, bundle_url, url_expires, replicas, preview
-    )
+    labels, `replicas` of it, started with the published revision's bundle (no delivery key:
+    nothing can swap another revision into production) and ready when the app answers on /.
+    A new revision is a new template, rolled over readiness-gated."""
+    deployment = desired.preview_deployment(app, namespace, uid, replicas, preview)
     own = labels(app)
     deployment["metadata"]["name"] = published_name(app)
     deployment["metadata"]["labels"] = own
     spec = deployment["spec"]
     spec["selector"] = {"matchLabels": {LABEL_APP: app, LABEL_COMPONENT: COMPONENT}}
-    spec["template"]["metadata"]["labels"] = own
     spec["strategy"] = {
         "type": "RollingUpdate",
         "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
     }
     spec["minReadySeconds"] = 2
+    template = spec["template"]
+    template["metadata"] = {
+        "labels": dict(own),
+        "annotations": {
+            ANNOTATION_REVISION: str(revision["number"]),
+            ANNOTATION_BUNDLE_URL_EXPIRES: url_expires,
+        },
+    }
+    container = template["spec"]["containers"][0]
+    container["env"] = [
+        {"name": ENV_BUNDLE_URL, "value": bundle_url},
+        {"name": ENV_BUNDLE_SHA256, "value": str(revision["sha256"])},
+        *(e for e in container["env"] if e["name"] != ENV_DELIVERY_KEY),
+    ]
+    container["readinessProbe"] = {
+        "httpGet": {"path": "/", "port": "http"},
+        "periodSeconds": 2,
+        "failureThreshold": 3,
+    }
     return deployment
 
 

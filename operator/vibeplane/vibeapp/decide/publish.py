@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from vibeplane.api import vibeapp as api
@@ -15,17 +15,17 @@ from vibeplane.kube.conditions import ConditionSpec
 from vibeplane.settings import OperatorSettings
 from vibeplane.timestamps import parse_time
 from vibeplane.vibeapp import routes
-from vibeplane.vibeapp.decide.inputs import BUNDLE_URL_MARGIN
 from vibeplane.vibeapp.decide.routes import routes_enabled
-from vibeplane.wellknown import (
-    ANNOTATION_BUNDLE_URL_EXPIRES,
-    ANNOTATION_REVISION,
-    ENV_BUNDLE_SHA256,
-    ENV_BUNDLE_URL,
-)
+from vibeplane.vibeapp.publish import ANNOTATION_BUNDLE_URL_EXPIRES, ANNOTATION_REVISION
+from vibeplane.wellknown import ENV_BUNDLE_SHA256, ENV_BUNDLE_URL
 
 PUBLISHED = "Published"
 ROLLOUT_RECHECK = 5.0
+BUNDLE_URL_SECONDS = 7 * 24 * 3600
+"""Published pods fetch their bundle when they start (a restart, a reschedule), so their
+presigned URL lives long (SigV4's longest, 7 days)..."""
+BUNDLE_URL_MARGIN = timedelta(days=1)
+"""...and is renewed (a rolling update) only a day before it expires."""
 
 
 @dataclass(frozen=True)
