@@ -33,6 +33,7 @@ from types import TracebackType
 from typing import Any
 
 import kopf
+from kopf._core.engines.peering import Identity  # the type kopf.run takes; not re-exported
 from prometheus_client import start_http_server
 
 from vibeplane.budget.store import LedgerStore
@@ -367,6 +368,9 @@ def run(settings: OperatorSettings | None = None, verbose: bool = False) -> None
         kopf.run(
             clusterwide=True,
             standalone=True,
+            # Kopf would otherwise ask the password database for the user's name, which an
+            # image running as a bare uid (runAsUser, no /etc/passwd entry) does not have.
+            identity=Identity(settings.leader_election_identity),
             liveness_endpoint=f"http://{settings.bind_address}:{settings.liveness_port}/healthz",
         )
     finally:
