@@ -215,6 +215,11 @@ def end_to_end(runs: int, baseline: float) -> None:
 PROMPTS_PER_APP = 10
 
 
+def _apps_left(custom: Any, namespace: str) -> bool:
+    items = custom.list_namespaced_custom_object("vibeplane.io", "v1alpha1", namespace, "vibeapps")
+    return bool(items["items"])
+
+
 def _prompt_app(
     custom: Any,
     create_retrying: Callable[..., None],
@@ -293,6 +298,8 @@ def _prompts(custom: Any, create_retrying: Callable[..., None], runs: int) -> li
             _prompt_app(custom, create_retrying, namespace, app, count, timings, failed)
     finally:
         custom.delete_cluster_custom_object(group, version, "workspaces", name)
+        # The operator (stopped after this) empties the apps' storage and lets them go.
+        wait(lambda: not _apps_left(custom, namespace), 120, "the apps deleted", 0.5)
     for failure in failed:
         print(f"  not timed: {failure}")
     return timings
