@@ -448,7 +448,9 @@ def test_s3_credentials_come_from_a_secret(helm: Helm) -> None:
     assert env["AWS_ACCESS_KEY_ID"] == {
         "secretKeyRef": {"name": "my-s3", "key": "AWS_ACCESS_KEY_ID"}
     }
-    assert not [o for o in existing if o["kind"] == "Secret"]
+    # The only Secret the chart makes then is the previews' delivery signing key.
+    secrets = [o["metadata"]["name"] for o in existing if o["kind"] == "Secret"]
+    assert secrets == ["vp-vibeplane-operator-delivery-key"]
 
     created = render(helm, COMPONENTS["s3Credentials"])
     secret = find(created, "Secret", "vp-vibeplane-s3")
@@ -709,9 +711,10 @@ def test_install_and_uninstall_on_the_real_control_plane(
         if not _allowed(api, user, {**lease, "verb": "create"}):
             missing.append(("create", "leases", chart_namespace))
         assert missing == [], f"the chart's RBAC does not allow {missing}"
+        # Deleting Leases here is granted: host claims are Leases in this namespace, released
+        # when their app goes (vibeapp/frontdoor.py), so the leader's Lease cannot be excepted.
         for attributes in (
             {**lease, "verb": "update", "name": "kube-scheduler"},
-            {**lease, "verb": "delete", "name": "vibeplane-operator"},
             {**lease, "verb": "patch", "name": "vibeplane-operator"},
             _attributes("update", "leases.coordination.k8s.io", "kube-system"),
         ):

@@ -43,6 +43,7 @@ from tests.security.support import ASKED, INJECTION, Platform, get_app
 from vibeplane.api import ALL_KINDS
 from vibeplane.generation.format import build_messages
 from vibeplane.settings import OperatorSettings
+from vibeplane.vibeapp.delivery import DeliveryKey
 from vibeplane_dev.cluster.local import LocalCluster
 
 pytestmark = pytest.mark.integration
@@ -97,6 +98,11 @@ def operator_secrets(operator: OperatorProcess, cluster: LocalCluster) -> dict[s
             secrets["operator client key data"] = credentials["client-key-data"]
         if "token" in credentials:
             secrets["operator token"] = credentials["token"]
+    delivery_key_file = operator.env.get("VIBEPLANE_DELIVERY_KEY_FILE")
+    if delivery_key_file and Path(delivery_key_file).exists():
+        # The delivery signing key's private exponent (hex): whoever holds it can swap code in.
+        key = DeliveryKey.loads(Path(delivery_key_file).read_text())
+        secrets["operator delivery key (d)"] = f"{key.d:x}"
     return secrets
 
 
@@ -239,14 +245,16 @@ def _bytes(haystack: str | bytes) -> bytes:
 
 
 def test_tenant_workloads_hold_no_secret_of_the_operator(
-    api: ApiClient, platform: Platform, secrets: dict[str, str]
+    api: ApiClient, platform: Platform, operator: OperatorProcess, secrets: dict[str, str]
 ) -> None:
     # A presigned URL names the access key ID (not a secret: the signature is the proof).
     not_in_urls = {k: v for k, v in secrets.items() if not k.endswith("AWS_ACCESS_KEY_ID")}
     workloads = _tenant_workloads(api, platform)
     assert found(not_in_urls, workloads) == []
-    # Positive control: the bundle URL with its access key ID is there, and found.
-    assert found({"id": secrets["operator env AWS_ACCESS_KEY_ID"]}, workloads)
+    assert "operator delivery key (d)" in not_in_urls  # searched for, and absent
+    # Positive control: the public half of that key is in the preview pods, and found.
+    key = DeliveryKey.loads(Path(operator.env["VIBEPLANE_DELIVERY_KEY_FILE"]).read_text())
+    assert found({"public delivery key": key.public}, workloads)
 
 
 # ---- what the model is told ---------------------------------------------------------------

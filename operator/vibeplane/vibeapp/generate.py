@@ -558,7 +558,6 @@ class Generator:
             "model": target.name,
             "modelNamespace": target.namespace,
             "servedModel": target.served_model,
-            "arm": target.arm,
             "fixUp": bool(job.fix_request),
             "latencySeconds": round(answer.latency_s, 3),
             "routeReason": target.reason,
@@ -568,6 +567,8 @@ class Generator:
             "validation": validation,
             "time": now_text(),
         }
+        if target.arm:  # the schema's enum has no empty value: no rollout, no arm
+            record["arm"] = target.arm
         if uri and sha256:
             record.update({"artifactUri": uri, "sha256": sha256})
         if refused:
