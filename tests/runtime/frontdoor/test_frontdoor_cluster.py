@@ -376,8 +376,11 @@ def test_a_burst_of_visits_to_a_hibernated_app_wakes_it_with_one_write(
 
     answers = asyncio.run(burst())
     assert door.front.wake_writes == writes + 1
-    assert answers[0][0] == 503
-    assert "Starting todo" in answers[0][1]
-    assert "http-equiv='refresh'" in answers[0][1]
+    # Visits while it is hibernated see the starting page; once the operator has the app
+    # Running again (its preview never stopped here), later ones in the burst may get the app.
+    starting = [text for status, text in answers if status == 503]
+    assert starting, answers
+    assert all(status in (200, 503) for status, _ in answers), answers
+    assert all("Starting todo" in text and "http-equiv='refresh'" in text for text in starting)
     app = custom.get_namespaced_custom_object(GROUP, VERSION, door.namespace, "vibeapps", "todo")
     assert app["metadata"]["annotations"][WAKE_ANNOTATION] > an_hour_ago
