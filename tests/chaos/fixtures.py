@@ -193,6 +193,9 @@ def chaos_operator(
             "VIBEPLANE_BUILTIN_MODEL_URL": f"{model_faults.url}/openai/v1",
             "VIBEPLANE_MODEL_TIMEOUT": str(MODEL_TIMEOUT),
             "VIBEPLANE_MODEL_EGRESS_ALLOW": json.dumps(TEST_EGRESS_ALLOW),
+            # One delivery key across the chaos operator's kills, as the chart's Secret keeps
+            # it: without it every restart signs with a new key and rolls every preview pod.
+            "VIBEPLANE_DELIVERY_KEY_FILE": str(s3.server.config.home / "delivery-key.json"),
         },
     )
     # Chaos slows everything: a preview gets longer to answer before it counts as failed.
