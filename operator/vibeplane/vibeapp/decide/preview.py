@@ -166,9 +166,8 @@ def delivery_needed(inp: AppInput, plan: PreviewPlan) -> Mapping[str, Any] | Non
     return ready_sandbox(inp)
 
 
-def delivery_url(inp: AppInput) -> str:
-    """Where the operator reaches the preview's runtime: the local node's port, the node's
-    NodePort, or the Service's cluster name (never the gateway: deliveries are not people)."""
+def _node_url(inp: AppInput) -> str | None:
+    """The preview's address on the local node (a ready pod's port) or the node's NodePort."""
     settings = inp.settings
     if settings.preview_local_node:
         for pod in inp.pods:
@@ -179,7 +178,14 @@ def delivery_url(inp: AppInput) -> str:
         ports = ((inp.service or {}).get("spec") or {}).get("ports") or []
         if ports and ports[0].get("nodePort"):
             return f"http://{settings.preview_node_address}:{ports[0]['nodePort']}/"
-    return f"http://{desired.preview_name(inp.name)}.{inp.namespace}.svc/"
+    return None
+
+
+def delivery_url(inp: AppInput) -> str:
+    """Where the operator reaches the preview's runtime: the local node's port, the node's
+    NodePort, or the Service's cluster name (never the gateway: deliveries are not people)."""
+    node = _node_url(inp)
+    return node or f"http://{desired.preview_name(inp.name)}.{inp.namespace}.svc/"
 
 
 def timed_out(inp: AppInput, plan: PreviewPlan) -> bool:
@@ -304,18 +310,11 @@ def _scaled_to_zero(inp: AppInput, number: int) -> PreviewState:
 def preview_url(inp: AppInput) -> str:
     """Where people reach the preview: the local node's port, the node's NodePort, the
     preview domain, or the Service's cluster name."""
-    settings = inp.settings
-    if settings.preview_local_node:
-        for pod in inp.pods:
-            port = (pod["metadata"].get("annotations") or {}).get(ANNOTATION_LOCAL_PORT)
-            if port and pod_ready(pod):
-                return f"http://127.0.0.1:{port}/"
-    if settings.preview_node_address:
-        ports = ((inp.service or {}).get("spec") or {}).get("ports") or []
-        if ports and ports[0].get("nodePort"):
-            return f"http://{settings.preview_node_address}:{ports[0]['nodePort']}/"
-    if settings.preview_domain:
-        return f"http://{inp.name}-{inp.namespace}.{settings.preview_domain}/"
+    node = _node_url(inp)
+    if node:
+        return node
+    if inp.settings.preview_domain:
+        return f"http://{inp.name}-{inp.namespace}.{inp.settings.preview_domain}/"
     return f"http://{desired.preview_name(inp.name)}.{inp.namespace}.svc/"
 
 
