@@ -325,6 +325,20 @@ class OperatorProcess:
             return text
 
 
+@pytest.fixture
+def without_other_operators() -> Iterator[None]:
+    """The session's running operators stopped for one test, started again after it: for a test
+    whose subject the operator would otherwise race (a status the test sets by hand)."""
+    others = list(OperatorProcess.running)
+    for process in others:
+        process.stop()
+    try:
+        yield
+    finally:
+        for process in others:
+            process.start()
+
+
 def apply_builtin_model(api: ApiClient) -> None:
     """The builtin ModelDeployment in the platform namespace (once the operator has made it),
     as `vibeplane up` has it: the platform's default model."""

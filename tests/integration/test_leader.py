@@ -150,19 +150,6 @@ def ready(api: ApiClient, name: str) -> bool:
 
 
 @pytest.fixture
-def without_other_operators() -> Iterator[None]:
-    """The session's running operators stopped for one test, started again after it."""
-    others = list(OperatorProcess.running)
-    for process in others:
-        process.stop()
-    try:
-        yield
-    finally:
-        for process in others:
-            process.start()
-
-
-@pytest.fixture
 def replicas(
     cluster: LocalCluster,
     api: ApiClient,
