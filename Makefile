@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: node-build gateway-build system-packages runsc test-hf test-train up down status test lint unit integration crds tools cluster-build cluster-up cluster-down venv clean
+.PHONY: node-build gateway-build system-packages runsc test-hf test-train test-slow up down status test lint unit integration crds tools cluster-build cluster-up cluster-down venv clean
 
 venv: $(STAMP)
 
@@ -95,6 +95,11 @@ integration: cluster-build system-packages $(NODE_BUILD)
 
 test: lint cluster-build system-packages $(NODE_BUILD)
 	$(BIN)/pytest tests
+
+# The tests marked slow (minutes each; pyproject's addopts leaves them out of `make test`),
+# e.g. the rollout through real previews (tests/integration/test_rollout.py).
+test-slow: cluster-build system-packages $(NODE_BUILD)
+	$(BIN)/pytest -m slow tests
 
 # Opt-in: the Hugging Face backend on a tiny model, in its own venv (about 6 GB, 3 minutes).
 test-hf:

@@ -134,6 +134,7 @@ class Operator:
             settings.platform_namespace,
             uid_of=self._model_uid,
             on_post=lambda key: self.models.enqueue(ObjectKey(*key), within=COUNTS_WINDOW),
+            namespace_uid=self._namespace_uid,
         )
         self.models = modeldeployment.setup(
             settings,
@@ -183,6 +184,14 @@ class Operator:
     def _model_uid(self, namespace: str, name: str) -> str | None:
         body = self.models.body(ObjectKey(namespace, name)) or {}
         uid = (body.get("metadata") or {}).get("uid")
+        return str(uid) if uid else None
+
+    def _namespace_uid(self, namespace: str) -> str | None:
+        # Workspaces' namespaces are in the cache; any other is read (once per outcome).
+        body = self.cache.lookup("Namespace", namespace) or self.kube.get(
+            "v1", "Namespace", namespace
+        )
+        uid = ((body or {}).get("metadata") or {}).get("uid")
         return str(uid) if uid else None
 
     def _trainings_in(self, namespace: str) -> list[dict[str, Any]]:

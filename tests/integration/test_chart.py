@@ -697,7 +697,9 @@ def test_install_and_uninstall_on_the_real_control_plane(
         # The operator's ServiceAccount may do what the code does, and nothing beyond it.
         user = f"system:serviceaccount:{chart_namespace}:{name}"
         missing = [check for check in REQUIRED if not _allowed(api, user, _attributes(*check))]
+        # Ledgers and outcomes; a tenant model's outcomes are deleted with it.
         ledger = [("get", "configmaps"), ("create", "configmaps"), ("update", "configmaps")]
+        ledger.append(("delete", "configmaps"))
         missing += [
             (verb, resource, chart_namespace)
             for verb, resource in ledger

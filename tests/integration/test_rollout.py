@@ -1,6 +1,15 @@
 """The loop on the local platform: a training run finishes, its adapter becomes the candidate
-on the base model's ModelDeployment by itself, a canary share of real generations (VibeApps,
-previews on the preview node, validation by readiness) goes to it, and the rule decides.
+on the base model's ModelDeployment by itself, a canary share of generations goes to it, and the
+rule decides, with its numbers in status and an Event, kept across an operator restart.
+
+Two depths:
+- `test_the_rule_decides_on_counted_outcomes...` (in `make test`, about a minute): the real
+  operator, API server, MinIO and training path; the generations' outcomes are posted into the
+  model's outcomes ConfigMap by the same store the VibeApp path uses (vibeplane.generation.
+  outcome_store), so no preview runs. It also shows that the counts go with their model.
+- `test_a_finished_training_is_rolled_out_by_measured_success` (marked `slow`, about 6 min;
+  `make test-slow`): the whole path, real VibeApps routed by the canary share, previews on the
+  preview node, validation by readiness.
 
 The model is one the test controls (an OpenAI-compatible stub on 127.0.0.1 that answers by the
 model name asked for): the first candidate breaks every other app it writes (no page: its
@@ -33,6 +42,9 @@ from tests.integration.support import (
     wait_for,
 )
 from tests.integration.test_modeltraining import MERGE, _revision
+from vibeplane.generation.outcome_store import OutcomeStore
+from vibeplane.generation.outcomes import config_map_name
+from vibeplane.kube.client import ApiServerClient
 
 pytestmark = pytest.mark.integration
 
@@ -217,6 +229,171 @@ def _events(api: ApiClient, namespace: str) -> list[tuple[str, str]]:
     return [(event.reason, event.message) for event in listed.items]
 
 
+def _own_model(api: ApiClient, namespace: str, url: str) -> None:
+    create_object(
+        api,
+        "ModelDeployment",
+        "own",
+        {
+            "model": {"name": "own"},
+            "serving": {"external": {"baseURL": url, "model": "own"}},
+            "pricing": {"inputPerMillion": "1", "outputPerMillion": "2"},
+            "rollout": {"canaryPercent": 50, "minSamples": 10},
+        },
+        namespace=namespace,
+    )
+
+    def waiting() -> dict[str, Any] | None:
+        condition = find_condition(_model(api, namespace), "RolloutDecided")
+        return condition if condition and condition["reason"] == "NoCandidate" else None
+
+    wait_for(waiting, timeout=60, what="a rollout waiting for a candidate")
+
+
+def _post(store: OutcomeStore, namespace: str, served: str, tag: str, passed: list[bool]) -> None:
+    """Settled generations of "own" served by `served`, as the VibeApp path posts them."""
+    for n, success in enumerate(passed):
+        record = {
+            "key": f"{tag}-{n}:1:0",
+            "model": "own",
+            "modelNamespace": namespace,
+            "servedModel": served,
+            "fixUp": False,
+            "tokensIn": 1000,
+            "tokensOut": 500,
+            "cost": "0.002",
+            "latencySeconds": 1.5,
+        }
+        store.post(record, success)
+
+
+def _decided(api: ApiClient, namespace: str, phase: str) -> dict[str, Any]:
+    def decided() -> dict[str, Any] | None:
+        rollout = _rollout(api, namespace)
+        return rollout if rollout.get("phase") == phase else None
+
+    return wait_for(decided, timeout=60, what=f"the rollout {phase}")
+
+
+def test_the_rule_decides_on_counted_outcomes_and_the_counts_go_with_the_model(
+    api: ApiClient, s3: S3, operator: OperatorProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3.server.endpoint)  # the trainer's upload
+    stub = StubModel(lambda _: GOOD)
+    ws = _workspace(api)
+    workspace, namespace = ws["metadata"]["name"], ws["status"]["namespace"]
+    kube = ApiServerClient()
+    platform = "vibeplane-system"
+
+    def uid_of(model_namespace: str, name: str) -> str | None:
+        body = kube.get(f"{GROUP}/{VERSION}", "ModelDeployment", name, model_namespace)
+        return str(body["metadata"]["uid"]) if body else None
+
+    def namespace_uid(name: str) -> str | None:
+        body = kube.get("v1", "Namespace", name)
+        return str(body["metadata"]["uid"]) if body else None
+
+    store = OutcomeStore(kube, platform, uid_of, namespace_uid=namespace_uid)
+    try:
+        _own_model(api, namespace, stub.url)
+        # A finished run's adapter is served and is the candidate, by itself; it fails half
+        # its apps against a base model that passes all of them: rolled back by the rule.
+        _train(api, s3, workspace, namespace, "gen-1")
+        wait_for(
+            lambda: _rollout(api, namespace).get("candidate") == "gen-1" or None,
+            timeout=30,
+            what="gen-1 the candidate",
+        )
+        _post(store, namespace, "own", "a-own", [True] * 12)
+        _post(store, namespace, "gen-1", "a-gen1", [True, False] * 6)
+        rollout = _decided(api, namespace, "RolledBack")
+        candidate, incumbent = rollout["candidateArm"], rollout["incumbent"]
+        assert (candidate["model"], incumbent["model"]) == ("gen-1", "own")
+        # The rule may decide as soon as both arms hold minSamples (10): 5/10 already fails.
+        assert 10 <= candidate["generations"] <= 12
+        assert float(candidate["successRate"]) <= 0.55
+        assert (incumbent["generations"], incumbent["successes"]) == (12, 12)
+        assert float(rollout["zScore"]) < -1.645
+        assert rollout["canaryPercent"] == 0
+        condition = find_condition(_model(api, namespace), "RolloutDecided")
+        assert condition is not None
+        assert (condition["status"], condition["reason"]) == ("True", "RolledBack")
+        assert any(reason == "AdapterRolledBack" for reason, _ in _events(api, namespace))
+        # A restarted operator keeps the counts and the decision: they are on the API server.
+        operator.restart()
+        wait_for(
+            lambda: _rollout(api, namespace) == rollout or None, timeout=30, what="same numbers"
+        )
+
+        # The next run is as good as the base model: promoted.
+        _train(api, s3, workspace, namespace, "gen-2")
+        wait_for(
+            lambda: _rollout(api, namespace).get("candidate") == "gen-2" or None,
+            timeout=30,
+            what="gen-2 the candidate",
+        )
+        _post(store, namespace, "own", "b-own", [True] * 10)
+        _post(store, namespace, "gen-2", "b-gen2", [True] * 10)
+        rollout = _decided(api, namespace, "Promoted")
+        assert rollout["incumbent"]["model"] == "own"
+        assert (rollout["candidateArm"]["generations"], rollout["incumbent"]["generations"]) == (
+            10,
+            10,
+        )
+        assert "at least as good" in rollout["decision"]
+        assert any(reason == "AdapterPromoted" for reason, _ in _events(api, namespace))
+        status = _model(api, namespace)["status"]
+        assert status["adapters"] == ["gen-1", "gen-2"]
+        economics = status["economics"]
+        assert economics["apps"] == 44
+        assert economics["costPerApp"] == "0.002"
+
+        # The counts go with their model: a tenant's by the operator when it is deleted...
+        uid = uid_of(namespace, "own")
+        assert uid is not None
+        owned = kube.get("v1", "ConfigMap", config_map_name(uid), platform)
+        assert owned is not None
+        assert [o["kind"] for o in owned["metadata"]["ownerReferences"]] == ["Namespace"]
+        _custom(api).delete_namespaced_custom_object(
+            GROUP, VERSION, namespace, "modeldeployments", "own"
+        )
+        wait_for(
+            lambda: kube.get("v1", "ConfigMap", config_map_name(uid), platform) is None or None,
+            timeout=30,
+            what="the tenant model's outcomes deleted",
+        )
+        # ... a platform model's by the garbage collector (it owns them).
+        shared = f"shared-{uuid.uuid4().hex[:6]}"
+        create_object(
+            api,
+            "ModelDeployment",
+            shared,
+            {"model": {"name": shared}, "serving": {"builtin": {}}},
+            namespace=platform,
+        )
+        record = {"key": "s:1:0", "model": shared, "modelNamespace": platform}
+        store.post(record, True)
+        shared_uid = uid_of(platform, shared)
+        assert shared_uid is not None
+        owned = kube.get("v1", "ConfigMap", config_map_name(shared_uid), platform)
+        assert owned is not None
+        assert [o["uid"] for o in owned["metadata"]["ownerReferences"]] == [shared_uid]
+        _custom(api).delete_namespaced_custom_object(
+            GROUP, VERSION, platform, "modeldeployments", shared
+        )
+        wait_for(
+            lambda: (
+                kube.get("v1", "ConfigMap", config_map_name(shared_uid), platform) is None or None
+            ),
+            timeout=60,
+            what="the platform model's outcomes collected",
+        )
+    finally:
+        stub.close()
+        _custom(api).delete_cluster_custom_object(GROUP, VERSION, "workspaces", workspace)
+
+
+@pytest.mark.slow  # about 6 min: `make test-slow`
 @pytest.mark.timeout(900)  # waves of real previews; a broken one fails after 30 s
 def test_a_finished_training_is_rolled_out_by_measured_success(
     api: ApiClient,
@@ -231,24 +408,7 @@ def test_a_finished_training_is_rolled_out_by_measured_success(
     ws = _workspace(api)
     workspace, namespace = ws["metadata"]["name"], ws["status"]["namespace"]
     try:
-        create_object(
-            api,
-            "ModelDeployment",
-            "own",
-            {
-                "model": {"name": "own"},
-                "serving": {"external": {"baseURL": stub.url, "model": "own"}},
-                "pricing": {"inputPerMillion": "1", "outputPerMillion": "2"},
-                "rollout": {"canaryPercent": 50, "minSamples": 10},
-            },
-            namespace=namespace,
-        )
-
-        def waiting() -> dict[str, Any] | None:
-            condition = find_condition(_model(api, namespace), "RolloutDecided")
-            return condition if condition and condition["reason"] == "NoCandidate" else None
-
-        wait_for(waiting, timeout=60, what="a rollout waiting for a candidate")
+        _own_model(api, namespace, stub.url)
 
         # 1. A run finishes: its adapter is served and is the candidate, by itself. It breaks
         # half its apps: rolled back by the rule.

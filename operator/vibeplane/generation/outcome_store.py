@@ -8,10 +8,14 @@ generation's key, so a post repeated after a crash is counted once (the last KEE
 kept: a repeat comes within seconds). The ConfigMap is `outcomes-<ModelDeployment uid>` in the
 platform namespace, beside the budget ledgers and for the same reasons: tenants cannot read or
 forge the counts a promotion rests on, and a ModelDeployment created again under the same name
-starts afresh. The ModelDeployment reconciler reads the totals (level-based) and derives its
-status from them: economics (cost per generated app) and the rollout's arms (totals since the
-candidate started). One write per settled generation, the rate of the ledger's settle; none at
-rest.
+starts afresh. The ConfigMap goes with its model by owner reference (the garbage collector,
+no finalizer): a model in the platform namespace owns it; a tenant's model cannot (an owner
+must be in the dependent's namespace), so its tenant Namespace owns it (gone with the
+workspace) and the ModelDeployment controller deletes it when the model is deleted
+(`ModelDeploymentReconciler.forget`). The ModelDeployment reconciler reads the totals
+(level-based) and derives its status from them: economics (cost per generated app) and the
+rollout's arms (totals since the candidate started). One write per settled generation, the rate
+of the ledger's settle; none at rest.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from vibeplane.api.common import owner_reference
 from vibeplane.generation.outcomes import (
     OUTCOMES_KEY,
     ModelKey,
@@ -40,6 +45,33 @@ MAX_ATTEMPTS = 20
 COMPONENT_OUTCOMES = "outcomes"
 
 
+def owners(
+    platform_namespace: str,
+    model_namespace: str,
+    model: str,
+    model_uid: str,
+    namespace_uid: str | None,
+) -> list[dict[str, Any]]:
+    """The owner references of a model's outcomes ConfigMap (in `platform_namespace`): the
+    ModelDeployment where it lives beside it, else the model's Namespace (cluster-scoped, so
+    it may own across namespaces; none while its uid is unknown)."""
+    if model_namespace == platform_namespace:
+        reference = owner_reference("ModelDeployment", model, model_uid)
+        # Nothing waits for the counts when the model goes.
+        return [{**reference, "blockOwnerDeletion": False}]
+    if not namespace_uid:
+        return []
+    return [
+        {"apiVersion": "v1", "kind": "Namespace", "name": model_namespace, "uid": namespace_uid}
+    ]
+
+
+def delete(kube: KubeClient, namespace: str, model_uid: str) -> bool:
+    """Delete a model's outcomes ConfigMap (`namespace`: the platform namespace); False when
+    there was none."""
+    return kube.delete("v1", "ConfigMap", config_map_name(model_uid), namespace)
+
+
 def totals_of(kube: KubeClient, namespace: str, model_uid: str) -> dict[str, Totals]:
     """The totals per served model of a ModelDeployment (none yet: empty); `namespace` is the
     platform namespace."""
@@ -55,6 +87,7 @@ class OutcomeStore:
         namespace: str,
         uid_of: Callable[[str, str], str | None],
         on_post: Callable[[ModelKey], None] | None = None,
+        namespace_uid: Callable[[str], str | None] = lambda _: None,
     ) -> None:
         self.kube = kube
         self.namespace = namespace
@@ -63,6 +96,8 @@ class OutcomeStore:
         """(namespace, name) of a ModelDeployment -> its uid, None when it is gone."""
         self.on_post = on_post
         """Called after a post (the manager re-queues the ModelDeployment)."""
+        self.namespace_uid = namespace_uid
+        """A namespace's uid (the owner of a tenant model's ConfigMap), None when unknown."""
 
     def post(self, record: Mapping[str, Any], passed: bool) -> None:
         found = outcome_of(record, passed)
@@ -82,7 +117,7 @@ class OutcomeStore:
             if folded is None:
                 break
             try:
-                self.kube.write(self._manifest(namespace, model, name, live, *folded))
+                self.kube.write(self._manifest(namespace, model, uid, live, *folded))
             except Conflict:
                 continue
             break
@@ -96,17 +131,20 @@ class OutcomeStore:
         self,
         namespace: str,
         model: str,
-        name: str,
+        uid: str,
         live: Mapping[str, Any] | None,
         totals: Mapping[str, Totals],
         keys: list[str],
     ) -> dict[str, Any]:
         metadata: dict[str, Any] = {
-            "name": name,
+            "name": config_map_name(uid),
             "namespace": self.namespace,
             "labels": {LABEL_COMPONENT: COMPONENT_OUTCOMES, LABEL_MANAGED_BY: MANAGER_NAME},
             "annotations": {ANNOTATION_MODELDEPLOYMENT: f"{namespace}/{model}"},
         }
+        references = owners(self.namespace, namespace, model, uid, self.namespace_uid(namespace))
+        if references:
+            metadata["ownerReferences"] = references
         if live is not None:
             metadata["resourceVersion"] = (live.get("metadata") or {}).get("resourceVersion")
         document = {
@@ -121,4 +159,4 @@ class OutcomeStore:
         }
 
 
-__all__ = ["OutcomeStore", "totals_of"]
+__all__ = ["OutcomeStore", "delete", "owners", "totals_of"]

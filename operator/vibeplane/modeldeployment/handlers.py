@@ -252,10 +252,26 @@ class ModelDeploymentReconciler:
         return Outcome(conditions, fields, outcome.requeue_after)
 
     def forget(self, event_type: str, body: Body) -> None:
-        """Drop what is remembered of a deleted ModelDeployment (Controller.subscribe)."""
-        if event_type == "DELETED":
-            with self._lock:
-                self._checks.pop(str((body.get("metadata") or {}).get("uid")), None)
+        """Drop what is remembered of a deleted ModelDeployment (Controller.subscribe), and
+        its outcomes ConfigMap where no owner reference can take it: a tenant's model (its
+        ConfigMap in the platform namespace is owned by the tenant's Namespace; a platform
+        model's is owned by the model, and the garbage collector deletes it)."""
+        if event_type != "DELETED":
+            return
+        metadata = body.get("metadata") or {}
+        uid = str(metadata.get("uid") or "")
+        with self._lock:
+            self._checks.pop(uid, None)
+        if uid and metadata.get("namespace") != self.settings.platform_namespace:
+            try:
+                outcome_store.delete(self.kube, self.settings.platform_namespace, uid)
+            except ApiException as error:
+                log.warning(
+                    "could not delete the outcomes of %s/%s: %s",
+                    metadata.get("namespace"),
+                    metadata.get("name"),
+                    error.reason,
+                )
 
     # ---- kserve ------------------------------------------------------------------------
 

@@ -1,5 +1,6 @@
 """Outcomes counted on the API server: once per generation key, by compare-and-swap, owned by
-their ModelDeployment, and readable by a process that never saw the posts (a restart)."""
+their ModelDeployment (or, for a tenant's model, its Namespace), and readable by a process that
+never saw the posts (a restart)."""
 
 from __future__ import annotations
 
@@ -93,3 +94,25 @@ def test_the_remembered_keys_are_bounded_and_a_gone_model_counts_nothing() -> No
     gone = FakeKube()
     OutcomeStore(gone, PLATFORM, lambda namespace, name: None).post(_record("a:1:0"), True)
     assert gone.writes == []
+
+
+def test_the_configmap_is_owned_by_what_the_garbage_collector_may_follow() -> None:
+    kube = _kube()
+    OutcomeStore(kube, PLATFORM, _uid, namespace_uid=lambda ns: "ns-uid").post(
+        _record("a:1:0"), True
+    )
+    config_map = kube.get("v1", "ConfigMap", "outcomes-u-1", PLATFORM)
+    assert config_map is not None
+    # A tenant's model is in another namespace: an owner there would be treated as absent
+    # (and the counts collected at once), so its cluster-scoped Namespace owns them.
+    assert config_map["metadata"]["ownerReferences"] == [
+        {"apiVersion": "v1", "kind": "Namespace", "name": NAMESPACE, "uid": "ns-uid"}
+    ]
+    (platform_model,) = outcome_store.owners(PLATFORM, PLATFORM, "shared", "u-9", None)
+    assert (platform_model["kind"], platform_model["name"], platform_model["uid"]) == (
+        "ModelDeployment",
+        "shared",
+        "u-9",
+    )
+    assert platform_model["blockOwnerDeletion"] is False
+    assert outcome_store.owners(PLATFORM, NAMESPACE, "m", "u-1", None) == []

@@ -535,6 +535,27 @@ def test_forget_drops_the_memory_of_a_deleted_model(kube: FakeKube) -> None:
     assert not harness.reconciler._checks
 
 
+def test_a_deleted_tenant_model_takes_its_outcomes_and_a_platform_model_leaves_them_to_gc(
+    kube: FakeKube,
+) -> None:
+    platform = OperatorSettings().platform_namespace
+    board = OutcomeStore(kube, platform, lambda namespace, name: UID, namespace_uid=lambda _: "n")
+    board.post(
+        {"key": "a:1:0", "model": "m", "modelNamespace": NAMESPACE, "servedModel": "m"}, True
+    )
+    harness = make(kube, EXTERNAL)
+    reconciler = harness.reconciler
+    assert kube.get("v1", "ConfigMap", f"outcomes-{UID}", platform) is not None
+    reconciler.forget("MODIFIED", {"metadata": {"uid": UID, "namespace": NAMESPACE}})
+    assert kube.get("v1", "ConfigMap", f"outcomes-{UID}", platform) is not None
+    reconciler.forget("DELETED", {"metadata": {"uid": UID, "namespace": NAMESPACE}})
+    assert kube.get("v1", "ConfigMap", f"outcomes-{UID}", platform) is None
+    # A platform model's ConfigMap is its child: the garbage collector deletes it.
+    kube.deleted.clear()
+    reconciler.forget("DELETED", {"metadata": {"uid": "u-2", "namespace": platform}})
+    assert kube.deleted == []
+
+
 def test_a_recovered_endpoint_forgets_its_failure_and_settles(kube: FakeKube) -> None:
     add_secret(kube, "frontier-key", {"apiKey": SECRET_VALUE})
     clock = Clock()
