@@ -56,6 +56,7 @@ from vibeplane.settings import (
 )
 from vibeplane.storage.s3 import ObjectStore, S3Settings
 from vibeplane.vibeapp import handlers as vibeapp
+from vibeplane.vibeapp.decide.routes import routes_enabled
 from vibeplane.vibeapp.desired import LABEL_APP
 from vibeplane.vibeapp.generate import Generator
 from vibeplane.vibeapp.models import ModelResolver
@@ -87,15 +88,16 @@ def configure_kopf(kopf_settings: kopf.OperatorSettings) -> None:
 
 
 def ensure_platform_namespace(settings: OperatorSettings, kube: KubeClient) -> None:
-    """Shared models and budget ledgers live in the platform namespace."""
-    kube.apply(
-        {
-            "apiVersion": "v1",
-            "kind": "Namespace",
-            "metadata": {"name": settings.platform_namespace},
-        },
-        field_manager("platform"),
-    )
+    """Shared models and budget ledgers live in the platform namespace; hostname claims, when
+    routes are on, in a namespace of their own (settings.claims_namespace)."""
+    names = [settings.platform_namespace]
+    if routes_enabled(settings):
+        names.append(settings.claims_namespace)
+    for name in names:
+        kube.apply(
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}},
+            field_manager("platform"),
+        )
 
 
 class Operator:

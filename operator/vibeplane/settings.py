@@ -57,6 +57,10 @@ class OperatorSettings:
     routes send to."""
     front_service_port: int = 80
     """The front service's port."""
+    claims_namespace: str = "vibeplane-hostnames"
+    """Where hostname claims live (a Lease per host, vibeplane.vibeapp.routes): a namespace of
+    their own, so the right to delete claims is not a right to delete the leader's Lease in
+    platform_namespace. Applied at start when routes are on (chart: frontDoor.claimsNamespace)."""
     publish_tls: str = "listener"
     """How published custom hostnames get TLS: "listener" (the Gateway's listener holds a
     certificate that covers them, e.g. a wildcard: nothing per app) or "certificate" (a
@@ -189,6 +193,7 @@ class OperatorSettings:
             gateway_https=env("gateway_https", "false") == "true",
             front_service_name=env("front_service_name", cls.front_service_name),
             front_service_port=int(env("front_service_port", str(cls.front_service_port))),
+            claims_namespace=env("claims_namespace", cls.claims_namespace),
             publish_tls=env("publish_tls", cls.publish_tls),
             certificate_issuer=env("certificate_issuer", cls.certificate_issuer),
             certificate_issuer_kind=env("certificate_issuer_kind", cls.certificate_issuer_kind),

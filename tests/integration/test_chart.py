@@ -9,6 +9,7 @@ post-renderer; every other object of the chart is created by Helm and removed by
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -210,6 +211,10 @@ def test_bad_values_are_refused_by_the_schema(helm: Helm, flag: str, message: st
             ["serviceMonitor.enabled=true", "metrics.service.enabled=false"],
             "serviceMonitor.enabled needs metrics.service.enabled",
         ),
+        (
+            ["gateway.name=vibeplane", "gateway.claimsNamespace=vibeplane-system"],
+            "gateway.claimsNamespace must be a namespace of its own",
+        ),
     ],
 )
 def test_inconsistent_values_fail_with_a_clear_message(
@@ -339,6 +344,7 @@ def test_every_setting_reaches_the_operator(helm: Helm, monkeypatch: pytest.Monk
         "gateway.https=true",
         "gateway.frontService.name=door",
         "gateway.frontService.port=8080",
+        "gateway.claimsNamespace=hosts",
         "publish.tls=certificate",
         "publish.issuer.name=letsencrypt",
         "publish.issuer.kind=Issuer",
@@ -392,6 +398,7 @@ def test_every_setting_reaches_the_operator(helm: Helm, monkeypatch: pytest.Monk
         gateway_https=True,
         front_service_name="door",
         front_service_port=8080,
+        claims_namespace="hosts",
         publish_tls="certificate",
         certificate_issuer="letsencrypt",
         certificate_issuer_kind="Issuer",
@@ -588,6 +595,13 @@ REQUIRED = [
     ("watch", "configmaps", ""),
     ("patch", "deployments.apps", "ws-any"),
     ("patch", "services", "ws-any"),
+    # Unpublish: a published app's objects go with spec.publish.
+    ("delete", "deployments.apps", "ws-any"),
+    ("delete", "services", "ws-any"),
+    ("delete", "httproutes.gateway.networking.k8s.io", "ws-any"),
+    ("delete", "listenersets.gateway.networking.k8s.io", "ws-any"),
+    ("list", "certificates.cert-manager.io", "ws-any"),
+    ("delete", "certificates.cert-manager.io", "ws-any"),
     ("watch", "pods", ""),
     ("get", "pods/log", "ws-any"),
     ("get", "secrets", "ws-any"),
@@ -624,6 +638,7 @@ def test_install_and_uninstall_on_the_real_control_plane(
     tmp_path: Path,
 ) -> None:
     release = f"vp{uuid.uuid4().hex[:6]}"
+    claims = f"{release}-hosts"
     fullname = f"{release}-vibeplane"
     name = f"{fullname}-operator"
     kubeconfig = str(cluster.config.admin_kubeconfig)
@@ -648,6 +663,8 @@ def test_install_and_uninstall_on_the_real_control_plane(
         *sets(
             [
                 "modelserver.enabled=true",
+                "gateway.name=vibeplane",
+                f"gateway.claimsNamespace={claims}",
                 "runtimeClass.create=true",
                 f"runtimeClass.name={release}",
                 *COMPONENTS["s3Credentials"],
@@ -681,6 +698,7 @@ def test_install_and_uninstall_on_the_real_control_plane(
             rbac.read_cluster_role_binding(name),
             rbac.read_namespaced_role(f"{fullname}-ledgers", chart_namespace),
             rbac.read_namespaced_role(f"{fullname}-leader-election", chart_namespace),
+            rbac.read_namespaced_role(f"{fullname}-hostname-claims", claims),
             core.read_namespaced_service(f"{fullname}-metrics", chart_namespace),
             apps.read_namespaced_deployment(f"{fullname}-modelserver", chart_namespace),
         ]
@@ -712,13 +730,21 @@ def test_install_and_uninstall_on_the_real_control_plane(
                 missing.append((verb, "leases/vibeplane-operator", chart_namespace))
         if not _allowed(api, user, {**lease, "verb": "create"}):
             missing.append(("create", "leases", chart_namespace))
+        # Hostname claims: Leases in a namespace of their own, created and released there.
+        claim = _attributes("get", "leases.coordination.k8s.io", claims)
+        for verb in ("get", "create", "delete"):
+            if not _allowed(api, user, {**claim, "verb": verb}):
+                missing.append((verb, "leases", claims))
         assert missing == [], f"the chart's RBAC does not allow {missing}"
-        # Deleting Leases here is granted: host claims are Leases in this namespace, released
-        # when their app goes (vibeapp/frontdoor.py), so the leader's Lease cannot be excepted.
+        # The leader's Lease cannot be deleted (claims are elsewhere), nor any other Lease
+        # outside the claims namespace.
         for attributes in (
+            {**lease, "verb": "delete", "name": "vibeplane-operator"},
+            {**lease, "verb": "delete"},
             {**lease, "verb": "update", "name": "kube-scheduler"},
             {**lease, "verb": "patch", "name": "vibeplane-operator"},
             _attributes("update", "leases.coordination.k8s.io", "kube-system"),
+            _attributes("delete", "leases.coordination.k8s.io", "kube-system"),
         ):
             assert not _allowed(api, user, attributes), f"the chart's RBAC allows {attributes}"
         granted = [check for check in FORBIDDEN if _allowed(api, user, _attributes(*check))]
@@ -758,6 +784,9 @@ def test_install_and_uninstall_on_the_real_control_plane(
                 assert "attempting to grant RBAC permissions not currently held" in result.stderr
     finally:
         uninstalled = helm("uninstall", release, *common, "--wait", "--timeout", "60s", check=False)
+        # Kept on uninstall (resource-policy keep): claims say who owns which hostname.
+        with contextlib.suppress(kubernetes.client.exceptions.ApiException):
+            core.delete_namespace(claims)
     assert uninstalled.returncode == 0, uninstalled.stderr
 
     def gone(read: Any, *args: str) -> bool:

@@ -22,6 +22,7 @@ from vibeplane.kube.client import ApiServerClient, Manifest
 from vibeplane.settings import OperatorSettings
 from vibeplane.vibeapp import desired, routes
 from vibeplane.vibeapp.frontdoor import FrontDoor
+from vibeplane.vibeapp.publish import secret_name
 
 pytestmark = pytest.mark.integration
 GATEWAY_GROUP, V1 = "gateway.networking.k8s.io", "v1"
@@ -64,9 +65,25 @@ def app(api: ApiClient, namespace: str) -> Iterator[tuple[str, str, str, str]]:
     )
 
 
+@pytest.fixture(autouse=True)
+def claims_namespace(api: ApiClient, namespace: str) -> Iterator[str]:
+    """Claims live in a namespace of their own (not the platform namespace, where the leader's
+    Lease is): one per test, beside the test's namespace."""
+    core = kubernetes.client.CoreV1Api(api)
+    name = _claims(namespace)
+    core.create_namespace({"metadata": {"name": name, "labels": {"vibeplane.io/test": "true"}}})
+    yield name
+    core.delete_namespace(name)
+
+
+def _claims(namespace: str) -> str:
+    return f"{namespace}-hosts"
+
+
 def _door(namespace: str, **changes: Any) -> tuple[FrontDoor, CountingClient]:
     base: dict[str, Any] = {
         "platform_namespace": namespace,
+        "claims_namespace": _claims(namespace),
         "gateway_namespace": namespace,
         "gateway_name": "vibeplane",
         "gateway_listener": "http",
@@ -168,7 +185,9 @@ def test_preview_route_claimed_applied_routed_and_quiet_when_converged(
 
     # Deleted: its claim goes, so the host is free again.
     assert fresh.release(name, namespace) == 1
-    assert ApiServerClient().get("coordination.k8s.io/v1", "Lease", host, namespace) is None
+    assert (
+        ApiServerClient().get("coordination.k8s.io/v1", "Lease", host, _claims(namespace)) is None
+    )
 
 
 def _condition(kind: str, status: str, route: dict[str, Any]) -> dict[str, Any]:
@@ -199,7 +218,7 @@ def test_racing_claims_of_one_host_have_one_winner(namespace: str) -> None:
         thread.join()
     winners = [app for app, won in results.items() if won]
     assert len(winners) == 1, results
-    lease = ApiServerClient().get("coordination.k8s.io/v1", "Lease", host, namespace)
+    lease = ApiServerClient().get("coordination.k8s.io/v1", "Lease", host, _claims(namespace))
     assert routes.claim_holder(lease) == (namespace, winners[0])
     # The holder claiming again keeps it; another never takes it over.
     assert door.claim(host, winners[0], namespace, "uid")
@@ -253,7 +272,7 @@ def test_bad_publish_input_is_a_condition_and_nothing_is_written(
     assert kube.writes == []
     assert missing_kube.writes == []
     holder = ApiServerClient().get(
-        "coordination.k8s.io/v1", "Lease", "taken.example.com", namespace
+        "coordination.k8s.io/v1", "Lease", "taken.example.com", _claims(namespace)
     )
     assert routes.claim_holder(holder) == ("ws-else", "someone")
 
@@ -282,3 +301,72 @@ def test_publish_claims_applies_and_is_quiet_when_converged(
     deployment = ApiServerClient().get("apps/v1", "Deployment", "todo-published", namespace)
     assert deployment is not None
     assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+
+
+def _claimed(namespace: str) -> dict[str, tuple[str, str] | None]:
+    leases = ApiServerClient().list_objects(
+        "coordination.k8s.io/v1",
+        "Lease",
+        _claims(namespace),
+        "app.kubernetes.io/component=hostname-claim",
+    )
+    return {lease["metadata"]["name"]: routes.claim_holder(lease) for lease in leases}
+
+
+def test_dropped_hostnames_and_unpublish_free_their_claims_and_objects(
+    api: ApiClient, namespace: str, app: tuple[str, str, str, str]
+) -> None:
+    name, uid, workspace, workspace_uid = app
+    _gateway(api, namespace)
+    door, kube = _door(namespace, publish_tls="certificate", certificate_issuer="test-ca")
+    me = (namespace, name)
+    preview = door.preview(name, namespace, uid, workspace, workspace_uid).host
+    both = ["shop.example.com", "blog.example.com"]
+    plan = _publish(door, app, namespace, hostnames=both)
+    assert door.settle_claims(name, namespace, Publish(revision=1, hostnames=both), True) == 0
+    assert _claimed(namespace) == {preview: me, "shop.example.com": me, "blog.example.com": me}
+
+    # blog.example.com dropped from the spec: the route follows, and its claim goes.
+    shop = Publish(revision=1, hostnames=["shop.example.com"])
+    plan = _publish(door, app, namespace, hostnames=shop.hostnames)
+    assert plan.revision
+    assert door.settle_claims(name, namespace, shop, applied=True) == 1
+    assert _claimed(namespace) == {preview: me, "shop.example.com": me}
+    assert door.live_published_hosts(name, namespace) == ["shop.example.com"]
+    certificates = ApiServerClient().list_objects("cert-manager.io/v1", "Certificate", namespace)
+    assert [c["spec"]["dnsNames"] for c in certificates] == [["shop.example.com"]]
+    other, _ = _door(namespace)
+    assert other.claim("blog.example.com", "another", namespace, "uid-another")
+
+    # A refused change keeps what production serves, and its claim.
+    refused = Publish(revision=9, hostnames=["new.example.com"])
+    plan = _publish(door, app, namespace, revision=9, hostnames=refused.hostnames)
+    assert plan.condition.reason == "RevisionNotFound"
+    kube.writes.clear()
+    assert door.settle_claims(name, namespace, refused, applied=False) == 0
+    assert kube.writes == []
+    assert _claimed(namespace)["shop.example.com"] == me
+
+    # Publish removed: the route, Service, Deployment, ListenerSet and Certificates go, then
+    # every claim but the preview's.
+    client = ApiServerClient()
+    assert client.get(
+        "cert-manager.io/v1", "Certificate", secret_name("todo", "shop.example.com"), namespace
+    )
+    assert door.unpublish(name, namespace) == 5
+    for api_version, kind in (
+        ("gateway.networking.k8s.io/v1", "HTTPRoute"),
+        ("v1", "Service"),
+        ("apps/v1", "Deployment"),
+        ("gateway.networking.k8s.io/v1", "ListenerSet"),
+    ):
+        assert client.get(api_version, kind, "todo-published", namespace) is None, kind
+    assert client.list_objects("cert-manager.io/v1", "Certificate", namespace) == []
+    assert door.settle_claims(name, namespace, None, applied=False) == 1
+    assert _claimed(namespace) == {preview: me, "blog.example.com": (namespace, "another")}
+    # Converged: nothing more to delete or release.
+    kube.writes.clear()
+    assert door.unpublish(name, namespace) == 0
+    assert door.settle_claims(name, namespace, None, applied=False) == 0
+    # The leader's Lease lives in the platform namespace; no claim is ever written there.
+    assert client.list_objects("coordination.k8s.io/v1", "Lease", namespace) == []

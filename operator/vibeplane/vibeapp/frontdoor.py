@@ -1,10 +1,12 @@
 """The front door's side effects for one VibeApp: claim its host, apply its HTTPRoute and the
-workspace's ReferenceGrant, release its claims when it goes. The decisions are in
-`vibeplane.vibeapp.decide.routes`, the objects in `vibeplane.vibeapp.routes`."""
+workspace's ReferenceGrant, publish and unpublish, release the claims of hosts it no longer
+uses (a hostname dropped from spec.publish, the app deleted). The decisions are in
+`vibeplane.vibeapp.decide.routes` and `.publish`, the objects in `vibeplane.vibeapp.routes` and
+`.publish`. Claims live in settings.claims_namespace (never beside the leader's Lease)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -17,7 +19,7 @@ from vibeplane.settings import LABEL_MANAGED_BY, MANAGER_NAME, OperatorSettings
 from vibeplane.vibeapp import desired, publish, routes
 from vibeplane.vibeapp.decide import publish as decide_publish
 from vibeplane.vibeapp.decide import routes as decide_routes
-from vibeplane.wellknown import LABEL_COMPONENT
+from vibeplane.wellknown import LABEL_APP, LABEL_COMPONENT
 
 CLAIM_LABELS = {LABEL_COMPONENT: routes.COMPONENT_CLAIM, LABEL_MANAGED_BY: MANAGER_NAME}
 ROUTE_KINDS = (
@@ -161,6 +163,15 @@ class FrontDoor:
         for manifest in objects:
             if self.kube.apply(manifest, self.manager, lookup=True) is not None:
                 WRITES.labels("VibeApp", manifest["kind"]).inc()
+        if self.settings.publish_tls == "certificate":
+            # Hostnames dropped from the spec: their certificates go (and the ListenerSet
+            # when no custom hostname is left).
+            wanted = {m["metadata"]["name"] for m in objects if m["kind"] == "Certificate"}
+            self._prune_certificates(app, namespace, wanted)
+            if not certificates:
+                self._delete(
+                    publish.LISTENERSET_API, "ListenerSet", publish.published_name(app), namespace
+                )
         return plan
 
     def _gateway(self) -> Mapping[str, Any] | None:
@@ -170,35 +181,99 @@ class FrontDoor:
 
     def claim(self, host: str, app: str, namespace: str, uid: str) -> bool:
         """Create the claim of `host` if absent; whether this app holds it now."""
-        body = routes.hostname_claim(host, self.settings.platform_namespace, app, namespace, uid)
+        body = routes.hostname_claim(host, self.settings.claims_namespace, app, namespace, uid)
         created = self.kube.create(body)
         if created is not None:
             created.setdefault("kind", "Lease")
             self.cache.remember(created)
             WRITES.labels("VibeApp", "Lease").inc()
             return True
-        live = self.kube.get(
-            "coordination.k8s.io/v1", "Lease", host, self.settings.platform_namespace
-        )
+        live = self.kube.get("coordination.k8s.io/v1", "Lease", host, self.claims_namespace)
         if live is not None:
             live.setdefault("kind", "Lease")
             self.cache.remember(live)
         return routes.claim_holder(live) == (namespace, app)
 
-    def release(self, app: str, namespace: str) -> int:
-        """Delete every claim this app holds (it is being deleted); how many."""
+    def release(self, app: str, namespace: str, keep: Collection[str] = ()) -> int:
+        """Delete the claims this app holds on hosts outside `keep` (all of them: it is being
+        deleted); how many. Claims are not owned by their app (they live in the claims
+        namespace), so nothing else frees them."""
         if not self.enabled:
             return 0
         released = 0
-        for claim in self.cache.items("Lease", self.settings.platform_namespace):
-            if routes.claim_holder(claim) == (namespace, app):
-                name = claim["metadata"]["name"]
-                self.kube.delete(
-                    "coordination.k8s.io/v1", "Lease", name, claim["metadata"]["namespace"]
-                )
-                self.cache.forget("Lease", name, self.settings.platform_namespace)
+        for claim in self.cache.items("Lease", self.settings.claims_namespace):
+            name = claim["metadata"]["name"]
+            if routes.claim_holder(claim) == (namespace, app) and name not in keep:
+                self.kube.delete("coordination.k8s.io/v1", "Lease", name, self.claims_namespace)
+                self.cache.forget("Lease", name, self.claims_namespace)
+                WRITES.labels("VibeApp", "Lease").inc()
                 released += 1
         return released
 
+    def settle_claims(
+        self, app: str, namespace: str, publishing: api.Publish | None, applied: bool
+    ) -> int:
+        """Release the claims of hosts this app no longer uses: neither one of its preview
+        hosts nor a hostname of spec.publish, nor (while a changed spec.publish is refused and
+        production serves on) a hostname of its live public route. Nothing is read unless a
+        claim is on the way out; how many were released."""
+        if not self.enabled:
+            return 0
+        keep = set(routes.preview_hosts(app, namespace, self.settings.preview_domain))
+        if publishing is not None:
+            keep.update(publishing.hostnames)
+        held = {
+            claim["metadata"]["name"]
+            for claim in self.cache.items("Lease", self.claims_namespace)
+            if routes.claim_holder(claim) == (namespace, app)
+        }
+        if not held - keep:
+            return 0
+        if publishing is not None and not applied:
+            keep.update(self.live_published_hosts(app, namespace))
+        return self.release(app, namespace, keep) if held - keep else 0
+
+    def live_published_hosts(self, app: str, namespace: str) -> list[str]:
+        route = self.kube.get(
+            routes.HTTPROUTE_API, "HTTPRoute", publish.published_name(app), namespace
+        )
+        return list(((route or {}).get("spec") or {}).get("hostnames") or [])
+
+    def unpublish(self, app: str, namespace: str) -> int:
+        """Delete what publishing made (public route first, so the Gateway stops sending
+        before the pods go); how many objects were deleted. Certificates and the ListenerSet
+        exist only in publish_tls certificate mode (their kinds may not be served otherwise)."""
+        name = publish.published_name(app)
+        targets = [
+            (routes.HTTPROUTE_API, "HTTPRoute", name),
+            ("v1", "Service", name),
+            ("apps/v1", "Deployment", name),
+        ]
+        if self.settings.publish_tls == "certificate":
+            targets.append((publish.LISTENERSET_API, "ListenerSet", name))
+        deleted = sum(self._delete(*target, namespace) for target in targets)
+        if self.settings.publish_tls == "certificate":
+            deleted += self._prune_certificates(app, namespace, set())
+        return deleted
+
+    def _prune_certificates(self, app: str, namespace: str, keep: Collection[str]) -> int:
+        """Delete the app's Certificates not named in `keep`; how many."""
+        selector = f"{LABEL_APP}={app},{LABEL_COMPONENT}={publish.COMPONENT_CERTIFICATE}"
+        live = self.kube.list_objects(publish.CERT_MANAGER_API, "Certificate", namespace, selector)
+        names = [c["metadata"]["name"] for c in live if c["metadata"]["name"] not in keep]
+        return sum(
+            self._delete(publish.CERT_MANAGER_API, "Certificate", name, namespace) for name in names
+        )
+
+    def _delete(self, api_version: str, kind: str, name: str, namespace: str) -> bool:
+        deleted = self.kube.delete(api_version, kind, name, namespace)
+        if deleted:
+            WRITES.labels("VibeApp", kind).inc()
+        return deleted
+
+    @property
+    def claims_namespace(self) -> str:
+        return self.settings.claims_namespace
+
     def _claim(self, host: str) -> Mapping[str, Any] | None:
-        return self.cache.lookup("Lease", host, self.settings.platform_namespace)
+        return self.cache.lookup("Lease", host, self.settings.claims_namespace)

@@ -64,6 +64,7 @@ from vibeplane.vibeapp.decide import (
     WorkspaceView,
 )
 from vibeplane.vibeapp.decide.publish import BUNDLE_URL_SECONDS as PUBLISHED_BUNDLE_SECONDS
+from vibeplane.vibeapp.decide.publish import plan_unpublish
 from vibeplane.vibeapp.delivery import DeliveryKey, Order, signed
 from vibeplane.vibeapp.frontdoor import FrontDoor
 from vibeplane.vibeapp.generate import Generator, Job, ModelTarget
@@ -261,6 +262,16 @@ class VibeAppReconciler:
             fields["publishedRevision"] = published.published_revision
             conditions.append(published.condition)
             waits.append(published.requeue_after or LONGEST_WAIT)
+            self.frontdoor.settle_claims(
+                inp.name, inp.namespace, inp.spec.publish, applied=bool(published.revision)
+            )
+        elif inp.workspace is not None and (unpublish := plan_unpublish(inp.status)) is not None:
+            if unpublish.remove:
+                self.frontdoor.unpublish(inp.name, inp.namespace)
+                fields["publishedURL"] = None
+                fields["publishedRevision"] = None
+            conditions.append(unpublish.condition)
+            self.frontdoor.settle_claims(inp.name, inp.namespace, None, applied=False)
         return Outcome(conditions, fields, requeue_after=min(waits))
 
     def _gather(self, context: Context) -> AppInput:
@@ -493,7 +504,7 @@ class VibeAppReconciler:
             )
         if plan.remove_finalizer:
             # Its hosts are free for others once it is gone (claims are not owned: they live
-            # in the platform namespace).
+            # in the claims namespace).
             self.frontdoor.release(inp.name, inp.namespace)
             kept = [f for f in inp.finalizers if f != FINALIZER]
             self.kube.patch_metadata(api.INFO, inp.name, inp.namespace, {"finalizers": kept})

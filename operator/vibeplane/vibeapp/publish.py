@@ -27,6 +27,8 @@ from vibeplane.wellknown import (
 
 Manifest = dict[str, Any]
 COMPONENT = "published"
+COMPONENT_CERTIFICATE = "certificate"
+COMPONENT_LISTENERS = "listeners"
 CERT_MANAGER_API = "cert-manager.io/v1"
 LISTENERSET_API = f"{routes.GATEWAY_GROUP}/v1"
 HTTPS_PORT = 443
@@ -142,7 +144,7 @@ def certificate(
         "metadata": {
             "name": name,
             "namespace": namespace,
-            "labels": labels(app, "certificate"),
+            "labels": labels(app, COMPONENT_CERTIFICATE),
             "ownerReferences": [dict(owner_reference("VibeApp", app, uid))],
         },
         "spec": {
@@ -181,7 +183,7 @@ def listener_set(
         "metadata": {
             "name": published_name(app),
             "namespace": namespace,
-            "labels": labels(app, "listeners"),
+            "labels": labels(app, COMPONENT_LISTENERS),
             "ownerReferences": [dict(owner_reference("VibeApp", app, uid))],
         },
         "spec": {

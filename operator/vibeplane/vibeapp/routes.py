@@ -5,12 +5,14 @@ Hostname rule for previews (documented in the chart's README, "Front door"):
 - The readable form is `<app>-<namespace>.<domain>` when `<app>-<namespace>` is one DNS label
   (at most 63 characters; app names with dots do not fit).
 - Two apps can spell the same readable label (app `a-b` in `c`, app `a` in `b-c`), so every
-  host the operator routes is *claimed* first: a Lease named by the host in the platform
-  namespace, its holder the app, created only if absent (the API server makes the first claim
+  host the operator routes is *claimed* first: a Lease named by the host in the claims
+  namespace (settings.claims_namespace, not the platform namespace: the leader's Lease is
+  there), its holder the app, created only if absent (the API server makes the first claim
   win). An app whose readable host another app holds, or whose readable form does not fit,
   gets the hashed form `<first 52 characters of app-namespace, trimmed of dashes>-<10 base32
   characters of sha256(namespace/app)>.<domain>`, claimed the same way.
-- A claim is never taken over; it is released when its app is deleted.
+- A claim is never taken over; it is released when its app is deleted, and a published
+  hostname's when spec.publish drops it (or publish goes) and production no longer serves it.
 
 Nothing here talks to the API server (the no-client contract covers vibeapp.routes).
 """
@@ -197,17 +199,17 @@ def reference_grant(
 
 
 def hostname_claim(
-    host: str, platform_namespace: str, app: str, namespace: str, uid: str
+    host: str, claims_namespace: str, app: str, namespace: str, uid: str
 ) -> Manifest:
-    """The durable claim of `host` by one app: a Lease named by the host in the platform
+    """The durable claim of `host` by one app: a Lease named by the host in the claims
     namespace whose holder is the app, created only if absent (the first claim holds; it has
-    no duration: it is held until its app is deleted)."""
+    no duration: it is held until its app stops using the host or is deleted)."""
     return {
         "apiVersion": "coordination.k8s.io/v1",
         "kind": "Lease",
         "metadata": {
             "name": host,
-            "namespace": platform_namespace,
+            "namespace": claims_namespace,
             "labels": {LABEL_COMPONENT: COMPONENT_CLAIM, LABEL_MANAGED_BY: MANAGER_NAME},
             "annotations": {ANNOTATION_CLAIM_UID: uid},
         },

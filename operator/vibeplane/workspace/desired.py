@@ -66,6 +66,7 @@ def reserved_namespace(name: str, settings: OperatorSettings) -> str | None:
     if name in SYSTEM_NAMESPACES or name in (
         settings.platform_namespace,
         settings.gateway_namespace,
+        settings.claims_namespace,
     ):
         return f"namespace {name} is reserved for the cluster or the platform"
     return None
@@ -262,7 +263,13 @@ def limit_range(workspace: str, uid: str, spec: WorkspaceSpec) -> Manifest:
 
 # ---- network -------------------------------------------------------------------------------
 
-PREVIEW_SELECTOR = {LABEL_COMPONENT: "preview"}
+SANDBOX_SELECTOR: Manifest = {
+    "matchExpressions": [
+        {"key": LABEL_COMPONENT, "operator": "In", "values": ["preview", "published"]}
+    ]
+}
+"""The pods running generated apps: previews and published apps (vibeplane.vibeapp.publish),
+both reached through the gateway and both fetching their bundle from the object store."""
 # Internet egress means the internet: never the cluster's own ranges or cloud metadata.
 PRIVATE_RANGES = [
     "10.0.0.0/8",
@@ -335,7 +342,7 @@ def network_policies(
             uid,
             spec,
             {
-                "podSelector": {"matchLabels": PREVIEW_SELECTOR},
+                "podSelector": SANDBOX_SELECTOR,
                 "policyTypes": ["Ingress"],
                 "ingress": [
                     {
@@ -345,7 +352,9 @@ def network_policies(
                                     "matchLabels": {namespace_of: gateway_namespace}
                                 }
                             },
-                            # The operator asks previews when they last served someone.
+                            # The front service (authentication, wake on visit) proxies
+                            # to previews; the operator asks them when they last served
+                            # someone and delivers revisions.
                             {
                                 "namespaceSelector": {
                                     "matchLabels": {namespace_of: platform_namespace}
@@ -363,7 +372,7 @@ def network_policies(
             uid,
             spec,
             {
-                "podSelector": {"matchLabels": PREVIEW_SELECTOR},
+                "podSelector": SANDBOX_SELECTOR,
                 "policyTypes": ["Egress"],
                 "egress": [
                     {

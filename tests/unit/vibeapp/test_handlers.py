@@ -291,3 +291,69 @@ def test_a_retained_workspace_keeps_the_artifacts_of_a_deleted_app() -> None:
     assert harness.store.deleted == []
     assert harness.ledgers.released == []
     assert harness.kube.metadata_patches == [("app", NAMESPACE, {"finalizers": []})]
+
+
+def _as_status(outcome: Outcome) -> dict[str, Any]:
+    """What the controller stores from an outcome (fields set to None are removed)."""
+    conditions = [
+        {"type": c.type, "status": c.status, "reason": c.reason, "message": c.message}
+        for c in outcome.conditions
+    ]
+    fields = {k: v for k, v in outcome.fields.items() if v is not None}
+    return {**fields, "conditions": conditions}
+
+
+def test_hostnames_dropped_and_publish_removed_free_claims_and_objects() -> None:
+    harness = Harness(
+        gateway_name="vibeplane",
+        preview_domain="apps.test",
+        preview_activity_poll=False,
+        custom_domain_suffixes=("example.com",),
+    )
+    harness.kube.add(
+        {"kind": "Gateway", "metadata": {"name": "vibeplane", "namespace": "vibeplane-gateway"}}
+    )
+    claims = "vibeplane-hostnames"
+    harness.reconciler.frontdoor.watch()  # as setup() does: claims are known from the cache
+    harness.reconciler.cache.prime()
+
+    def claimed() -> set[str]:
+        return {body["metadata"]["name"] for body in harness.kube.list_objects("", "Lease", claims)}
+
+    status: dict[str, Any] = {"revisions": [{**revision(1), "validation": "Passed"}]}
+    hosts = ["shop.example.com", "blog.example.com"]
+    spec: dict[str, Any] = {"prompts": ["x"], "publish": {"revision": 1, "hostnames": hosts}}
+    status = _as_status(harness.reconcile(spec, status))
+    preview = f"app-{NAMESPACE}.apps.test"
+    assert claimed() == {preview, *hosts}
+    assert ("Deployment", NAMESPACE, "app-published") in harness.kube.objects
+    assert harness.kube.deleted == []
+
+    # blog.example.com leaves the spec: its claim goes, nothing else.
+    spec["publish"]["hostnames"] = ["shop.example.com"]
+    status = _as_status(harness.reconcile(spec, status))
+    assert claimed() == {preview, "shop.example.com"}
+    assert harness.kube.deleted == [("Lease", claims, "blog.example.com")]
+    route = harness.kube.objects[("HTTPRoute", NAMESPACE, "app-published")]
+    assert route["spec"]["hostnames"] == ["shop.example.com"]
+
+    # Publish removed: the published objects go, then the claim; status forgets production.
+    harness.kube.deleted.clear()
+    del spec["publish"]
+    outcome = harness.reconcile(spec, status)
+    assert set(harness.kube.deleted) == {
+        ("HTTPRoute", NAMESPACE, "app-published"),
+        ("Service", NAMESPACE, "app-published"),
+        ("Deployment", NAMESPACE, "app-published"),
+        ("Lease", claims, "shop.example.com"),
+    }
+    assert claimed() == {preview}
+    assert outcome.fields["publishedURL"] is None
+    assert outcome.fields["publishedRevision"] is None
+    published = next(c for c in outcome.conditions if c.type == "Published")
+    assert (published.status, published.reason) == ("False", "NotPublished")
+
+    # Converged: nothing is deleted again.
+    harness.kube.deleted.clear()
+    harness.reconcile(spec, _as_status(outcome))
+    assert harness.kube.deleted == []

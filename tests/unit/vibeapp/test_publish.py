@@ -154,3 +154,38 @@ def test_certificate_mode_makes_custom_hosts_https() -> None:
     )
     plan = decide.plan_publish(_inp(settings=settings))
     assert plan.url == "https://shop.example.com/"
+
+
+def _published_status(reason: str, **fields: Any) -> dict[str, Any]:
+    condition = {"type": "Published", "status": "False", "reason": reason, "message": ""}
+    return {"conditions": [condition], **fields}
+
+
+def test_an_app_that_never_published_gets_no_published_condition() -> None:
+    assert decide.plan_unpublish({}) is None
+    assert decide.plan_unpublish({"conditions": [{"type": "Ready", "status": "True"}]}) is None
+
+
+@pytest.mark.parametrize(
+    "status",
+    [
+        _published_status("Published", publishedURL="http://shop.apps.test/", publishedRevision=1),
+        _published_status("RollingOut"),
+        # Refused from the start: nothing was applied, but the claims it made must go.
+        _published_status("HostnameTaken"),
+        # Left behind by a write that lost its condition.
+        {"publishedRevision": 2},
+    ],
+)
+def test_dropping_publish_removes_what_status_says_was_published(status: dict[str, Any]) -> None:
+    plan = decide.plan_unpublish(status)
+    assert plan is not None
+    assert plan.remove
+    assert (plan.condition.status, plan.condition.reason) == ("False", "NotPublished")
+
+
+def test_once_unpublished_nothing_more_is_removed() -> None:
+    plan = decide.plan_unpublish(_published_status("NotPublished"))
+    assert plan is not None
+    assert not plan.remove
+    assert plan.condition.reason == "NotPublished"

@@ -129,6 +129,8 @@ def test_namespace_conflicts() -> None:
     settings = OperatorSettings()
     assert desired.reserved_namespace("kube-system", settings)
     assert desired.reserved_namespace(settings.platform_namespace, settings)
+    # Hostname claims: a tenant owning that namespace could take any host over.
+    assert desired.reserved_namespace(settings.claims_namespace, settings)
     assert desired.reserved_namespace("ws-a", settings) is None
 
 
@@ -197,9 +199,23 @@ def test_previews_may_be_reached_from_and_reach_only_what_the_platform_names() -
     assert gateway is not None
     sources = gateway["spec"]["ingress"][0]["from"]
     assert {"ipBlock": {"cidr": "10.250.0.1/32"}} in sources
+    # The gateway, and the front service beside the operator in the platform namespace.
+    for source in ("vibeplane-gateway", "vibeplane-system"):
+        selector = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": source}}}
+        assert selector in sources
+    # Previews and published apps alike (both reached through the gateway), nothing else.
+    assert gateway["spec"]["podSelector"] == {
+        "matchExpressions": [
+            {
+                "key": "app.kubernetes.io/component",
+                "operator": "In",
+                "values": ["preview", "published"],
+            }
+        ]
+    }
     store = policies["vibeplane-allow-object-store"]
     assert store is not None
-    assert store["spec"]["podSelector"] == {"matchLabels": desired.PREVIEW_SELECTOR}
+    assert store["spec"]["podSelector"] == desired.SANDBOX_SELECTOR
     assert store["spec"]["egress"] == [
         {
             "to": [{"ipBlock": {"cidr": "10.250.0.1/32"}}],

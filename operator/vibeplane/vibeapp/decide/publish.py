@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from vibeplane.api import vibeapp as api
-from vibeplane.kube.conditions import ConditionSpec
+from vibeplane.kube.conditions import ConditionSpec, find
 from vibeplane.settings import OperatorSettings
 from vibeplane.timestamps import parse_time
 from vibeplane.vibeapp import routes
@@ -20,6 +20,7 @@ from vibeplane.vibeapp.publish import ANNOTATION_BUNDLE_URL_EXPIRES, ANNOTATION_
 from vibeplane.wellknown import ENV_BUNDLE_SHA256, ENV_BUNDLE_URL
 
 PUBLISHED = "Published"
+NOT_PUBLISHED = "NotPublished"
 ROLLOUT_RECHECK = 5.0
 BUNDLE_URL_SECONDS = 7 * 24 * 3600
 """Published pods fetch their bundle when they start (a restart, a reschedule), so their
@@ -186,3 +187,23 @@ def reusable_bundle_url(
     ):
         return expires, str(env[ENV_BUNDLE_URL])
     return None
+
+
+@dataclass(frozen=True)
+class UnpublishPlan:
+    condition: ConditionSpec
+    remove: bool
+    """Delete the published objects (and clear status.publishedURL/publishedRevision): status
+    says something was published, or tried to be, since the last unpublish."""
+
+
+def plan_unpublish(status: Mapping[str, Any]) -> UnpublishPlan | None:
+    """spec.publish is unset: what status says decides whether anything was published and must
+    go. None: nothing ever was (no Published condition is added to apps that never publish)."""
+    condition = find(status.get("conditions"), PUBLISHED)
+    leftovers = bool(status.get("publishedURL") or status.get("publishedRevision"))
+    if condition is None and not leftovers:
+        return None
+    message = "spec.publish is not set: nothing is published"
+    remove = leftovers or condition is None or condition.get("reason") != NOT_PUBLISHED
+    return UnpublishPlan(ConditionSpec(PUBLISHED, "False", NOT_PUBLISHED, message), remove)
