@@ -61,6 +61,7 @@ COMPONENTS = {
         f"s3.credentials.secretAccessKey={SECRET_KEY}",
     ],
     "s3ExistingSecret": ["s3.credentials.existingSecret=my-s3", "s3.endpoint=http://minio:9000"],
+    "frontDoor": ["frontDoor.enabled=true", "gateway.name=vibeplane", "preview.domain=apps.test"],
 }
 # Every component at once (credentials from values, not also an existing Secret).
 ALL_COMPONENTS = [

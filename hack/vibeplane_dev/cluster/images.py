@@ -486,3 +486,17 @@ def binary_image(cache: Path, binary: Path, reference: str, args: list[str] | No
         config = ImageConfig(entrypoint=[f"/{binary.name}", *(args or [])], user="65532:65532")
         write_docker_archive(target, reference, [layer], config)
     return target
+
+
+FRONTDOOR_REPOSITORY = "vibeplane.local/frontdoor"
+
+
+def frontdoor_image(cache: Path, root: Path) -> tuple[Path, str]:
+    """The front service's image from runtime/frontdoor/Dockerfile (the file users build with
+    `docker build -t vibeplane-frontdoor runtime/frontdoor`), cached on its inputs; (docker
+    archive, reference). The chart runs it with frontDoor.enabled=true and frontDoor.image
+    set to the reference (imagePullPolicy Never on the local node)."""
+    frontdoor = root / "runtime" / "frontdoor"
+    return dockerfile_image(
+        cache, frontdoor / "Dockerfile", frontdoor, FRONTDOOR_REPOSITORY, PYTHON_BASE_PACKAGES
+    )
