@@ -609,6 +609,7 @@ REQUIRED = [
     ("create", "serviceaccounts", "ws-any"),
     ("create", "events", "default"),
     ("patch", "inferenceservices.serving.kserve.io", "ws-any"),
+    ("get", "llminferenceserviceconfigs.serving.kserve.io", "kserve"),
     ("watch", "customresourcedefinitions.apiextensions.k8s.io", ""),
 ]
 # What it must not be able to do.
@@ -627,6 +628,7 @@ FORBIDDEN = [
     ("delete", "vibeapps.vibeplane.io", "ws-any"),
     ("patch", "workspaces.vibeplane.io", ""),
     ("delete", "customresourcedefinitions.apiextensions.k8s.io", ""),
+    ("create", "llminferenceserviceconfigs.serving.kserve.io", "kserve"),
 ]
 
 

@@ -37,10 +37,13 @@ def test_kserve_inference_service_crd_is_installed(kubectl: Kubectl) -> None:
     assert "v1beta1" in versions
 
 
-def test_kserve_llm_inference_service_crd_is_installed(kubectl: Kubectl) -> None:
-    """KServe v0.20.0's LLM path: LLMInferenceService, v1alpha2 the storage version. Its presets
-    (LLMInferenceServiceConfig) are not installed: the operator emits none (README)."""
-    crd = "llminferenceservices.serving.kserve.io"
+@pytest.mark.parametrize(
+    "crd",
+    ["llminferenceservices.serving.kserve.io", "llminferenceserviceconfigs.serving.kserve.io"],
+)
+def test_kserve_llm_crds_are_installed(kubectl: Kubectl, crd: str) -> None:
+    """KServe v0.20.0's LLM path (config/crd/full/llmisvc/): LLMInferenceService and its presets,
+    LLMInferenceServiceConfig, v1alpha2 the storage version."""
     result = kubectl("get", "crd", crd, "-o", "json")
     assert result.returncode == 0, result.stderr
     versions = {v["name"]: v["storage"] for v in json.loads(result.stdout)["spec"]["versions"]}
@@ -170,7 +173,15 @@ BAD_INPUTS: list[tuple[str, str, dict[str, Any], str]] = [
     (
         "scale to zero in RawDeployment",
         "modeldeployments",
-        _md({"kserve": {"minReplicas": 0, "deploymentMode": "RawDeployment"}}),
+        _md(
+            {
+                "kserve": {
+                    "engine": "modelserver",
+                    "minReplicas": 0,
+                    "deploymentMode": "RawDeployment",
+                }
+            }
+        ),
         "minReplicas 0 (scale to zero) needs deploymentMode Serverless",
     ),
     (

@@ -23,6 +23,8 @@ from tests.unit.modeldeployment.support import (
     SERVERLESS_ZERO,
     UID,
     VLLM_ADAPTERS,
+    VLLM_AUTOSCALED,
+    VLLM_AUTOSCALED_HPA,
 )
 from tests.unit.modeltraining.support import ADAPTER_URI, DATASET_URI, LORA_SFT
 from tests.unit.modeltraining.support import UID as TRAINING_UID
@@ -46,6 +48,12 @@ BUILDERS: dict[str, Builder] = {
     ),
     "LLMInferenceService vLLM with adapters": lambda ns: llmisvc.llm_inference_service(
         "base1", ns, UID, VLLM_ADAPTERS, SETTINGS
+    ),
+    "LLMInferenceService autoscaled (WVA through KEDA)": lambda ns: llmisvc.llm_inference_service(
+        "base1", ns, UID, VLLM_AUTOSCALED, SETTINGS
+    ),
+    "LLMInferenceService autoscaled (WVA through HPA), with a preset": lambda ns: (
+        llmisvc.llm_inference_service("base1", ns, UID, VLLM_AUTOSCALED_HPA, SETTINGS)
     ),
     "LLMInferenceService with the router": lambda ns: llmisvc.llm_inference_service(
         "base1", ns, UID, VLLM_ADAPTERS, desired.ServingSettings(llm_router=True)
@@ -126,3 +134,24 @@ def _leaves(node: Any, path: str = "") -> set[str]:
             else {path}
         )
     return {f"{path}={node!r}"}
+
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+@pytest.mark.parametrize(
+    "example",
+    ["modeldeployment-kserve.yaml.example", "llminferenceserviceconfig-vllm.yaml.example"],
+)
+def test_the_real_crds_accept_the_examples(
+    kubectl: Kubectl, namespace: str, tmp_path: Path, example: str
+) -> None:
+    """The vLLM ModelDeployment and the platform preset it names, as the README shows them."""
+    manifest = yaml.safe_load((EXAMPLES / example).read_text())
+    manifest["metadata"]["namespace"] = namespace
+    path = tmp_path / "object.yaml"
+    path.write_text(yaml.safe_dump(manifest))
+    result = kubectl("apply", "--server-side", "--dry-run=server", "-o", "yaml", "-f", str(path))
+    assert result.returncode == 0, result.stderr
+    stored = yaml.safe_load(result.stdout)
+    assert _leaves(manifest["spec"]) <= _leaves(stored["spec"]), example

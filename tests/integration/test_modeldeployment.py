@@ -190,6 +190,7 @@ RAW_GPU = {
     "model": {"name": "base1", "format": "huggingface", "storageUri": "s3://models/base1/v1"},
     "serving": {
         "kserve": {
+            "engine": "modelserver",
             "deploymentMode": "RawDeployment",
             "gpu": {"count": 2, "product": "NVIDIA-H100-80GB-HBM3"},
             "resources": {"requests": {"cpu": "4", "memory": "32Gi"}},
@@ -232,6 +233,71 @@ def test_the_inference_service_is_stored_with_gpus(models: Models, audit: AuditL
     md = models.wait("base1", _ready_is("Unknown", "InferenceServicePending"), "pending")
     assert md["status"]["servingMode"] == "kserve"
     assert md["status"]["replicas"] == 0
+    # Converged: resyncs (every 3 s) write nothing more.
+    mark = audit.mark()
+    time.sleep(7)
+    writes = audit.writes(mark, OPERATOR_USER, models.namespace)
+    assert writes == [], [(w["verb"], w["objectRef"]) for w in writes]
+
+
+def test_a_kserve_model_is_served_by_vllm_by_default_with_its_adapters_and_autoscaling(
+    models: Models, audit: AuditLog
+) -> None:
+    models.create(
+        "base1",
+        {
+            "model": {"name": "base1", "storageUri": "s3://models/base1/v1"},
+            "serving": {"kserve": {"gpu": {"count": 1}, "minReplicas": 1, "maxReplicas": 3}},
+            "adapters": [{"name": "acme", "uri": "s3://models/adapters/acme"}],
+            "pricing": {"gpuHour": "2.50"},
+        },
+    )
+
+    def llmisvc() -> dict[str, Any] | None:
+        return or_none(
+            models.custom.get_namespaced_custom_object,
+            KSERVE,
+            "v1alpha2",
+            models.namespace,
+            "llminferenceservices",
+            "base1",
+        )
+
+    live = wait_for(llmisvc, timeout=30, what="the LLMInferenceService")
+    assert models.isvc("base1") is None  # no InferenceService on the vLLM path
+    spec = live["spec"]
+    assert spec["model"]["lora"]["adapters"] == [
+        {"name": "acme", "uri": "s3://models/adapters/acme"}
+    ]
+    (main,) = spec["template"]["containers"]
+    assert {"name": "VLLM_ADDITIONAL_ARGS", "value": "--enable-prefix-caching"} in main["env"]
+    assert "replicas" not in spec
+    assert spec["scaling"]["minReplicas"] == 1
+    assert spec["scaling"]["maxReplicas"] == 3
+    assert spec["scaling"]["wva"]["keda"] == {}
+    assert spec["scaling"]["wva"]["variantCost"] == "2.5"
+    # KServe's controller (played here) reports the service ready at its address.
+    models.custom.patch_namespaced_custom_object_status(
+        KSERVE,
+        "v1alpha2",
+        models.namespace,
+        "llminferenceservices",
+        "base1",
+        {
+            "status": {
+                "observedGeneration": live["metadata"]["generation"],
+                "address": {"url": "http://base1-kserve-workload-svc.ns.svc.cluster.local"},
+                "conditions": [
+                    {"type": t, "status": "True", "lastTransitionTime": "2026-12-03T00:00:00Z"}
+                    for t in ("Ready", "WorkloadsReady")
+                ],
+            }
+        },
+        _content_type=MERGE,
+    )
+    md = models.wait("base1", _ready_is("True"), "Ready")
+    assert md["status"]["url"] == "http://base1-kserve-workload-svc.ns.svc.cluster.local/v1"
+    assert md["status"]["adapters"] == ["acme"]
     # Converged: resyncs (every 3 s) write nothing more.
     mark = audit.mark()
     time.sleep(7)
@@ -319,6 +385,7 @@ def test_canary_rollout_promotion_and_rollback(models: Models) -> None:
             "model": {"name": "m", "storageUri": stable},
             "serving": {
                 "kserve": {
+                    "engine": "modelserver",
                     "deploymentMode": "Serverless",
                     "minReplicas": 0,
                     "maxReplicas": 2,
@@ -595,14 +662,17 @@ def test_a_failing_endpoint_is_retried_with_backoff(models: Models, flaky_provid
             "baseURL must be an http(s) URL",
         ),
         (
-            {**RAW_GPU, "serving": {"kserve": {"minReplicas": 0}}},
+            {**RAW_GPU, "serving": {"kserve": {"engine": "modelserver", "minReplicas": 0}}},
             "minReplicas 0 (scale to zero) needs deploymentMode Serverless",
         ),
         (
             {
                 **RAW_GPU,
                 "serving": {
-                    "kserve": {"canary": {"storageUri": "s3://models/m/v2", "trafficPercent": 5}}
+                    "kserve": {
+                        "engine": "modelserver",
+                        "canary": {"storageUri": "s3://models/m/v2", "trafficPercent": 5},
+                    }
                 },
             },
             "canary needs deploymentMode Serverless",

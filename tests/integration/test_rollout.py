@@ -229,14 +229,14 @@ def _events(api: ApiClient, namespace: str) -> list[tuple[str, str]]:
     return [(event.reason, event.message) for event in listed.items]
 
 
-def _own_model(api: ApiClient, namespace: str, url: str) -> None:
+def _own_model(api: ApiClient, namespace: str, serving: dict[str, Any]) -> None:
     create_object(
         api,
         "ModelDeployment",
         "own",
         {
-            "model": {"name": "own"},
-            "serving": {"external": {"baseURL": url, "model": "own"}},
+            "model": {"name": "own", "storageUri": "s3://models/own"},
+            "serving": serving,
             "pricing": {"inputPerMillion": "1", "outputPerMillion": "2"},
             "rollout": {"canaryPercent": 50, "minSamples": 10},
         },
@@ -279,7 +279,6 @@ def test_the_rule_decides_on_counted_outcomes_and_the_counts_go_with_the_model(
     api: ApiClient, s3: S3, operator: OperatorProcess, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("AWS_ENDPOINT_URL", s3.server.endpoint)  # the trainer's upload
-    stub = StubModel(lambda _: GOOD)
     ws = _workspace(api)
     workspace, namespace = ws["metadata"]["name"], ws["status"]["namespace"]
     kube = ApiServerClient()
@@ -295,7 +294,8 @@ def test_the_rule_decides_on_counted_outcomes_and_the_counts_go_with_the_model(
 
     store = OutcomeStore(kube, platform, uid_of, namespace_uid=namespace_uid)
     try:
-        _own_model(api, namespace, stub.url)
+        # The platform's own model: vLLM through KServe (the default engine).
+        _own_model(api, namespace, {"kserve": {"minReplicas": 1, "maxReplicas": 1}})
         # A finished run's adapter is served and is the candidate, by itself; it fails half
         # its apps against a base model that passes all of them: rolled back by the rule.
         _train(api, s3, workspace, namespace, "gen-1")
@@ -304,6 +304,19 @@ def test_the_rule_decides_on_counted_outcomes_and_the_counts_go_with_the_model(
             timeout=30,
             what="gen-1 the candidate",
         )
+        # Trained, uploaded to MinIO, and served as a LoRA adapter of the base model by vLLM.
+        run = _custom(api).get_namespaced_custom_object(
+            GROUP, VERSION, namespace, "modeltrainings", "run-gen-1"
+        )
+        adapter_uri = run["status"]["adapterUri"]
+        if RECORDED_ADAPTER.is_dir():
+            assert s3.store.get(adapter_uri.split("/", 3)[3] + "adapter_config.json")
+        served = _custom(api).get_namespaced_custom_object(
+            "serving.kserve.io", "v1alpha2", namespace, "llminferenceservices", "own"
+        )
+        assert served["spec"]["model"]["lora"]["adapters"] == [
+            {"name": "gen-1", "uri": adapter_uri}
+        ]
         _post(store, namespace, "own", "a-own", [True] * 12)
         _post(store, namespace, "gen-1", "a-gen1", [True, False] * 6)
         rollout = _decided(api, namespace, "RolledBack")
@@ -389,7 +402,6 @@ def test_the_rule_decides_on_counted_outcomes_and_the_counts_go_with_the_model(
             what="the platform model's outcomes collected",
         )
     finally:
-        stub.close()
         _custom(api).delete_cluster_custom_object(GROUP, VERSION, "workspaces", workspace)
 
 
@@ -408,7 +420,7 @@ def test_a_finished_training_is_rolled_out_by_measured_success(
     ws = _workspace(api)
     workspace, namespace = ws["metadata"]["name"], ws["status"]["namespace"]
     try:
-        _own_model(api, namespace, stub.url)
+        _own_model(api, namespace, {"external": {"baseURL": stub.url, "model": "own"}})
 
         # 1. A run finishes: its adapter is served and is the candidate, by itself. It breaks
         # half its apps: rolled back by the rule.

@@ -155,7 +155,7 @@ def _nasty_objects(suffix: str) -> list[Nasty]:
               "Ready", ("ProbeFailed",), "invalid URL"),
         Nasty("ModelDeployment", "m" * 100,
               {"model": {"name": "m", "storageUri": "s3://models/m"}, "serving": {"kserve": {}}},
-              "Ready", ("InferenceServiceRefused", "Refused"), "63"),
+              "Ready", ("LLMInferenceServiceRefused", "Refused"), "63"),
     ]  # fmt: skip
 
 

@@ -13,9 +13,12 @@ KSERVE_CRDS = (
     "config/crd/full/serving.kserve.io_inferenceservices.yaml",
     "config/crd/full/serving.kserve.io_servingruntimes.yaml",
     "config/crd/full/serving.kserve.io_clusterservingruntimes.yaml",
-    # The LLM path (vLLM): what the operator emits for engine vllm. Installed without the
-    # module's conversion-webhook patch: only v1alpha2 (the storage version) is written here.
+    # The LLM path (vLLM): what the operator emits for engine vllm, and the presets
+    # (LLMInferenceServiceConfig) a ModelDeployment may name (kserve.presets). Installed
+    # without the module's conversion-webhook patches: only v1alpha2 (the storage version) is
+    # written here.
     "config/crd/full/llmisvc/serving.kserve.io_llminferenceservices.yaml",
+    "config/crd/full/llmisvc/serving.kserve.io_llminferenceserviceconfigs.yaml",
 )
 TRAINER_MODULE = "github.com/kubeflow/trainer/v2"
 TRAINER_VERSION = "v2.3.0"

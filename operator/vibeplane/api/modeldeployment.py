@@ -13,7 +13,7 @@ of generations and promotes or rolls it back by measured success.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import ConfigDict, Field, JsonValue, model_validator
 
@@ -93,34 +93,51 @@ class Lora(KubeModel):
     """Adapters kept in CPU memory (vLLM --max-cpu-loras)."""
 
 
-class KServeServing(KubeModel):
-    """Serve the model with KServe: vLLM (LLMInferenceService) or the vibeplane model server."""
+PresetName = Annotated[str, Field(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN_PATTERN)]
 
-    engine: Literal["vllm", "modelserver"] = "modelserver"
-    """vllm: KServe's LLMInferenceService (serving.kserve.io/v1alpha2) with vLLM workers,
-    prefix caching and LoRA adapters; modelserver: an InferenceService on the vibeplane model
-    server runtime (its transformers backend: tiny models and tests)."""
+
+class KServeServing(KubeModel):
+    """Serve the model with KServe: vLLM (LLMInferenceService, the default) or the vibeplane
+    model server (tiny models and tests)."""
+
+    engine: Literal["vllm", "modelserver"] = "vllm"
+    """vllm (default): KServe's LLMInferenceService (serving.kserve.io/v1alpha2) with vLLM
+    workers, prefix caching and LoRA adapters; modelserver: an InferenceService on the
+    vibeplane model server runtime (its transformers backend: tiny models and tests)."""
     prefix_caching: bool = True
     """vLLM automatic prefix caching: every generation starts with the same format
     specification, so its KV blocks are computed once per replica (vllm only)."""
     lora: Lora | None = None
     """LoRA limits (vllm only); defaults apply when adapters are listed."""
+    presets: list[PresetName] = Field(default_factory=list, max_length=8)
+    """KServe LLMInferenceServiceConfigs merged under this model's service, in order, after
+    KServe's well-known ones (its `baseRefs`; vllm only): e.g. the platform's vLLM image from
+    its own registry. Looked up where KServe looks: the model's namespace, then KServe's
+    (`kserve`); a missing one is Ready=False/PresetNotFound and nothing is applied."""
     runtime: str | None = Field(default=None, max_length=253)
-    """A ServingRuntime name; defaults to the vibeplane modelserver."""
+    """A ServingRuntime name; defaults to the vibeplane modelserver (modelserver only)."""
     deployment_mode: Literal["RawDeployment", "Serverless"] = "RawDeployment"
-    """KServe's deployment mode; only Serverless can scale to zero."""
+    """KServe's deployment mode; only Serverless can scale to zero (modelserver only: an
+    LLMInferenceService runs Deployments)."""
     gpu: Gpu | None = None
     """GPUs per replica."""
     resources: Resources | None = None
     """CPU and memory per replica."""
     min_replicas: int = Field(default=1, ge=0, le=1000)
-    """Fewest replicas; 0 (scale to zero) needs deploymentMode Serverless."""
+    """Fewest replicas; 0 (scale to zero) needs engine modelserver and deploymentMode
+    Serverless."""
     max_replicas: int = Field(default=1, ge=1, le=1000)
-    """Most replicas."""
+    """Most replicas. With engine vllm and maxReplicas above minReplicas, KServe's Workload
+    Variant Autoscaler scales the vLLM replicas on their saturation (KV cache, queue depth)
+    through `autoscaler`."""
     scale_metric: Literal["concurrency", "rps", "cpu", "memory"] | None = None
-    """The autoscaling metric."""
+    """The autoscaling metric (modelserver only)."""
     scale_target: int | None = Field(default=None, ge=1)
-    """The autoscaling target per replica for scaleMetric."""
+    """The autoscaling target per replica for scaleMetric (modelserver only)."""
+    autoscaler: Literal["KEDA", "HPA"] = "KEDA"
+    """engine vllm, autoscaled: what acts on the Workload Variant Autoscaler's desired
+    replicas. KEDA (a ScaledObject reading Prometheus directly) or HPA (needs a Prometheus
+    Adapter serving wva_desired_replicas as an external metric)."""
     canary: Canary | None = None
     """A canary version and its traffic share; needs deploymentMode Serverless (KServe splits
     traffic between revisions only there). Promote: move canary.storageUri to
@@ -131,6 +148,13 @@ class KServeServing(KubeModel):
     def _replicas_consistent(self) -> KServeServing:
         if self.min_replicas > self.max_replicas:
             raise ValueError("minReplicas must not exceed maxReplicas")
+        if self.engine == "vllm":
+            problem = vllm_problem(self)
+            if problem is not None:
+                raise ValueError(problem)
+            return self
+        if self.presets:
+            raise ValueError(MODELSERVER_PRESETS_MESSAGE)
         if self.min_replicas == 0 and self.deployment_mode != "Serverless":
             raise ValueError(
                 "minReplicas 0 needs deploymentMode Serverless: KServe's HPA cannot scale a "
@@ -142,10 +166,6 @@ class KServeServing(KubeModel):
                 "revisions only in Serverless mode (a RawDeployment would send all of it to "
                 "the canary)"
             )
-        if self.engine == "vllm" and self.canary is not None:
-            raise ValueError(VLLM_CANARY_MESSAGE)
-        if self.engine == "vllm" and self.min_replicas != self.max_replicas:
-            raise ValueError(VLLM_REPLICAS_MESSAGE)
         return self
 
 
@@ -153,9 +173,42 @@ VLLM_CANARY_MESSAGE = (
     "canary (a second storageUri) is for engine modelserver; with engine vllm a new version is "
     "an adapter: list it in adapters and roll it out with spec.rollout"
 )
-VLLM_REPLICAS_MESSAGE = (
-    "engine vllm runs a fixed number of replicas (LLMInferenceService replicas): set "
-    "minReplicas equal to maxReplicas"
+VLLM_ZERO_MESSAGE = (
+    "engine vllm keeps at least one replica (KServe's LLM autoscaling has no scale to zero): "
+    "set minReplicas to 1 or more, or use engine modelserver with deploymentMode Serverless"
+)
+VLLM_SERVERLESS_MESSAGE = (
+    "deploymentMode Serverless is for engine modelserver: an LLMInferenceService runs "
+    "Deployments (leave deploymentMode RawDeployment)"
+)
+VLLM_METRIC_MESSAGE = (
+    "scaleMetric and scaleTarget are for engine modelserver: engine vllm scales on vLLM's "
+    "saturation (KServe's Workload Variant Autoscaler) between minReplicas and maxReplicas"
+)
+VLLM_RUNTIME_MESSAGE = (
+    "runtime (a ServingRuntime) is for engine modelserver: engine vllm runs KServe's vLLM workload"
+)
+
+
+def vllm_problem(kserve: KServeServing) -> str | None:
+    """Why engine vllm cannot serve these settings, or None (the CRD's CEL rules say the
+    same)."""
+    if kserve.canary is not None:
+        return VLLM_CANARY_MESSAGE
+    if kserve.min_replicas == 0:
+        return VLLM_ZERO_MESSAGE
+    if kserve.deployment_mode == "Serverless":
+        return VLLM_SERVERLESS_MESSAGE
+    if kserve.scale_metric is not None or kserve.scale_target is not None:
+        return VLLM_METRIC_MESSAGE
+    if kserve.runtime is not None:
+        return VLLM_RUNTIME_MESSAGE
+    return None
+
+
+MODELSERVER_PRESETS_MESSAGE = (
+    "presets (LLMInferenceServiceConfigs) are for engine vllm: engine modelserver makes an "
+    "InferenceService"
 )
 
 
@@ -165,19 +218,30 @@ KSERVE_RULES: list[JsonValue] = [
         "message": "minReplicas must not exceed maxReplicas",
     },
     {
-        "rule": "self.minReplicas > 0 || self.deploymentMode == 'Serverless'",
+        "rule": "self.engine == 'vllm' || self.minReplicas > 0 || "
+        "self.deploymentMode == 'Serverless'",
         "message": "minReplicas 0 (scale to zero) needs deploymentMode Serverless: KServe's HPA"
         " cannot scale a RawDeployment to zero",
     },
     {
-        "rule": "!has(self.canary) || self.deploymentMode == 'Serverless'",
+        "rule": "self.engine == 'vllm' || !has(self.canary) || self.deploymentMode == 'Serverless'",
         "message": "canary needs deploymentMode Serverless: KServe splits traffic between"
         " revisions only in Serverless mode (a RawDeployment would send all of it to the canary)",
     },
     {"rule": "self.engine != 'vllm' || !has(self.canary)", "message": VLLM_CANARY_MESSAGE},
+    {"rule": "self.engine != 'vllm' || self.minReplicas >= 1", "message": VLLM_ZERO_MESSAGE},
     {
-        "rule": "self.engine != 'vllm' || self.minReplicas == self.maxReplicas",
-        "message": VLLM_REPLICAS_MESSAGE,
+        "rule": "self.engine != 'vllm' || self.deploymentMode != 'Serverless'",
+        "message": VLLM_SERVERLESS_MESSAGE,
+    },
+    {
+        "rule": "self.engine != 'vllm' || (!has(self.scaleMetric) && !has(self.scaleTarget))",
+        "message": VLLM_METRIC_MESSAGE,
+    },
+    {"rule": "self.engine != 'vllm' || !has(self.runtime)", "message": VLLM_RUNTIME_MESSAGE},
+    {
+        "rule": "self.engine == 'vllm' || !has(self.presets) || size(self.presets) == 0",
+        "message": MODELSERVER_PRESETS_MESSAGE,
     },
 ]
 

@@ -135,12 +135,16 @@ def kserve_problem(spec: api.ModelDeploymentSpec) -> str | None:
         return "serving.kserve is not set"
     if kserve.min_replicas > kserve.max_replicas:
         return "minReplicas must not exceed maxReplicas"
-    if kserve.min_replicas == 0 and kserve.deployment_mode != "Serverless":
+    if kserve.engine == "vllm":
+        problem = api.vllm_problem(kserve)
+        if problem is not None:
+            return problem
+    elif kserve.min_replicas == 0 and kserve.deployment_mode != "Serverless":
         return (
             "minReplicas 0 (scale to zero) needs deploymentMode Serverless: KServe's HPA "
             "cannot scale a RawDeployment to zero"
         )
-    if kserve.canary is not None and kserve.deployment_mode != "Serverless":
+    elif kserve.canary is not None and kserve.deployment_mode != "Serverless":
         return "canary needs deploymentMode Serverless"
     if not spec.model.storage_uri:
         return "model.storageUri is required with serving.kserve (where are the weights?)"

@@ -353,6 +353,9 @@ class ModelDeploymentReconciler:
             )
         name, namespace = context.name, context.namespace or ""
         live = self.cache.lookup(llmisvc.LLMISVC_KIND, name, namespace)
+        missing = self._missing_presets(spec, namespace)
+        if missing:
+            return Outcome([llmisvc.missing_presets_condition(missing, namespace)], {"probe": None})
         try:
             storage_secret = self.kube.get("v1", "Secret", self.serving.storage_secret, namespace)
             account = self.kube.get("v1", "ServiceAccount", self.serving.service_account, namespace)
@@ -379,6 +382,18 @@ class ModelDeploymentReconciler:
         if metered is not None:
             fields["metering"] = metered
         return Outcome(conditions, fields, requeue)
+
+    def _missing_presets(self, spec: api.ModelDeploymentSpec, namespace: str) -> list[str]:
+        """The named presets that exist nowhere KServe looks for them."""
+        assert spec.serving.kserve is not None
+        return [
+            preset
+            for preset in spec.serving.kserve.presets
+            if not any(
+                self.kube.get(llmisvc.LLMISVC_API_VERSION, llmisvc.PRESET_KIND, preset, where)
+                for where in llmisvc.preset_locations(namespace)
+            )
+        ]
 
     def _apply(
         self, manifest: dict[str, Any], live: Mapping[str, Any] | None

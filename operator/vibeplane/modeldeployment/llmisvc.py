@@ -13,15 +13,28 @@ serves one model per InferenceService and knows adapters only through free-form 
 What is emitted (and nothing KServe's webhook would rewrite, so the stored spec stays what is
 applied): the base model's URI and served name; the adapters with vLLM's LoRA limits; one
 container `main` (KServe's well-known template fills in the vLLM image and command) with the
-GPUs and `VLLM_ADDITIONAL_ARGS` (prefix caching); a fixed replica count; the model
-ServiceAccount; GPU tolerations and product affinity as for InferenceServices. The router
-(Gateway, HTTPRoute, scheduler) only where the platform enables it (ServingSettings.llm_router).
+GPUs and `VLLM_ADDITIONAL_ARGS` (prefix caching); the replicas: a fixed count when
+minReplicas equals maxReplicas, else KServe's `scaling` between them, driven by the Workload
+Variant Autoscaler (vLLM's saturation: KV cache, queue depth; `variantCost` the replica's
+GPU-hour price) through a KEDA ScaledObject or an HPA; the model ServiceAccount; GPU tolerations
+and product affinity as for InferenceServices. The router (Gateway, HTTPRoute, scheduler) only
+where the platform enables it (ServingSettings.llm_router).
+
+LLMInferenceServiceConfig (KServe's presets, merged under the service by KServe's controller):
+the operator emits none. KServe's install ships the well-known ones (the vLLM image and command
+of `main`), which KServe applies by itself; what vibeplane sets per ModelDeployment is spelled
+out here, so the object applied is the whole intent and a dry-run against the CRD checks all of
+it. A platform's own presets (its vLLM image from its registry, tuned flags) are its to install
+(examples/llminferenceserviceconfig-vllm.yaml.example); a ModelDeployment names them in
+`kserve.presets` (the service's `baseRefs`), and the operator checks each exists where KServe
+looks for it (`preset_locations`) before it applies.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from vibeplane.api import modeldeployment as api
@@ -49,6 +62,28 @@ MAIN_CONTAINER = "main"
 """The container KServe's well-known template runs vLLM in; ours is merged into it by name."""
 OPENAI_PATH = "/v1"
 """vLLM's OpenAI routes."""
+PRESET_KIND = "LLMInferenceServiceConfig"
+KSERVE_NAMESPACE = "kserve"
+"""Where KServe's controller looks for a preset not in the service's own namespace
+(its constants.KServeNamespace)."""
+
+
+def preset_locations(namespace: str) -> tuple[str, ...]:
+    """The namespaces KServe reads a named preset from, in order."""
+    return (namespace, KSERVE_NAMESPACE) if namespace != KSERVE_NAMESPACE else (namespace,)
+
+
+def missing_presets_condition(missing: Sequence[str], namespace: str) -> ConditionSpec:
+    """Ready=False when named presets exist nowhere KServe looks (nothing is applied: KServe
+    would refuse to reconcile the service)."""
+    where = " or ".join(preset_locations(namespace))
+    return ConditionSpec(
+        "Ready",
+        "False",
+        "PresetNotFound",
+        f"{PRESET_KIND} {', '.join(missing)} not found in {where}: install it, or remove it "
+        "from serving.kserve.presets; nothing changed",
+    )
 
 
 def vllm_args(kserve: api.KServeServing) -> list[str]:
@@ -68,6 +103,39 @@ def _lora(adapters: Sequence[tuple[str, str]], kserve: api.KServeServing) -> Man
     if limits.max_cpu_adapters is not None:
         lora["maxCpuAdapters"] = limits.max_cpu_adapters
     return lora
+
+
+def _variant_cost(spec: api.ModelDeploymentSpec) -> str | None:
+    """A replica's price per hour (its GPUs x pricing.gpuHour), WVA's variantCost; None when
+    the deployment names no GPU price."""
+    kserve = spec.serving.kserve
+    gpus = kserve.gpu.count if kserve is not None and kserve.gpu is not None else 0
+    try:
+        price = Decimal((spec.pricing or api.Pricing()).gpu_hour) * gpus
+    except InvalidOperation:
+        return None
+    if price <= 0:
+        return None
+    text = format(price.normalize(), "f")
+    return text
+
+
+def _replicas(spec: api.ModelDeploymentSpec, kserve: api.KServeServing) -> Manifest:
+    """`replicas` (fixed), or `scaling` when maxReplicas is above minReplicas."""
+    if kserve.min_replicas == kserve.max_replicas:
+        return {"replicas": kserve.min_replicas}
+    actuator = "keda" if kserve.autoscaler == "KEDA" else "hpa"
+    wva: Manifest = {actuator: {}}
+    cost = _variant_cost(spec)
+    if cost is not None:
+        wva["variantCost"] = cost
+    return {
+        "scaling": {
+            "minReplicas": kserve.min_replicas,
+            "maxReplicas": kserve.max_replicas,
+            "wva": dict(sorted(wva.items())),
+        }
+    }
 
 
 def _gpu_placement(kserve: api.KServeServing) -> Manifest:
@@ -126,7 +194,9 @@ def llm_inference_service(
         **_gpu_placement(kserve),
         "containers": [container],
     }
-    body: Manifest = {"model": model, "replicas": kserve.min_replicas, "template": template}
+    body: Manifest = {"model": model, **_replicas(spec, kserve), "template": template}
+    if kserve.presets:
+        body["baseRefs"] = [{"name": preset} for preset in kserve.presets]
     if settings.llm_router:
         # A Gateway API route through the platform's gateway, and llm-d's endpoint picker
         # (prefix-cache and LoRA aware) in front of the replicas.
@@ -185,8 +255,11 @@ __all__ = [
     "LLMISVC_API_VERSION",
     "LLMISVC_KIND",
     "LLMISVC_POD_SELECTOR",
+    "PRESET_KIND",
     "llm_inference_service",
     "llmisvc_status",
     "llmisvc_url",
+    "missing_presets_condition",
+    "preset_locations",
     "vllm_args",
 ]

@@ -61,7 +61,7 @@ def test_wire_names_are_the_contract() -> None:
         ),
         (
             ModelDeploymentSpec,
-            {**BUILTIN_MODEL, "serving": {"kserve": {"minReplicas": 0}}},
+            {**BUILTIN_MODEL, "serving": {"kserve": {"engine": "modelserver", "minReplicas": 0}}},
             "needs deploymentMode Serverless",
         ),
     ],
@@ -75,7 +75,13 @@ def test_scale_to_zero_in_serverless_is_fine() -> None:
     spec = ModelDeploymentSpec.model_validate(
         {
             **BUILTIN_MODEL,
-            "serving": {"kserve": {"minReplicas": 0, "deploymentMode": "Serverless"}},
+            "serving": {
+                "kserve": {
+                    "engine": "modelserver",
+                    "minReplicas": 0,
+                    "deploymentMode": "Serverless",
+                }
+            },
         }
     )
     assert spec.serving.kserve is not None

@@ -40,6 +40,7 @@ RAW_GPU = spec(
         },
         "serving": {
             "kserve": {
+                "engine": "modelserver",
                 "deploymentMode": "RawDeployment",
                 "gpu": {"count": 2, "product": "NVIDIA-H100-80GB-HBM3"},
                 "resources": {
@@ -62,6 +63,7 @@ SERVERLESS_ZERO = spec(
         "model": {"name": "coder", "storageUri": "s3://models/coder/v3"},
         "serving": {
             "kserve": {
+                "engine": "modelserver",
                 "deploymentMode": "Serverless",
                 "runtime": "kserve-huggingfaceserver",
                 "gpu": {"count": 1},
@@ -79,6 +81,7 @@ CANARY = spec(
         "model": {"name": "base1", "storageUri": "s3://models/base1/2026-11"},
         "serving": {
             "kserve": {
+                "engine": "modelserver",
                 "deploymentMode": "Serverless",
                 "gpu": {"count": 1, "product": "NVIDIA-L40S"},
                 "minReplicas": 1,
@@ -174,3 +177,34 @@ VLLM_ADAPTERS = spec(
         "pricing": {"inputPerMillion": "0", "outputPerMillion": "0", "gpuHour": "3.20"},
     }
 )
+
+
+VLLM_AUTOSCALED = spec(
+    {
+        "model": {"name": "base1", "storageUri": "s3://models/base1/2026-11"},
+        "serving": {
+            "kserve": {
+                "gpu": {"count": 2, "product": "NVIDIA-H200"},
+                "minReplicas": 1,
+                "maxReplicas": 8,
+            }
+        },
+        "adapters": [{"name": "base1-2026-12", "uri": "s3://models/adapters/base1-2026-12"}],
+        "pricing": {"gpuHour": "3.20"},
+    }
+)
+"""vLLM (the default engine) scaled by KServe's Workload Variant Autoscaler through KEDA."""
+VLLM_AUTOSCALED_HPA = spec(
+    {
+        "model": {"name": "base1", "storageUri": "s3://models/base1/2026-11"},
+        "serving": {
+            "kserve": {
+                "minReplicas": 2,
+                "maxReplicas": 4,
+                "autoscaler": "HPA",
+                "presets": ["vibeplane-vllm"],
+            }
+        },
+    }
+)
+"""Scaled through an HPA, with a platform preset (its `baseRefs`)."""

@@ -84,7 +84,7 @@ def test_v2_formats_get_the_protocol_kserve_would_default() -> None:
     md = spec(
         {
             "model": {"name": "coder", "format": "vllm", "storageUri": "s3://m/coder"},
-            "serving": {"kserve": {}},
+            "serving": {"kserve": {"engine": "modelserver"}},
         }
     )
     assert _manifests("coder", md)[1]["spec"]["predictor"]["model"]["protocolVersion"] == "v2"
@@ -95,7 +95,7 @@ def test_no_gpu_means_no_gpu_scheduling() -> None:
     md = spec(
         {
             "model": {"name": "tiny", "storageUri": "s3://m/tiny"},
-            "serving": {"kserve": {"gpu": {"count": 0}}},
+            "serving": {"kserve": {"engine": "modelserver", "gpu": {"count": 0}}},
         }
     )
     predictor = _manifests("tiny", md)[1]["spec"]["predictor"]
@@ -115,14 +115,19 @@ def test_another_runtime_gets_no_modelserver_flags() -> None:
     ("kserve", "fragment"),
     [
         (
-            {"min_replicas": 0, "deployment_mode": "RawDeployment"},
+            {"engine": "modelserver", "min_replicas": 0, "deployment_mode": "RawDeployment"},
             "needs deploymentMode Serverless",
         ),
         (
-            {"canary": api.Canary(storage_uri="s3://m/c", traffic_percent=5)},
+            {
+                "engine": "modelserver",
+                "canary": api.Canary(storage_uri="s3://m/c", traffic_percent=5),
+            },
             "canary needs deploymentMode Serverless",
         ),
         ({"min_replicas": 3, "max_replicas": 2}, "must not exceed"),
+        ({"min_replicas": 0}, "engine vllm keeps at least one replica"),
+        ({"scale_metric": "rps"}, "scaleMetric and scaleTarget are for engine modelserver"),
     ],
 )
 def test_the_builder_guards_what_cel_refuses(kserve: dict[str, Any], fragment: str) -> None:

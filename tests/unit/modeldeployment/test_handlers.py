@@ -741,6 +741,34 @@ def test_vllm_applies_an_llm_inference_service_once_then_mirrors_kserve(kube: Fa
     assert len(kube.applied) == 2
 
 
+def test_a_vllm_model_naming_a_missing_preset_applies_nothing_and_says_where_it_looked(
+    kube: FakeKube,
+) -> None:
+    named = ModelDeploymentSpec.model_validate(
+        {
+            "model": {"name": "m", "storageUri": "s3://models/m"},
+            "serving": {"kserve": {"presets": ["vibeplane-vllm"]}},
+        }
+    )
+    harness = make(kube, named)
+    harness.reconcile()
+    ready = harness.condition("Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "PresetNotFound")
+    assert f"in {NAMESPACE} or kserve" in ready["message"]
+    assert kube.applied == []
+    # Installed where KServe looks (its own namespace): applied, naming it in baseRefs.
+    kube.add(
+        {
+            "apiVersion": llmisvc.LLMISVC_API_VERSION,
+            "kind": llmisvc.PRESET_KIND,
+            "metadata": {"name": "vibeplane-vllm", "namespace": "kserve"},
+        }
+    )
+    harness.reconcile()
+    (applied,) = [m for m in kube.applied if m["kind"] == llmisvc.LLMISVC_KIND]
+    assert applied["spec"]["baseRefs"] == [{"name": "vibeplane-vllm"}]
+
+
 def test_vllm_without_the_llm_crd_says_so(kube: FakeKube) -> None:
     harness = make(kube, VLLM_ADAPTERS, kserve=False)
     harness.reconcile()

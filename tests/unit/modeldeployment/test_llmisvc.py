@@ -7,7 +7,14 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from tests.unit.modeldeployment.support import NAMESPACE, UID, VLLM_ADAPTERS, check_golden, spec
+from tests.unit.modeldeployment.support import (
+    NAMESPACE,
+    UID,
+    VLLM_ADAPTERS,
+    VLLM_AUTOSCALED,
+    check_golden,
+    spec,
+)
 from vibeplane.modeldeployment import llmisvc
 from vibeplane.modeldeployment.desired import ServingSettings
 
@@ -50,10 +57,48 @@ def test_no_adapters_no_lora_and_prefix_caching_can_be_turned_off() -> None:
     assert manifest["spec"]["replicas"] == 1
 
 
+def test_vllm_is_the_default_engine_of_a_kserve_model() -> None:
+    model = spec({"model": {"name": "m", "storageUri": "hf://o/m"}, "serving": {"kserve": {}}})
+    assert model.serving.kserve is not None
+    assert model.serving.kserve.engine == "vllm"
+
+
+def test_autoscaled_vllm_matches_golden() -> None:
+    manifest = llmisvc.llm_inference_service(
+        "base1", NAMESPACE, UID, VLLM_AUTOSCALED, ServingSettings()
+    )
+    check_golden("vllm-autoscaled", manifest)
+
+
+def test_between_min_and_max_replicas_kserves_autoscaler_scales_vllm() -> None:
+    scaled = spec(
+        {
+            "model": {"name": "m", "storageUri": "hf://o/m"},
+            "serving": {"kserve": {"gpu": {"count": 2}, "minReplicas": 1, "maxReplicas": 4}},
+            "pricing": {"gpuHour": "3.20"},
+        }
+    )
+    manifest = llmisvc.llm_inference_service("m", NAMESPACE, UID, scaled, ServingSettings())
+    assert "replicas" not in manifest["spec"]  # KServe refuses replicas with scaling
+    # WVA weighs a replica by its cost: 2 GPUs at 3.20 an hour.
+    assert manifest["spec"]["scaling"] == {
+        "minReplicas": 1,
+        "maxReplicas": 4,
+        "wva": {"keda": {}, "variantCost": "6.4"},
+    }
+    hpa = spec(
+        {
+            "model": {"name": "m", "storageUri": "hf://o/m"},
+            "serving": {"kserve": {"minReplicas": 2, "maxReplicas": 3, "autoscaler": "HPA"}},
+        }
+    )
+    manifest = llmisvc.llm_inference_service("m", NAMESPACE, UID, hpa, ServingSettings())
+    assert manifest["spec"]["scaling"] == {"minReplicas": 2, "maxReplicas": 3, "wva": {"hpa": {}}}
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"minReplicas": 1, "maxReplicas": 3}, "set minReplicas equal to maxReplicas"),
         (
             {
                 "deploymentMode": "Serverless",
@@ -61,6 +106,11 @@ def test_no_adapters_no_lora_and_prefix_caching_can_be_turned_off() -> None:
             },
             "with engine vllm a new version is an adapter",
         ),
+        ({"minReplicas": 0, "deploymentMode": "Serverless"}, "at least one replica"),
+        ({"deploymentMode": "Serverless"}, "Serverless is for engine modelserver"),
+        ({"scaleMetric": "rps", "maxReplicas": 3}, "scaleMetric and scaleTarget are for"),
+        ({"runtime": "vibeplane-modelserver"}, "runtime .a ServingRuntime. is for engine"),
+        ({"minReplicas": 3, "maxReplicas": 2}, "minReplicas must not exceed maxReplicas"),
     ],
 )
 def test_vllm_refuses_what_it_cannot_do(change: dict[str, Any], message: str) -> None:
