@@ -2,14 +2,18 @@
 its Go module) in the real node's namespace routes an app's host to the front service, which
 asks the cluster who the person is and whether they may `get` the app, then proxies to the
 preview running in gVisor on the real node. People are ServiceAccounts with real tokens, made
-members of their Workspace by its spec (the operator binds their roles).
+members of their Workspace by its spec (the operator binds their roles). The routes are the
+operator's own: for this module the session's operator is replaced by one configured for the
+gateway (its Gateway, listener, domain and front service), as `make up` runs it.
 
-Until the operator writes preview HTTPRoutes itself (issue 14, operator side), the test writes
-the route and ReferenceGrant the operator will write, the same shape."""
+Published apps go straight from the gateway to their own pods: a request loop runs across
+publishing revision 1, publishing revision 2 and rolling back to 1, and counts failures."""
 
 from __future__ import annotations
 
+import hashlib
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -23,12 +27,15 @@ import requests
 from kubernetes.client import ApiClient
 
 from tests.integration.conftest import (  # noqa: F401 (fixtures)
+    S3,
+    ModelServer,
     OperatorProcess,
     _free_port,
     api,
     cluster,
     model_server,
     operator,
+    operator_environment,
     preview_node,
     s3,
 )
@@ -73,68 +80,6 @@ class Site:
         )
 
 
-def _route(namespace: str, app: str) -> list[dict[str, Any]]:
-    """What the operator writes for a preview (vibeplane.vibeapp.routes)."""
-    return [
-        {
-            "apiVersion": "gateway.networking.k8s.io/v1",
-            "kind": "HTTPRoute",
-            "metadata": {"name": f"{app}-preview", "namespace": namespace},
-            "spec": {
-                "parentRefs": [
-                    {
-                        "name": gateway.GATEWAY_NAME,
-                        "namespace": gateway.GATEWAY_NAMESPACE,
-                        "sectionName": gateway.LISTENER,
-                    }
-                ],
-                "hostnames": [gateway.app_host(app, namespace)],
-                "rules": [
-                    {
-                        "backendRefs": [
-                            {
-                                "name": gateway.FRONTDOOR_SERVICE,
-                                "namespace": gateway.FRONTDOOR_NAMESPACE,
-                                "port": 80,
-                            }
-                        ]
-                    }
-                ],
-            },
-        },
-        {
-            "apiVersion": "gateway.networking.k8s.io/v1beta1",
-            "kind": "ReferenceGrant",
-            "metadata": {
-                "name": f"routes-from-{namespace}",
-                "namespace": gateway.FRONTDOOR_NAMESPACE,
-            },
-            "spec": {
-                "from": [
-                    {
-                        "group": "gateway.networking.k8s.io",
-                        "kind": "HTTPRoute",
-                        "namespace": namespace,
-                    }
-                ],
-                "to": [{"group": "", "kind": "Service", "name": gateway.FRONTDOOR_SERVICE}],
-            },
-        },
-    ]
-
-
-def _apply(client: ApiClient, documents: list[dict[str, Any]]) -> None:
-    dynamic = kubernetes.dynamic.DynamicClient(client)
-    for document in documents:
-        resource = dynamic.resources.get(api_version=document["apiVersion"], kind=document["kind"])
-        resource.server_side_apply(
-            body=document,
-            namespace=document["metadata"].get("namespace"),
-            field_manager="test-gateway",
-            force_conflicts=True,
-        )
-
-
 def _route_accepted(client: ApiClient, namespace: str, name: str) -> bool:
     route = custom(client).get_namespaced_custom_object(
         "gateway.networking.k8s.io", "v1", namespace, "httproutes", name
@@ -144,6 +89,13 @@ def _route_accepted(client: ApiClient, namespace: str, name: str) -> bool:
         if conditions.get("Accepted") == "True" and conditions.get("ResolvedRefs") == "True":
             return True
     return False
+
+
+def _routed(client: ApiClient, namespace: str, app: str, host: str) -> bool | None:
+    body = custom(client).get_namespaced_custom_object(GROUP, VERSION, namespace, "vibeapps", app)
+    status = body.get("status") or {}
+    routed = next((c for c in status.get("conditions") or [] if c["type"] == "Routed"), {})
+    return (status.get("url") == f"http://{host}/" and routed.get("status") == "True") or None
 
 
 def _front_service_answers(port: int, host: str) -> bool | None:
@@ -157,10 +109,37 @@ def _front_service_answers(port: int, host: str) -> bool | None:
 
 
 @pytest.fixture(scope="module")
+def routed_operator(
+    cluster: LocalCluster,  # noqa: F811
+    operator: OperatorProcess,  # noqa: F811
+    s3: S3,  # noqa: F811
+    model_server: ModelServer,  # noqa: F811
+    artifacts: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[OperatorProcess]:
+    """The session's operator stopped for this module; in its place one that writes routes to
+    the local gateway (gateway.operator_environment, what `make up` gives it)."""
+    others = list(OperatorProcess.running)
+    for process in others:
+        process.stop()
+    log = tmp_path_factory.mktemp("routed-operator") / "operator.log"
+    environment = {**operator_environment(s3, model_server), **gateway.operator_environment()}
+    routed = OperatorProcess(cluster, log, environment)
+    routed.start()
+    try:
+        yield routed
+    finally:
+        routed.stop()
+        (artifacts / "gateway-operator.log").write_bytes(log.read_bytes())
+        for process in others:
+            process.start()
+
+
+@pytest.fixture(scope="module")
 def site(
     api: ApiClient,  # noqa: F811
     cluster: LocalCluster,  # noqa: F811
-    operator: OperatorProcess,  # noqa: F811
+    routed_operator: OperatorProcess,
     preview_node: str,  # noqa: F811
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Site]:
@@ -202,14 +181,15 @@ def site(
         wait_app(api, ns_a, "todo", ("Running",))
         wait_app(api, ns_b, "notes", ("Running",))
         for namespace, app in ((ns_a, "todo"), (ns_b, "notes")):
-            _apply(api, _route(namespace, app)[::-1])  # the grant first
-            wait_for(
-                lambda n=namespace, a=app: _route_accepted(api, n, f"{a}-preview") or None,
-                timeout=60,
-                what=f"HTTPRoute {namespace}/{app}-preview accepted",
-            )
-            # Accepted in status comes before Traefik serves the new configuration.
+            # The operator's route (and the workspace's ReferenceGrant), Routed in its status.
             host = gateway.app_host(app, namespace)
+            wait_for(
+                lambda n=namespace, a=app, h=host: _routed(api, n, a, h),  # type: ignore[misc]
+                timeout=90,
+                what=f"{namespace}/{app} Routed by the operator's HTTPRoute",
+            )
+            assert _route_accepted(api, namespace, f"{app}-preview")
+            # Accepted in status comes before Traefik serves the new configuration.
             wait_for(
                 lambda h=host: _front_service_answers(local.port, h),  # type: ignore[misc]
                 timeout=60,
@@ -338,3 +318,140 @@ def test_a_hibernated_app_wakes_on_one_visit(
         "todo",
         {"spec": {"preview": {"idleTimeout": "30m"}}},
     )
+
+
+def _published(client: ApiClient, namespace: str, app: str, revision: int) -> bool | None:
+    body = custom(client).get_namespaced_custom_object(GROUP, VERSION, namespace, "vibeapps", app)
+    status = body.get("status") or {}
+    published = next((c for c in status.get("conditions") or [] if c["type"] == "Published"), {})
+    done = published.get("status") == "True" and status.get("publishedRevision") == revision
+    return done or None
+
+
+class RequestLoop:
+    """GETs production through the gateway back to back on a thread; every answer counted."""
+
+    def __init__(self, port: int, host: str) -> None:
+        self.url, self.host = f"http://127.0.0.1:{port}/", host
+        self.answers: dict[str, int] = {}
+        self.bodies: dict[str, str] = {}
+        self.failures: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        with requests.Session() as session:
+            while not self._stop.is_set():
+                try:
+                    response = session.get(self.url, headers={"Host": self.host}, timeout=10)
+                except requests.RequestException as error:
+                    self.failures.append(f"{type(error).__name__}: {error}"[:200])
+                    continue
+                digest = hashlib.sha256(response.content).hexdigest()[:12]
+                key = f"{response.status_code} {digest}"
+                self.answers[key] = self.answers.get(key, 0) + 1
+                self.bodies.setdefault(digest, response.text[:2000])
+                if response.status_code != 200:
+                    self.failures.append(f"HTTP {response.status_code}: {response.text[:120]}")
+
+    def __enter__(self) -> RequestLoop:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def seen(self, body_digest: str) -> int:
+        return sum(n for key, n in self.answers.items() if key == f"200 {body_digest}")
+
+
+def _digest(response: requests.Response) -> str:
+    return hashlib.sha256(response.content).hexdigest()[:12]
+
+
+def test_publish_switch_and_rollback_drop_no_request(
+    api: ApiClient,  # noqa: F811
+    site: Site,
+    artifacts: Path,
+) -> None:
+    """Revision 1 published at a public host (no sign-in: production is public), then
+    revision 2, then back to 1 by the spec, while a loop of requests runs: zero failures, and
+    each switch ends serving the chosen revision's app."""
+    objects = custom(api)
+    namespace, app = site.namespace, "todo"
+
+    def patch(spec: dict[str, Any]) -> None:
+        objects.patch_namespaced_custom_object(
+            GROUP, VERSION, namespace, "vibeapps", app, {"spec": spec}
+        )
+
+    # Revision 2 for the preview (a new prompt), validated before it may be published.
+    body = objects.get_namespaced_custom_object(GROUP, VERSION, namespace, "vibeapps", app)
+    prompts = [*body["spec"]["prompts"], "add a search box above the list"]
+    patch({"prompts": prompts})
+
+    def validated() -> bool | None:
+        status = (
+            custom(api)
+            .get_namespaced_custom_object(GROUP, VERSION, namespace, "vibeapps", app)
+            .get("status")
+            or {}
+        )
+        passed = {
+            r["number"] for r in status.get("revisions") or [] if r.get("validation") == "Passed"
+        }
+        return {1, 2} <= passed or None
+
+    wait_for(validated, timeout=240, what="revision 2 validated")
+    host = f"shop-{uuid.uuid4().hex[:6]}.{gateway.DOMAIN}"
+    direct = f"http://127.0.0.1:{site.port}/"
+    timings: dict[str, float] = {}
+    bodies: dict[int, str] = {}
+    start = time.monotonic()
+    patch({"publish": {"revision": 1, "hostnames": [host], "replicas": 1}})
+    wait_for(lambda: _published(api, namespace, app, 1), timeout=240, what="revision 1 published")
+
+    def serving() -> str | None:
+        try:
+            response = requests.get(direct, headers={"Host": host}, timeout=10)
+        except requests.RequestException:
+            return None
+        return _digest(response) if response.status_code == 200 else None
+
+    bodies[1] = wait_for(serving, timeout=60, what="production through the gateway")
+    timings["publish revision 1 -> served"] = time.monotonic() - start
+    with RequestLoop(site.port, host) as loop:
+        time.sleep(3)
+        for revision, label in ((2, "switch to revision 2"), (1, "rollback to revision 1")):
+            start = time.monotonic()
+            patch({"publish": {"revision": revision, "hostnames": [host], "replicas": 1}})
+            wait_for(
+                lambda r=revision: _published(api, namespace, app, r),  # type: ignore[misc]
+                timeout=240,
+                what=f"revision {revision} published",
+            )
+            if revision == 2:
+                bodies[2] = wait_for(
+                    lambda: ((d := serving()) != bodies[1] and d) or None,
+                    timeout=60,
+                    what="revision 2 served",
+                )
+            else:
+                wait_for(lambda: serving() == bodies[1] or None, timeout=60, what="rollback")
+            timings[label] = time.monotonic() - start
+            time.sleep(3)
+    lines = [f"{label}: {seconds:.1f} s" for label, seconds in timings.items()]
+    lines += [f"answers (status, body digest): {loop.answers}", f"failures: {len(loop.failures)}"]
+    lines += [f"  {failure}" for failure in loop.failures[:20]]
+    (artifacts / "publish-request-loop.txt").write_text("\n".join(lines) + "\n")
+    assert loop.failures == []
+    # Both revisions were served to the loop, and only they: no mixed or partial page.
+    assert loop.seen(bodies[1]) > 0
+    assert loop.seen(bodies[2]) > 0
+    assert set(loop.answers) == {f"200 {bodies[1]}", f"200 {bodies[2]}"}
+    # The preview still follows the latest revision, privately.
+    assert site.get(headers=_bearer(site.tokens["alice"])).status_code == 200
+    # Unpublished: the public host goes, and its claim with it.
+    patch({"publish": None})
+    wait_for(lambda: serving() is None or None, timeout=60, what="production gone from the gateway")

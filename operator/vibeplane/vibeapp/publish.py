@@ -3,8 +3,9 @@ HTTPRoute, and for custom hostnames with TLS by cert-manager a Certificate per h
 ListenerSet that terminates TLS with them on the platform's Gateway.
 
 The published Deployment rolls over with `maxUnavailable: 0`: new pods must pass the readiness
-probe (the revision answers) before an old one goes, so switching revisions (and rolling back
-by setting an earlier one) drops no request.
+probe (the revision answers) before an old one goes, and an old one drains (preStop sleep)
+before it stops, so switching revisions (and rolling back by setting an earlier one) drops no
+request.
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ LISTENERSET_API = f"{routes.GATEWAY_GROUP}/v1"
 HTTPS_PORT = 443
 ANNOTATION_REVISION = "vibeplane.io/published-revision"
 ANNOTATION_BUNDLE_URL_EXPIRES = "vibeplane.io/bundle-url-expires"
+DRAIN_SECONDS = 5
+"""Seconds a replaced published pod goes on serving (preStop sleep) so no request that was
+already on its way to it fails during a rollout."""
 
 
 def published_name(app: str) -> str:
@@ -88,6 +92,11 @@ def published_deployment(
         "periodSeconds": 2,
         "failureThreshold": 3,
     }
+    # An old pod keeps serving while the gateway and the endpoints learn it is going: it is
+    # removed from the Service at once, but stops only after this (the kubelet's own sleep,
+    # nothing runs in the sandbox).
+    container["lifecycle"] = {"preStop": {"sleep": {"seconds": DRAIN_SECONDS}}}
+    template["spec"]["terminationGracePeriodSeconds"] = DRAIN_SECONDS + 10
     return deployment
 
 
