@@ -34,12 +34,15 @@ from typing import Any
 
 import kopf
 from kopf._core.engines.peering import Identity  # the type kopf.run takes; not re-exported
+from kubernetes.client.exceptions import ApiException
 from prometheus_client import start_http_server
 
+from vibeplane.api.common import API_VERSION
 from vibeplane.budget.store import LedgerStore
 from vibeplane.controller.cache import ObjectCache
 from vibeplane.controller.leader import ElectionTiming, LeaderElector, LeaseLock
 from vibeplane.controller.reconcile import Controller, ObjectKey, Resyncer
+from vibeplane.generation import outcome_store
 from vibeplane.generation.checks import FileLimits
 from vibeplane.generation.outcome_store import OutcomeStore
 from vibeplane.kube import client
@@ -248,6 +251,18 @@ class Operator:
         for controller in self.controllers:
             controller.resync()
         self.resyncer.start()
+        self._sweep_outcomes()
+
+    def _sweep_outcomes(self) -> None:
+        """The outcomes of models deleted while no operator ran (see outcome_store.sweep)."""
+        try:
+            outcome_store.sweep(
+                self.kube,
+                self.settings.platform_namespace,
+                lambda: self.kube.list_objects(API_VERSION, "ModelDeployment"),
+            )
+        except ApiException as error:
+            log.warning("could not sweep models' outcomes: %s", error.reason)
 
     def stop(self) -> None:
         self.resyncer.stop()

@@ -375,6 +375,30 @@ def test_the_rule_decides_on_counted_outcomes_and_the_counts_go_with_the_model(
             timeout=30,
             what="the tenant model's outcomes deleted",
         )
+        # ... or, deleted while no operator runs, at the operator's next start...
+        create_object(
+            api,
+            "ModelDeployment",
+            "later",
+            {"model": {"name": "later"}, "serving": {"builtin": {}}},
+            namespace=namespace,
+        )
+        store.post({"key": "l:1:0", "model": "later", "modelNamespace": namespace}, True)
+        later = uid_of(namespace, "later")
+        assert later is not None
+        assert kube.get("v1", "ConfigMap", config_map_name(later), platform) is not None
+        operator.stop()
+        try:
+            _custom(api).delete_namespaced_custom_object(
+                GROUP, VERSION, namespace, "modeldeployments", "later"
+            )
+        finally:
+            operator.start()
+        wait_for(
+            lambda: kube.get("v1", "ConfigMap", config_map_name(later), platform) is None or None,
+            timeout=60,
+            what="the outcomes of a model deleted while no operator ran, swept at its start",
+        )
         # ... a platform model's by the garbage collector (it owns them).
         shared = f"shared-{uuid.uuid4().hex[:6]}"
         create_object(

@@ -12,10 +12,11 @@ starts afresh. The ConfigMap goes with its model by owner reference (the garbage
 no finalizer): a model in the platform namespace owns it; a tenant's model cannot (an owner
 must be in the dependent's namespace), so its tenant Namespace owns it (gone with the
 workspace) and the ModelDeployment controller deletes it when the model is deleted
-(`ModelDeploymentReconciler.forget`). The ModelDeployment reconciler reads the totals
-(level-based) and derives its status from them: economics (cost per generated app) and the
-rollout's arms (totals since the candidate started). One write per settled generation, the rate
-of the ledger's settle; none at rest.
+(`ModelDeploymentReconciler.forget`), or, if no operator ran then, at the next start
+(`sweep`). The ModelDeployment reconciler reads the totals (level-based) and derives its
+status from them: economics (cost per generated app) and the rollout's arms (totals since the
+candidate started). One write per settled generation, the rate of the ledger's settle; none at
+rest.
 """
 
 from __future__ import annotations
@@ -64,6 +65,31 @@ def owners(
     return [
         {"apiVersion": "v1", "kind": "Namespace", "name": model_namespace, "uid": namespace_uid}
     ]
+
+
+def sweep(kube: KubeClient, namespace: str, list_models: Callable[[], list[Any]]) -> list[str]:
+    """Delete the outcomes ConfigMaps in `namespace` (the platform namespace) whose
+    ModelDeployment is gone: a tenant model deleted while no operator ran (its ConfigMap waits
+    for its Namespace otherwise), or one written before owner references. `list_models` lists
+    every ModelDeployment now; the ConfigMaps are listed first, so a model created meanwhile is
+    in the later list. The names deleted."""
+    selector = f"{LABEL_COMPONENT}={COMPONENT_OUTCOMES}"
+    config_maps = kube.list_objects("v1", "ConfigMap", namespace, label_selector=selector)
+    live = {str((model.get("metadata") or {}).get("uid")) for model in list_models()}
+    swept = []
+    for config_map in config_maps:
+        name = str((config_map.get("metadata") or {}).get("name") or "")
+        uid = name.removeprefix(config_map_name(""))
+        if (
+            uid
+            and name != uid
+            and uid not in live
+            and kube.delete("v1", "ConfigMap", name, namespace)
+        ):
+            swept.append(name)
+    if swept:
+        log.info("deleted the outcomes of %d ModelDeployment(s) that are gone", len(swept))
+    return swept
 
 
 def delete(kube: KubeClient, namespace: str, model_uid: str) -> bool:
@@ -159,4 +185,4 @@ class OutcomeStore:
         }
 
 
-__all__ = ["OutcomeStore", "delete", "owners", "totals_of"]
+__all__ = ["OutcomeStore", "delete", "owners", "sweep", "totals_of"]

@@ -116,3 +116,15 @@ def test_the_configmap_is_owned_by_what_the_garbage_collector_may_follow() -> No
     )
     assert platform_model["blockOwnerDeletion"] is False
     assert outcome_store.owners(PLATFORM, NAMESPACE, "m", "u-1", None) == []
+
+
+def test_a_start_sweeps_the_outcomes_of_models_gone_and_keeps_the_others() -> None:
+    kube = _kube()
+    _store(kube).post(_record("a:1:0"), True)  # u-1's
+    OutcomeStore(kube, PLATFORM, lambda namespace, name: "u-gone").post(_record("b:1:0"), True)
+    kube.add({"kind": "ConfigMap", "metadata": {"name": "ledger-x", "namespace": PLATFORM}})
+    models = [{"metadata": {"name": "m", "namespace": NAMESPACE, "uid": "u-1"}}]
+    assert outcome_store.sweep(kube, PLATFORM, lambda: models) == ["outcomes-u-gone"]
+    assert kube.get("v1", "ConfigMap", "outcomes-u-1", PLATFORM) is not None
+    assert kube.get("v1", "ConfigMap", "ledger-x", PLATFORM) is not None  # not an outcomes one
+    assert outcome_store.sweep(kube, PLATFORM, lambda: models) == []
