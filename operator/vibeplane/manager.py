@@ -63,6 +63,7 @@ from vibeplane.vibeapp.decide.routes import routes_enabled
 from vibeplane.vibeapp.desired import LABEL_APP
 from vibeplane.vibeapp.generate import Generator
 from vibeplane.vibeapp.models import ModelResolver
+from vibeplane.vibeapp.pool import WarmPool
 from vibeplane.workspace import handlers as workspace
 
 log = logging.getLogger(__name__)
@@ -122,6 +123,11 @@ class Operator:
             timeout=settings.model_timeout,
         )
         resolver = ModelResolver(settings, self._model_bodies)
+        # One delivery key for every preview sandbox: the apps' and their warm pools'.
+        delivery_key = vibeapp.load_delivery_key(settings.delivery_key_file)
+        self.pool = WarmPool(
+            settings, self.cache, self.kube, vibeapp.preview_settings(settings, delivery_key)
+        )
         self.workspaces = workspace.setup(
             settings,
             self.cache,
@@ -130,6 +136,7 @@ class Operator:
             lambda ns: self.vibeapps.count(ns),
             generation_floor=resolver.floor,
             wake=self._wake,
+            warm_pool=self.pool.reconcile,
         )
         # Generations' measured outcomes, counted by the VibeApp path in their model's
         # outcomes ConfigMap, read by the model's rollout and economics; a post re-queues the
@@ -159,6 +166,7 @@ class Operator:
             store=self.store,
             ledgers=self.ledgers,
             outcomes=outcomes,
+            delivery_key=delivery_key,
         )
         self.trainings = modeltraining.setup(
             settings,

@@ -60,6 +60,20 @@ MODEL_COST_PER_APP = Gauge(
     " apps, from its status.economics.",
     ["namespace", "model"],
 )
+DELIVERIES = Counter(
+    "vibeplane_preview_deliveries_total",
+    "Revision deliveries to running previews by result: delivered, refused (the sandbox "
+    "refused the bundle), unreachable (no answer: the sandbox moved or is not behind its "
+    "address yet), failed (any other answer).",
+    ["result"],
+)
+WARM_POOL = Counter(
+    "vibeplane_warm_pool_total",
+    "Warm pool events: adopted (an app took an idle sandbox), drained (an app needed one and "
+    "none was ready: it starts cold), dropped (an adopted sandbox deleted: stale, ended, or "
+    "its app scaled to zero).",
+    ["event"],
+)
 PROMPT_TO_READY = Histogram(
     "vibeplane_prompt_to_ready_seconds",
     "Time from a revision's generation start to its preview answering.",

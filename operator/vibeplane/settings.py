@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from vibeplane.wellknown import ANNOTATION_PREFIX as ANNOTATION_PREFIX
 from vibeplane.wellknown import FINALIZER as FINALIZER
 from vibeplane.wellknown import KOPF_FINALIZER as KOPF_FINALIZER
+from vibeplane.wellknown import LABEL_APP as LABEL_APP
 from vibeplane.wellknown import LABEL_MANAGED_BY as LABEL_MANAGED_BY
 from vibeplane.wellknown import LABEL_WORKSPACE as LABEL_WORKSPACE
 
@@ -125,6 +126,9 @@ class OperatorSettings:
     pods (simulated nodes): a Ready pod then counts as serving the revision."""
     preview_ready_timeout: float = 180.0
     """Seconds a new revision's preview has to become ready before it counts as failed."""
+    preview_warm_pool: int = 1
+    """Idle preview sandboxes each workspace keeps started for new apps to adopt, unless its
+    spec.warmPool says otherwise (0: none, every new preview starts cold)."""
     delivery_key_file: str = ""
     """The platform's revision-delivery key (vibeplane.vibeapp.delivery), kept across restarts:
     created there when missing. Empty: a key of this process only (preview pods roll over to
@@ -227,6 +231,7 @@ class OperatorSettings:
             preview_ready_timeout=float(
                 env("preview_ready_timeout", str(cls.preview_ready_timeout))
             ),
+            preview_warm_pool=int(env("preview_warm_pool", str(cls.preview_warm_pool))),
             generation_workers=int(env("generation_workers", str(cls.generation_workers))),
             workspace_concurrency=int(env("workspace_concurrency", str(cls.workspace_concurrency))),
             model_timeout=float(env("model_timeout", str(cls.model_timeout))),

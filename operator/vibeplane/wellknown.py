@@ -25,6 +25,9 @@ LABEL_RETAIN: Final = "vibeplane.io/retain-artifacts"
 LABEL_LOCAL_NODE: Final = "vibeplane.io/local-node"
 LABEL_MANAGED_BY: Final = "app.kubernetes.io/managed-by"
 LABEL_COMPONENT: Final = "app.kubernetes.io/component"
+# On a workspace's idle preview sandbox (its warm pool): "idle" until an app adopts it, and
+# never again after (adoption removes it; nothing puts it back).
+LABEL_POOL: Final = "vibeplane.io/pool"
 
 # ---- annotations ----------------------------------------------------------------------------
 ANNOTATION_PREFIX: Final = "vibeplane.io"
@@ -36,6 +39,9 @@ ANNOTATION_WORKSPACE_UID: Final = "vibeplane.io/workspace-uid"
 ANNOTATION_LOCAL_PORT: Final = "vibeplane.io/local-port"
 # On a ModelDeployment's outcomes ConfigMap (platform namespace): whose counts, namespace/name.
 ANNOTATION_MODELDEPLOYMENT: Final = "vibeplane.io/model-deployment"
+# On a warm pool's sandbox: the digest of the preview pod spec it was started from (another
+# digest: stale, replaced).
+ANNOTATION_TEMPLATE: Final = "vibeplane.io/template"
 
 # ---- finalizers -----------------------------------------------------------------------------
 # Our one finalizer: a VibeApp's objects in S3 are removed before the app goes.

@@ -274,6 +274,9 @@ class OperatorProcess:
             VIBEPLANE_PREVIEW_LOCAL_NODE="true",
             VIBEPLANE_PREVIEW_COMMAND=json.dumps(preview_command()),
             VIBEPLANE_PREVIEW_READY_TIMEOUT="30",
+            # No warm pools unless a test's Workspace asks (spec.warmPool): the cold path stays
+            # what the suite covers, and no idle sandbox per workspace loads the node.
+            VIBEPLANE_PREVIEW_WARM_POOL="0",
         )
         self.env.update(environment)  # the real node's settings replace the stand-in's
         self.process: subprocess.Popen[bytes] | None = None

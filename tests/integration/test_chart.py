@@ -604,6 +604,8 @@ REQUIRED = [
     ("list", "certificates.cert-manager.io", "ws-any"),
     ("delete", "certificates.cert-manager.io", "ws-any"),
     ("watch", "pods", ""),
+    ("update", "pods", "ws-any"),
+    ("delete", "pods", "ws-any"),
     ("get", "pods/log", "ws-any"),
     ("get", "secrets", "ws-any"),
     ("create", "serviceaccounts", "ws-any"),

@@ -167,6 +167,10 @@ class WorkspaceSpec(KubeModel):
     """Artifact retention when apps are deleted."""
     suspended: bool = False
     """Scale every preview to zero and refuse generations."""
+    warm_pool: int | None = Field(default=None, ge=0, le=10)
+    """Idle preview sandboxes kept started in the namespace for new apps to adopt (each is a
+    pod counted in the quota, and in quota.previews); unset: the platform's default (the
+    chart's preview.warmPool); 0: none, new previews start cold."""
 
     @property
     def budget_period(self) -> BudgetPeriodKind:

@@ -4,6 +4,7 @@ like, what it costs, and how the app's state reads as phase and conditions."""
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -15,12 +16,15 @@ from vibeplane.budget.ledger import Ask, token_cost
 from vibeplane.kube.conditions import ConditionSpec
 from vibeplane.settings import LABEL_MANAGED_BY, MANAGER_NAME
 from vibeplane.wellknown import (
+    ANNOTATION_TEMPLATE,
     ENV_DELIVERY_KEY,
     ENV_POD_NAME,
     ENV_POD_NAMESPACE,
     ENV_POD_UID,
     ENV_PORT,
     LABEL_LOCAL_NODE,
+    LABEL_POOL,
+    LABEL_WORKSPACE,
     READY_PATH,
     SANDBOX_TAINT_EFFECT,
     SANDBOX_TAINT_KEY,
@@ -137,21 +141,9 @@ def owner_reference(app: str, uid: str) -> Manifest:
     return dict(common_owner_reference("VibeApp", app, uid))
 
 
-def preview_deployment(
-    app: str,
-    namespace: str,
-    uid: str,
-    replicas: int,
-    preview: PreviewSettings,
-) -> Manifest:
-    """The preview sandbox: restricted pod security, gVisor, no API credentials.
-
-    No revision is in the template: the operator delivers each revision to the running
-    sandbox (a signed order the pod verifies with the public key here), so the template, and
-    the pod, change only when the sandbox itself must (image, resources, key). Ready means the
-    runtime answers; the revision's own validation is its delivery.
-    """
-    pod_labels = labels(app)
+def preview_pod_spec(preview: PreviewSettings) -> Manifest:
+    """The preview sandbox's pod spec, the same for every app (nothing of an app is in it: a
+    warm pool's sandbox is started from it before any app exists)."""
     spec: Manifest = {
         "runtimeClassName": preview.runtime_class,
         "automountServiceAccountToken": False,
@@ -204,6 +196,31 @@ def preview_deployment(
                 "effect": SANDBOX_TAINT_EFFECT,
             }
         ]
+    return spec
+
+
+def template_digest(pod_spec: Mapping[str, Any]) -> str:
+    """A short digest of a preview pod spec: a warm sandbox started from another is stale."""
+    canonical = json.dumps(pod_spec, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def preview_deployment(
+    app: str,
+    namespace: str,
+    uid: str,
+    replicas: int,
+    preview: PreviewSettings,
+) -> Manifest:
+    """The preview sandbox: restricted pod security, gVisor, no API credentials.
+
+    No revision is in the template: the operator delivers each revision to the running
+    sandbox (a signed order the pod verifies with the public key here), so the template, and
+    the pod, change only when the sandbox itself must (image, resources, key). Ready means the
+    runtime answers; the revision's own validation is its delivery.
+    """
+    pod_labels = labels(app)
+    spec = preview_pod_spec(preview)
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -219,11 +236,88 @@ def preview_deployment(
             "selector": {"matchLabels": {LABEL_APP: app, LABEL_COMPONENT: "preview"}},
             "strategy": {"type": "Recreate"},
             "template": {
-                "metadata": {"labels": pod_labels},
+                # Every preview pod names the spec it started from (a warm pool's too), so
+                # the one serving is told from a stale one.
+                "metadata": {
+                    "labels": pod_labels,
+                    "annotations": {ANNOTATION_TEMPLATE: template_digest(spec)},
+                },
                 "spec": spec,
             },
         },
     }
+
+
+POOL_IDLE = "idle"
+POOL_NAME = "preview-warm"
+
+
+def pool_labels(workspace: str) -> dict[str, str]:
+    """A warm pool's idle sandbox: a preview without an app (no app's Service selects it)."""
+    return {
+        LABEL_COMPONENT: "preview",
+        LABEL_MANAGED_BY: MANAGER_NAME,
+        LABEL_POOL: POOL_IDLE,
+        LABEL_WORKSPACE: workspace,
+    }
+
+
+def pool_deployment(
+    namespace: str, workspace: str, workspace_uid: str, replicas: int, preview: PreviewSettings
+) -> Manifest:
+    """A workspace's warm pool: idle sandboxes started from the pod spec every app's
+    Deployment has, before any app exists, owned by the Workspace.
+
+    A Deployment, so that Kubernetes does the rest: an app adopts a member by relabelling it
+    (`adopted`: out of the selector, the ReplicaSet lets it go and starts another, the pool
+    refills), and a changed pod spec (image, key, resources) rolls the idle members over. The
+    operator never creates a pod itself."""
+    spec = preview_pod_spec(preview)
+    selector = {key: value for key, value in pool_labels(workspace).items()}
+    selector.pop(LABEL_MANAGED_BY)
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": POOL_NAME,
+            "namespace": namespace,
+            "labels": {
+                LABEL_COMPONENT: "preview",
+                LABEL_MANAGED_BY: MANAGER_NAME,
+                LABEL_WORKSPACE: workspace,
+            },
+            "ownerReferences": [
+                dict(common_owner_reference("Workspace", workspace, workspace_uid))
+            ],
+        },
+        "spec": {
+            "replicas": replicas,
+            "revisionHistoryLimit": 2,
+            "selector": {"matchLabels": selector},
+            # Idle members have nothing to keep serving: no surge beyond the quota.
+            "strategy": {"type": "Recreate"},
+            "template": {
+                "metadata": {
+                    "labels": pool_labels(workspace),
+                    "annotations": {ANNOTATION_TEMPLATE: template_digest(spec)},
+                },
+                "spec": spec,
+            },
+        },
+    }
+
+
+def adopted(pod: Mapping[str, Any], app: str, uid: str) -> Manifest:
+    """`pod` (an idle pool member, as read) handed to app `app`: its labels now say the app
+    (its Service selects it) and no pool (out of the pool's selector: its ReplicaSet starts
+    another; nothing hands this one on again), the app owns it. Written with the
+    resourceVersion read, so two apps cannot both take it."""
+    metadata = dict(pod["metadata"])
+    kept = {k: v for k, v in (metadata.get("labels") or {}).items() if k != LABEL_POOL}
+    metadata["labels"] = {**kept, **labels(app)}
+    metadata["ownerReferences"] = [owner_reference(app, uid)]
+    body = {key: value for key, value in pod.items() if key != "status"}
+    return {**body, "apiVersion": "v1", "kind": "Pod", "metadata": metadata}
 
 
 def _field_env(name: str, path: str) -> Manifest:

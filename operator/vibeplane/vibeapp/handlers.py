@@ -39,9 +39,9 @@ from vibeplane.controller.cache import ObjectCache, WatchedKind
 from vibeplane.controller.clock import SYSTEM_CLOCK, Clock
 from vibeplane.controller.reconcile import Context, Controller, ObjectKey, Outcome, refusal_message
 from vibeplane.generation.outcome_store import OutcomeStore
-from vibeplane.kube.client import KubeClient
+from vibeplane.kube.client import Conflict, KubeClient
 from vibeplane.kube.conditions import is_true
-from vibeplane.metrics import PROMPT_TO_READY, WRITES
+from vibeplane.metrics import DELIVERIES, PROMPT_TO_READY, WARM_POOL, WRITES
 from vibeplane.settings import (
     FINALIZER,
     LABEL_MANAGED_BY,
@@ -63,6 +63,7 @@ from vibeplane.vibeapp.decide import (
     PreviewState,
     WorkspaceView,
 )
+from vibeplane.vibeapp.decide import pool as pool_decide
 from vibeplane.vibeapp.decide.publish import BUNDLE_URL_SECONDS as PUBLISHED_BUNDLE_SECONDS
 from vibeplane.vibeapp.decide.publish import plan_unpublish
 from vibeplane.vibeapp.delivery import DeliveryKey, Order, signed
@@ -169,6 +170,17 @@ def load_delivery_key(path: str) -> DeliveryKey:
         return DeliveryKey.loads(stored.read())
 
 
+def preview_settings(settings: OperatorSettings, key: DeliveryKey) -> desired.PreviewSettings:
+    """How preview sandboxes run (every app's, and the warm pools')."""
+    return desired.PreviewSettings(
+        runtime_class=settings.runtime_class,
+        image=settings.preview_image,
+        command=settings.preview_command,
+        local_node=settings.preview_local_node,
+        delivery_key=key.public,
+    )
+
+
 class VibeAppReconciler:
     def __init__(
         self,
@@ -201,13 +213,8 @@ class VibeAppReconciler:
         self.clock = clock
         self.delivery_key = delivery_key or load_delivery_key(settings.delivery_key_file)
         self.deliver = deliver
-        self.preview = desired.PreviewSettings(
-            runtime_class=settings.runtime_class,
-            image=settings.preview_image,
-            command=settings.preview_command,
-            local_node=settings.preview_local_node,
-            delivery_key=self.delivery_key.public,
-        )
+        self.preview = preview_settings(settings, self.delivery_key)
+        self.template = desired.template_digest(desired.preview_pod_spec(self.preview))
         self.frontdoor = FrontDoor(settings, cache, kube, FIELD_MANAGER)
 
     # ---- the reconcile: gather, decide, apply ----------------------------------------------
@@ -280,7 +287,9 @@ class VibeAppReconciler:
         namespace = context.namespace or ""
         labels = self._namespace_labels(namespace)
         app = {desired.LABEL_APP: context.name}
-        pods = [pod for pod in self.cache.items("Pod", namespace) if _labelled(pod, app)]
+        in_namespace = self.cache.items("Pod", namespace)
+        pods = [pod for pod in in_namespace if _labelled(pod, app)]
+        pool = [pod for pod in in_namespace if pool_decide.idle(pod)]
         preview = desired.preview_name(context.name)
         inp = AppInput(
             name=context.name,
@@ -298,6 +307,8 @@ class VibeAppReconciler:
             deployment=self.cache.lookup("Deployment", preview, namespace),
             service=self.cache.lookup("Service", preview, namespace),
             pods=tuple(pods),
+            pool=tuple(pool),
+            template=self.template,
         )
         if inp.deleting:
             return replace(inp, busy=self.generator.app_busy(context.uid))
@@ -378,8 +389,9 @@ class VibeAppReconciler:
         plan = decide.plan_preview(inp, revisions)
         if plan.state is not None:
             return plan.state
+        inp, replicas = self._sandbox(inp, plan)
         try:
-            self._apply_preview(inp, plan)
+            self._apply_preview(inp, replicas)
         except ApiException as error:
             if error.status not in (400, 422):
                 raise
@@ -413,6 +425,7 @@ class VibeAppReconciler:
         )
         body, signature = signed(self.delivery_key, order)
         result = self.deliver(decide.delivery_url(inp), body, signature)
+        DELIVERIES.labels(_delivery_result(result.status)).inc()
         if result.status == 200:
             # Recorded as the sandbox that answered, with its restarts as the cache saw them.
             answered = result.sandbox or ""
@@ -442,10 +455,49 @@ class VibeAppReconciler:
         if waited is not None:
             PROMPT_TO_READY.observe(waited)
 
-    def _apply_preview(self, inp: AppInput, plan: PreviewPlan) -> None:
-        """Apply the preview's Deployment and Service (unchanged by a new revision)."""
+    def _sandbox(self, inp: AppInput, plan: PreviewPlan) -> tuple[AppInput, int]:
+        """The app's sandbox: keep or drop an adopted one, adopt a warm one when it has none;
+        the input with what changed and the replicas its Deployment must have."""
+        candidates: list[Mapping[str, Any]] = []
+        if inp.workspace is not None:
+            candidates = pool_decide.adoptable(inp.pool, inp.workspace.name, inp.template)
+        sandbox = pool_decide.plan_sandbox(inp.pods, plan.replicas, inp.template, len(candidates))
+        for name in sandbox.delete:
+            self.kube.delete("v1", "Pod", name, inp.namespace)
+            WRITES.labels("VibeApp", "Pod").inc()
+            WARM_POOL.labels("dropped").inc()
+        if not sandbox.adopt:
+            return inp, sandbox.replicas
+        for member in candidates:
+            try:
+                stored = self.kube.write(desired.adopted(member, inp.name, inp.uid))
+            except Conflict:
+                continue  # another app took it, or it changed: the next one
+            except ApiException as error:
+                if error.status not in (404, 409, 422):
+                    raise
+                continue
+            WRITES.labels("VibeApp", "Pod").inc()
+            WARM_POOL.labels("adopted").inc()
+            stored.setdefault("kind", "Pod")
+            stored.setdefault("status", member.get("status"))  # a pod's write keeps its status
+            # The next reconcile may run before the watch says so: it must see the app's.
+            self.cache.put("Pod", stored)
+            log.info(
+                "%s/%s adopted warm sandbox %s",
+                inp.namespace,
+                inp.name,
+                stored["metadata"]["name"],
+            )
+            return replace(inp, pods=(*inp.pods, stored)), sandbox.replicas
+        WARM_POOL.labels("drained").inc()
+        return inp, plan.replicas
+
+    def _apply_preview(self, inp: AppInput, replicas: int) -> None:
+        """Apply the preview's Deployment and Service (unchanged by a new revision; at 0
+        replicas while the app holds a sandbox it adopted)."""
         deployment = desired.preview_deployment(
-            inp.name, inp.namespace, inp.uid, plan.replicas, self.preview
+            inp.name, inp.namespace, inp.uid, replicas, self.preview
         )
         apply_and_remember(
             self.kube, self.cache, deployment, FIELD_MANAGER, "VibeApp", inp.deployment
@@ -511,6 +563,14 @@ class VibeAppReconciler:
         return Outcome([])
 
 
+def _delivery_result(status: int) -> str:
+    if status == 200:
+        return "delivered"
+    if status == 0:
+        return "unreachable"
+    return "refused" if status == 422 else "failed"
+
+
 def _pod_key(pod: Mapping[str, Any]) -> str:
     """How the preview runtime names its pod (POD_NAME/POD_UID)."""
     return f"{pod['metadata']['name']}/{pod['metadata'].get('uid', '')}"
@@ -531,6 +591,7 @@ def setup(
     store: ObjectStore,
     ledgers: LedgerStore,
     outcomes: OutcomeStore | None = None,
+    delivery_key: DeliveryKey | None = None,
 ) -> Controller:
     """Build the VibeApp controller and register its watches."""
     controller: Controller
@@ -545,6 +606,7 @@ def setup(
         ledgers,
         enqueue=lambda key: controller.enqueue(key),
         outcomes=outcomes,
+        delivery_key=delivery_key,
     )
     controller = Controller(api.INFO, reconciler, settings, cache, kube)
     controller.register()
@@ -554,4 +616,11 @@ def setup(
     return controller
 
 
-__all__ = ["PREVIEW_KINDS", "WAKE_ANNOTATION", "VibeAppReconciler", "setup"]
+__all__ = [
+    "PREVIEW_KINDS",
+    "WAKE_ANNOTATION",
+    "VibeAppReconciler",
+    "load_delivery_key",
+    "preview_settings",
+    "setup",
+]

@@ -18,8 +18,10 @@ from vibeplane.controller.apply import apply_and_remember
 from vibeplane.controller.cache import ObjectCache, WatchedKind
 from vibeplane.controller.reconcile import Context, Controller, ObjectKey, Outcome
 from vibeplane.kube.client import KubeClient
+from vibeplane.kube.conditions import ConditionSpec
 from vibeplane.metrics import WORKSPACE_REMAINING, WORKSPACE_SPEND, WRITES
 from vibeplane.settings import (
+    LABEL_APP,
     LABEL_MANAGED_BY,
     LABEL_WORKSPACE,
     MANAGER_NAME,
@@ -34,6 +36,9 @@ FIELD_MANAGER = field_manager("workspace")
 GenerationFloor = Callable[[api.WorkspaceSpec, str], Ask | None]
 # Wake a waiting generation (ledger key, "namespace/app") that fits the budget now.
 Wake = Callable[[str, str], None]
+# Keep the namespace's warm pool of preview sandboxes (vibeplane.vibeapp.pool.WarmPool:
+# workspace, uid, spec, namespace, previews running) -> its WarmPool condition.
+KeepPool = Callable[[str, str, api.WorkspaceSpec, str, int], ConditionSpec]
 MANAGED = {LABEL_MANAGED_BY: MANAGER_NAME}
 
 # Children, watched by label so that edits and deletions re-queue their workspace.
@@ -60,7 +65,9 @@ class WorkspaceReconciler:
         clock: Callable[[], datetime] | None = None,
         generation_floor: GenerationFloor | None = None,
         wake: Wake | None = None,
+        warm_pool: KeepPool | None = None,
     ) -> None:
+        self.warm_pool = warm_pool
         self.settings = settings
         self.cache = cache
         self.kube = kube
@@ -80,6 +87,15 @@ class WorkspaceReconciler:
             for condition in decision.events:
                 self.kube.post_event(context.body, "Warning", condition.reason, condition.message)
             self._export_metrics(context.name, decision.status)
+            if self.warm_pool is not None:
+                pool = self.warm_pool(
+                    context.name,
+                    context.uid,
+                    observed.spec,
+                    decision.namespace["metadata"]["name"],
+                    observed.previews_running,
+                )
+                decision.conditions.append(pool)
         return Outcome(decision.conditions, decision.status, decision.requeue_after)
 
     def _gather(self, context: Context) -> WorkspaceInput:
@@ -132,11 +148,17 @@ class WorkspaceReconciler:
         apply_and_remember(self.kube, self.cache, manifest, FIELD_MANAGER, "Workspace", live)
 
     def _previews_running(self, namespace: str) -> int:
-        return self.cache.count(
-            "Deployment",
-            namespace,
-            lambda deployment: bool((deployment.get("status") or {}).get("readyReplicas")),
-        )
+        """Apps whose preview has a ready sandbox: their Deployment's, or one they adopted
+        from the warm pool (their Deployment then stays at 0)."""
+        apps: set[str] = set()
+        for deployment in self.cache.items("Deployment", namespace):
+            if (deployment.get("status") or {}).get("readyReplicas"):
+                apps.add(_app_of(deployment))
+        for pod in self.cache.items("Pod", namespace):
+            if _ready(pod):
+                apps.add(_app_of(pod))
+        apps.discard("")
+        return len(apps)
 
     @staticmethod
     def _export_metrics(workspace: str, fields: Mapping[str, Any]) -> None:
@@ -146,6 +168,17 @@ class WorkspaceReconciler:
             remaining = (fields.get("remaining") or {}).get(key)
             if remaining is not None:
                 WORKSPACE_REMAINING.labels(workspace, resource).set(float(remaining))
+
+
+def _app_of(body: Mapping[str, Any]) -> str:
+    return str(((body.get("metadata") or {}).get("labels") or {}).get(LABEL_APP) or "")
+
+
+def _ready(pod: Mapping[str, Any]) -> bool:
+    return not (pod.get("metadata") or {}).get("deletionTimestamp") and any(
+        c.get("type") == "Ready" and c.get("status") == "True"
+        for c in (pod.get("status") or {}).get("conditions") or []
+    )
 
 
 def workspace_of(body: Mapping[str, Any]) -> ObjectKey | None:
@@ -163,6 +196,7 @@ def setup(
     count_apps: Callable[[str], int],
     generation_floor: GenerationFloor | None = None,
     wake: Wake | None = None,
+    warm_pool: KeepPool | None = None,
 ) -> Controller:
     """Build the Workspace controller and register its watches."""
     reconciler = WorkspaceReconciler(
@@ -173,6 +207,7 @@ def setup(
         count_apps,
         generation_floor=generation_floor,
         wake=wake,
+        warm_pool=warm_pool,
     )
     controller = Controller(api.INFO, reconciler, settings, cache, kube)
     controller.register()

@@ -98,3 +98,55 @@ def test_a_preview_service_is_a_node_port_only_where_the_machine_reaches_the_nod
     assert "type" not in desired.preview_service("todo", "ws-demo", UID)["spec"]
     service = desired.preview_service("todo", "ws-demo", UID, node_port=True)
     assert service["spec"]["type"] == "NodePort"
+
+
+def test_a_warm_pool_is_the_preview_pod_without_an_app() -> None:
+    pool = desired.pool_deployment("ws-demo", "demo", "w-uid", 1, PREVIEW)
+    _golden("pool-deployment", pool)
+    deployment = desired.preview_deployment("todo", "ws-demo", UID, 1, PREVIEW)
+    template, members = deployment["spec"]["template"], pool["spec"]["template"]
+    # The same sandbox an app's Deployment starts, and the same digest on both.
+    assert members["spec"] == template["spec"]
+    assert members["metadata"]["annotations"] == template["metadata"]["annotations"]
+    # No app label: no app's Service selects a member until an app adopts it.
+    assert desired.LABEL_APP not in members["metadata"]["labels"]
+    assert pool["metadata"]["ownerReferences"][0]["kind"] == "Workspace"
+    # The pool's selector stops matching a member once its pool label goes.
+    selector = pool["spec"]["selector"]["matchLabels"]
+    assert all(members["metadata"]["labels"][k] == v for k, v in selector.items())
+    assert "vibeplane.io/pool" in selector
+
+
+def test_adoption_moves_labels_and_ownership_and_drops_the_pool_for_good() -> None:
+    pool = desired.pool_deployment("ws-demo", "demo", "w-uid", 1, PREVIEW)
+    live = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            **pool["spec"]["template"]["metadata"],
+            "name": "preview-warm-5d9c-x2",
+            "namespace": "ws-demo",
+            "uid": "p-1",
+            "resourceVersion": "41",
+            "ownerReferences": [{"kind": "ReplicaSet", "name": "preview-warm-5d9c", "uid": "r"}],
+        },
+        "spec": pool["spec"]["template"]["spec"],
+        "status": {"phase": "Running"},
+    }
+    taken = desired.adopted(live, "todo", UID)
+    labels = taken["metadata"]["labels"]
+    assert labels[desired.LABEL_APP] == "todo"
+    assert "vibeplane.io/pool" not in labels
+    selector = pool["spec"]["selector"]["matchLabels"]
+    assert not all(labels.get(k) == v for k, v in selector.items())  # out of the pool
+    service = desired.preview_service("todo", "ws-demo", UID)
+    assert all(labels[k] == v for k, v in service["spec"]["selector"].items())  # in the app's
+    assert taken["metadata"]["ownerReferences"] == [desired.owner_reference("todo", UID)]
+    # Written against what was read (two apps cannot both take it); status is not ours.
+    assert taken["metadata"]["resourceVersion"] == "41"
+    assert "status" not in taken
+    # Another template makes another digest (stale members).
+    other = desired.PreviewSettings(**{**PREVIEW.__dict__, "image": "preview:0.2.0"})
+    assert desired.template_digest(desired.preview_pod_spec(other)) != desired.template_digest(
+        live["spec"]
+    )

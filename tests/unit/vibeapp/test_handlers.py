@@ -14,6 +14,7 @@ from vibeplane.api.vibeapp import VibeAppSpec
 from vibeplane.controller.cache import ObjectCache
 from vibeplane.controller.reconcile import Context, ObjectKey, Outcome
 from vibeplane.settings import FINALIZER, LABEL_WORKSPACE, OperatorSettings
+from vibeplane.vibeapp import desired
 from vibeplane.vibeapp.decide import DeliveryResult
 from vibeplane.vibeapp.generate import Job, Result
 from vibeplane.vibeapp.handlers import VibeAppReconciler
@@ -357,3 +358,101 @@ def test_hostnames_dropped_and_publish_removed_free_claims_and_objects() -> None
     harness.kube.deleted.clear()
     harness.reconcile(spec, _as_status(outcome))
     assert harness.kube.deleted == []
+
+
+def pool_member(
+    name: str, version: str, created: str, workspace: str = WORKSPACE
+) -> dict[str, Any]:
+    """An idle, ready sandbox of the namespace's warm pool, as its ReplicaSet started it."""
+    pool = desired.pool_deployment(NAMESPACE, workspace, "w-1", 1, Harness().reconciler.preview)
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            **pool["spec"]["template"]["metadata"],
+            "name": name,
+            "namespace": NAMESPACE,
+            "uid": f"uid-{name}",
+            "resourceVersion": version,
+            "creationTimestamp": created,
+            "ownerReferences": [
+                {"kind": "ReplicaSet", "name": "preview-warm-1", "uid": "rs", "controller": True}
+            ],
+        },
+        "spec": pool["spec"]["template"]["spec"],
+        "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]},
+    }
+
+
+def test_a_new_app_adopts_the_oldest_warm_sandbox_and_gets_its_revision_by_delivery() -> None:
+    harness = Harness(preview_activity_poll=False)
+    newer = pool_member("preview-warm-b", "8", "2026-12-03T10:01:00Z")
+    older = pool_member("preview-warm-a", "7", "2026-12-03T10:00:00Z")
+    elsewhere = pool_member("preview-warm-c", "9", "2026-12-03T09:00:00Z", workspace="other")
+    for pod in (newer, older, elsewhere):
+        harness.kube.add(pod)
+        harness.reconciler.cache.put("Pod", pod)
+    outcome = harness.reconcile({"prompts": ["x"]}, {"revisions": [revision(1)]})
+    # One compare-and-swap write took the oldest member of this workspace's pool.
+    [taken] = harness.kube.writes
+    assert taken["metadata"]["name"] == "preview-warm-a"
+    assert taken["metadata"]["resourceVersion"] == "7"
+    assert taken["metadata"]["labels"]["vibeplane.io/app"] == "app"
+    assert "vibeplane.io/pool" not in taken["metadata"]["labels"]
+    assert taken["metadata"]["ownerReferences"][0]["uid"] == UID
+    # Its Deployment stays at 0 while it holds the adopted sandbox, and the revision was
+    # delivered in the same reconcile.
+    deployment = harness.kube.objects[("Deployment", NAMESPACE, "app-preview")]
+    assert deployment["spec"]["replicas"] == 0
+    assert len(harness.deliveries) == 1
+    assert outcome.fields["phase"] == "Running"
+    # Converged: nothing more is written or taken.
+    harness.kube.applied.clear()
+    again = harness.reconcile({"prompts": ["x"]}, outcome.fields)
+    assert harness.kube.applied == []
+    assert len(harness.kube.writes) == 1
+    assert again.fields["delivered"] == outcome.fields["delivered"]
+    # Hibernated: the adopted sandbox goes (never back to the pool).
+    harness.reconciler.cache.put("Pod", harness.kube.objects[("Pod", NAMESPACE, "preview-warm-a")])
+    status = {**outcome.fields, "lastActivity": "2026-11-01T00:00:00Z"}
+    harness.reconcile({"prompts": ["x"]}, status)
+    assert ("Pod", NAMESPACE, "preview-warm-a") in harness.kube.deleted
+
+
+def test_an_app_that_loses_the_race_for_a_sandbox_takes_the_next_or_starts_cold() -> None:
+    harness = Harness(preview_activity_poll=False)
+    member = pool_member("preview-warm-a", "7", "2026-12-03T10:00:00Z")
+    harness.reconciler.cache.put("Pod", member)
+    # Another app took it meanwhile: the API server has a newer version.
+    harness.kube.add({**member, "metadata": {**member["metadata"], "resourceVersion": "8"}})
+    outcome = harness.reconcile({"prompts": ["x"]}, {"revisions": [revision(1)]})
+    assert harness.kube.writes == []
+    deployment = harness.kube.objects[("Deployment", NAMESPACE, "app-preview")]
+    assert deployment["spec"]["replicas"] == 1  # the cold path
+    assert outcome.fields["phase"] == "Deploying"
+
+
+def test_a_delivery_goes_to_the_newest_ready_sandbox_of_the_current_template() -> None:
+    harness = Harness(preview_activity_poll=False, preview_local_node=True)
+    digest = harness.reconciler.template
+
+    def pod(name: str, port: int, created: str, template: str) -> dict[str, Any]:
+        body = json.loads(json.dumps(READY_POD))
+        body["metadata"].update(
+            name=name,
+            uid=f"uid-{name}",
+            creationTimestamp=created,
+            annotations={"vibeplane.io/local-port": str(port), "vibeplane.io/template": template},
+        )
+        return body
+
+    # A rollout left three ready pods: the old template's newest, and two of today's.
+    for body in (
+        pod("app-preview-old", 40001, "2026-12-03T10:05:00Z", "0000"),
+        pod("app-preview-a", 40002, "2026-12-03T10:00:00Z", digest),
+        pod("app-preview-b", 40003, "2026-12-03T10:01:00Z", digest),
+    ):
+        harness.reconciler.cache.put("Pod", body)
+    harness.reconcile({"prompts": ["x"]}, {"revisions": [revision(1)]})
+    [(url, _, _)] = harness.deliveries
+    assert url == "http://127.0.0.1:40003/"

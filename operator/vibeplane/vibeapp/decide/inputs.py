@@ -93,6 +93,11 @@ class AppInput:
     """The live preview Service (from the cache)."""
     pods: tuple[Mapping[str, Any], ...] = ()
     """The app's preview pods (from the cache)."""
+    pool: tuple[Mapping[str, Any], ...] = ()
+    """The idle sandboxes of the namespace's warm pool (from the cache)."""
+    template: str = ""
+    """The digest of today's preview pod spec (`desired.template_digest`): a sandbox started
+    from another is stale."""
 
     def revisions(self) -> list[Revision]:
         return [dict(r) for r in self.status.get("revisions") or []]

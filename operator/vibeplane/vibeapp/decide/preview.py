@@ -27,6 +27,7 @@ from vibeplane.vibeapp.decide.inputs import (
 )
 from vibeplane.wellknown import (
     ANNOTATION_LOCAL_PORT,
+    ANNOTATION_TEMPLATE,
     ANNOTATION_WAKE,
 )
 
@@ -135,13 +136,25 @@ def sandbox_id(pod: Mapping[str, Any]) -> str:
 
 
 def ready_sandbox(inp: AppInput) -> Mapping[str, Any] | None:
-    """The preview's ready pod (the newest, should a rollout leave two)."""
+    """The sandbox that serves the app: a ready pod not being deleted, one started from
+    today's pod spec before one from an older spec (a rollout or a stale adopted sandbox can
+    leave both), the newest of those."""
     ready = [
         pod for pod in inp.pods if pod_ready(pod) and not pod["metadata"].get("deletionTimestamp")
     ]
     return max(
-        ready, key=lambda pod: str(pod["metadata"].get("creationTimestamp", "")), default=None
+        ready,
+        key=lambda pod: (
+            _started_from(pod) == inp.template,
+            str(pod["metadata"].get("creationTimestamp", "")),
+        ),
+        default=None,
     )
+
+
+def _started_from(pod: Mapping[str, Any]) -> str | None:
+    annotations: Mapping[str, str] = pod["metadata"].get("annotations") or {}
+    return annotations.get(ANNOTATION_TEMPLATE)
 
 
 def _delivered_here(inp: AppInput, plan: PreviewPlan) -> bool:
@@ -167,13 +180,15 @@ def delivery_needed(inp: AppInput, plan: PreviewPlan) -> Mapping[str, Any] | Non
 
 
 def _node_url(inp: AppInput) -> str | None:
-    """The preview's address on the local node (a ready pod's port) or the node's NodePort."""
+    """The preview's address on the local node (the serving sandbox's own port) or the
+    node's NodePort."""
     settings = inp.settings
     if settings.preview_local_node:
-        for pod in inp.pods:
-            port = (pod["metadata"].get("annotations") or {}).get(ANNOTATION_LOCAL_PORT)
-            if port and pod_ready(pod):
-                return f"http://127.0.0.1:{port}/"
+        sandbox = ready_sandbox(inp)
+        annotations = (sandbox["metadata"].get("annotations") or {}) if sandbox else {}
+        port = annotations.get(ANNOTATION_LOCAL_PORT)
+        if port:
+            return f"http://127.0.0.1:{port}/"
     if settings.preview_node_address:
         ports = ((inp.service or {}).get("spec") or {}).get("ports") or []
         if ports and ports[0].get("nodePort"):
@@ -182,8 +197,10 @@ def _node_url(inp: AppInput) -> str | None:
 
 
 def delivery_url(inp: AppInput) -> str:
-    """Where the operator reaches the preview's runtime: the local node's port, the node's
-    NodePort, or the Service's cluster name (never the gateway: deliveries are not people)."""
+    """Where the operator reaches the preview's runtime: on the local node the port of the
+    sandbox `ready_sandbox` chose (during a rollout, the newest ready pod of today's spec, not
+    whichever pod the cache lists first), else the node's NodePort, or the Service's cluster
+    name (never the gateway: deliveries are not people)."""
     node = _node_url(inp)
     return node or f"http://{desired.preview_name(inp.name)}.{inp.namespace}.svc/"
 
