@@ -4,6 +4,7 @@ runtime as a plain process, in the same run.
     .venv/bin/python -m bench.swap --runs 20                      # the runtime only
     VIBEPLANE_NODE=real .venv/bin/python -m bench.swap --runs 20 --cluster
     .venv/bin/python -m bench.swap --runs 20 --runsc           # as root: the sandboxes
+    VIBEPLANE_NODE=real .venv/bin/python -m bench.swap --runs 20 --cluster --new-apps --no-swap
 
 1. The runtime (no cluster): the preview runtime started as a plain process (fetch, verify,
    extract, serve) until its first answer: the baseline. Then, in one running runtime, a swap:
@@ -19,6 +20,12 @@ runtime as a plain process, in the same run.
    Debian's runsc (2022, ptrace only) and under runsc built from gVisor's Go module (the real
    node's, `hack/vibeplane_dev/cluster/nodebuild.py`) on ptrace and systrap, against the same
    commands as plain processes.
+
+4. With --new-apps (and --cluster): a new app -> its first answer (its URL answers revision
+   1), 20 apps one after another in a workspace with a warm pool of 1 (each waits until an idle
+   sandbox is ready: a warm hit) and 20 in one with a pool of 0 (the drained pool: the
+   Deployment starts a cold sandbox), each split at the revision's storing (generation, then
+   the preview).
 
 p50, p95 and max are printed, and ratios against the plain start; nothing asserts on time.
 """
@@ -178,8 +185,9 @@ def _post(url: str, body: bytes, signature: str) -> None:
         response.read()
 
 
-def end_to_end(runs: int, baseline: float) -> None:
-    """Part 2: a prompt appended -> the preview answering the new revision, on the real node."""
+def end_to_end(runs: int, baseline: float, swap: bool = True, new_apps: bool = False) -> None:
+    """Part 2: a prompt appended -> the preview answering the new revision, on the real node;
+    with `new_apps`, part 4: a new app -> its first answer, warm hit and drained pool."""
     import kubernetes
 
     from bench.apps import apply_platform, create_retrying, model_server
@@ -205,10 +213,37 @@ def end_to_end(runs: int, baseline: float) -> None:
         operator = Operator.start(local, log_dir / "operator.log", **env)
         try:
             apply_platform(client)
-            timings = _prompts(custom, create_retrying, runs)
+            if swap:
+                timings = _prompts(custom, create_retrying, runs)
+                print(
+                    summary(
+                        "end to end, prompt -> new revision answering (swap)", timings, baseline
+                    )
+                )
+            if new_apps:
+                core = kubernetes.client.CoreV1Api(client)
+                for pool in (1, 0):
+                    found = _new_apps(custom, core, create_retrying, runs, pool)
+                    what = "warm hit (pool 1)" if pool else "drained pool (pool 0, cold start)"
+                    print(
+                        summary(
+                            f"end to end, new app -> first answer, {what}", found.total, baseline
+                        )
+                    )
+                    print(
+                        summary(
+                            "  of which generation (created -> revision stored)", found.generation
+                        )
+                    )
+                    print(
+                        summary(
+                            "  of which the preview (revision stored -> answering)", found.preview
+                        )
+                    )
+                    if pool:
+                        print(f"  adopted a warm sandbox: {found.adopted} of {len(found.total)}")
         finally:
             operator.stop()
-    print(summary("end to end, prompt -> new revision answering (swap)", timings, baseline))
     print(f"  logs: {log_dir}")
 
 
@@ -305,6 +340,97 @@ def _prompts(custom: Any, create_retrying: Callable[..., None], runs: int) -> li
     return timings
 
 
+class NewApps:
+    """Timings of new apps' first answers, split at the revision's storing."""
+
+    def __init__(self) -> None:
+        self.total: list[float] = []
+        self.generation: list[float] = []
+        self.preview: list[float] = []
+        self.adopted = 0
+
+
+def _idle_ready(core: Any, namespace: str) -> bool:
+    pods = core.list_namespaced_pod(namespace, label_selector="vibeplane.io/pool=idle").items
+    return any(
+        not pod.metadata.deletion_timestamp
+        and any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
+        for pod in pods
+    )
+
+
+def _new_apps(
+    custom: Any, core: Any, create_retrying: Callable[..., None], runs: int, pool: int
+) -> NewApps:
+    """Part 4: `runs` new apps, one at a time, each timed from its creation until its URL
+    answers revision 1; with a pool of 1, each waits for an idle sandbox to be ready first (a
+    warm hit), with 0 every preview starts cold. Each app is deleted after (with its sandbox)."""
+    group, version = "vibeplane.io", "v1alpha1"
+    name = f"new{pool}{uuid.uuid4().hex[:5]}"
+    custom.create_cluster_custom_object(
+        group,
+        version,
+        "workspaces",
+        {
+            "apiVersion": f"{group}/{version}",
+            "kind": "Workspace",
+            "metadata": {"name": name},
+            "spec": {"budget": {"tokens": 100_000_000, "money": "10000"}, "warmPool": pool},
+        },
+    )
+    namespace = f"ws-{name}"
+    found = NewApps()
+    try:
+        for run in range(runs):
+            if pool:
+                wait(lambda: _idle_ready(core, namespace), 300, "an idle sandbox", 0.1)
+            app = f"app{run}"
+            body = {
+                "apiVersion": f"{group}/{version}",
+                "kind": "VibeApp",
+                "metadata": {"name": app},
+                "spec": {"prompts": ["a todo list with title and due date"]},
+            }
+            started = time.monotonic()
+            create_retrying(
+                lambda body=body: custom.create_namespaced_custom_object(
+                    group, version, namespace, "vibeapps", body
+                )
+            )
+            stored: list[float] = []
+
+            def answers(app: str = app, stored: list[float] = stored) -> bool:
+                status = (
+                    custom.get_namespaced_custom_object(
+                        group, version, namespace, "vibeapps", app
+                    ).get("status")
+                    or {}
+                )
+                if not stored and any(r.get("sha256") for r in status.get("revisions") or []):
+                    stored.append(time.monotonic())
+                url = status.get("url")
+                return bool(url) and _revision_answering(str(url)) == "1"
+
+            wait(answers, 300, f"{app}'s first answer", 0.02)
+            ended = time.monotonic()
+            found.total.append(ended - started)
+            if stored:
+                found.generation.append(stored[0] - started)
+                found.preview.append(ended - stored[0])
+            delivered = (
+                custom.get_namespaced_custom_object(group, version, namespace, "vibeapps", app)
+                .get("status", {})
+                .get("delivered")
+                or {}
+            )
+            found.adopted += str(delivered.get("sandbox", "")).startswith("preview-warm-")
+            custom.delete_namespaced_custom_object(group, version, namespace, "vibeapps", app)
+    finally:
+        custom.delete_cluster_custom_object(group, version, "workspaces", name)
+        wait(lambda: not _apps_left(custom, namespace), 300, "the apps deleted", 0.5)
+    return found
+
+
 SANDBOX_COMMANDS = {
     "python3 -c pass": ["/usr/bin/python3", "-c", "pass"],
     "import of the preview runtime": [
@@ -352,12 +478,18 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--cluster", action="store_true", help="also end to end on the real node")
     parser.add_argument("--runsc", action="store_true", help="also the sandboxes (root)")
+    parser.add_argument(
+        "--new-apps",
+        action="store_true",
+        help="with --cluster: new app -> first answer, warm hit and drained pool",
+    )
+    parser.add_argument("--no-swap", action="store_true", help="with --cluster: skip the swap")
     args = parser.parse_args()
     if args.runsc:
         runsc_platforms(args.runs)
     baseline = runtime_level(args.runs)
     if args.cluster:
-        end_to_end(args.runs, baseline)
+        end_to_end(args.runs, baseline, swap=not args.no_swap, new_apps=args.new_apps)
 
 
 if __name__ == "__main__":

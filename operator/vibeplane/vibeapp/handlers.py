@@ -114,6 +114,9 @@ def poll_activity(url: str) -> str | None:
 
 # Sends one signed order to a preview's runtime: (base URL, body, signature) -> the answer.
 Deliver = Callable[[str, bytes, str], DeliveryResult]
+DELIVERY_RETRY_WITHIN = 1.5
+"""Seconds an unreachable delivery is retried within one reconcile (at DELIVERY_RETRY_PACE)."""
+DELIVERY_RETRY_PACE = 0.05
 DELIVERY_TIMEOUT = 30.0
 """Seconds a delivery may take: the sandbox fetches, verifies and extracts before answering."""
 
@@ -391,11 +394,14 @@ class VibeAppReconciler:
             return plan.state
         inp, replicas = self._sandbox(inp, plan)
         try:
-            self._apply_preview(inp, replicas)
+            service = self._apply_preview(inp, replicas)
         except ApiException as error:
             if error.status not in (400, 422):
                 raise
             return decide.refused_preview(plan, refusal_message(error))
+        if service is not None:
+            # A new Service's node port is known now, not when its watch event arrives.
+            inp = replace(inp, service=service)
         sandbox = decide.delivery_needed(inp, plan)
         result = self._deliver(inp, plan, sandbox) if sandbox is not None else None
         log_tail = self._log_tail(inp) if decide.needs_log_tail(inp, plan) else ""
@@ -424,7 +430,16 @@ class VibeAppReconciler:
             issued_ms=time.time_ns() // 1_000_000,
         )
         body, signature = signed(self.delivery_key, order)
-        result = self.deliver(decide.delivery_url(inp), body, signature)
+        url = decide.delivery_url(inp)
+        result = self.deliver(url, body, signature)
+        # A sandbox just adopted or just ready, behind a Service just made, is reachable a
+        # moment later (the node programs the Service's port): retried here at a short pace,
+        # for a bounded time, rather than at the next reconcile.
+        deadline = time.monotonic() + DELIVERY_RETRY_WITHIN
+        while result.status == 0 and time.monotonic() < deadline:
+            DELIVERIES.labels("unreachable").inc()
+            time.sleep(DELIVERY_RETRY_PACE)
+            result = self.deliver(url, body, signature)
         DELIVERIES.labels(_delivery_result(result.status)).inc()
         if result.status == 200:
             # Recorded as the sandbox that answered, with its restarts as the cache saw them.
@@ -493,9 +508,9 @@ class VibeAppReconciler:
         WARM_POOL.labels("drained").inc()
         return inp, plan.replicas
 
-    def _apply_preview(self, inp: AppInput, replicas: int) -> None:
+    def _apply_preview(self, inp: AppInput, replicas: int) -> dict[str, Any] | None:
         """Apply the preview's Deployment and Service (unchanged by a new revision; at 0
-        replicas while the app holds a sandbox it adopted)."""
+        replicas while the app holds a sandbox it adopted); the Service as stored, if written."""
         deployment = desired.preview_deployment(
             inp.name, inp.namespace, inp.uid, replicas, self.preview
         )
@@ -505,8 +520,10 @@ class VibeAppReconciler:
         node_port = bool(self.settings.preview_node_address)
         service = desired.preview_service(inp.name, inp.namespace, inp.uid, node_port=node_port)
         service_live = dict(inp.service) if inp.service is not None else None
-        if self.kube.apply(service, FIELD_MANAGER, live=service_live, lookup=False) is not None:
+        stored = self.kube.apply(service, FIELD_MANAGER, live=service_live, lookup=False)
+        if stored is not None:
             WRITES.labels("VibeApp", "Service").inc()
+        return stored
 
     def _presign(
         self, revision: Mapping[str, Any], seconds: int = decide.BUNDLE_URL_SECONDS

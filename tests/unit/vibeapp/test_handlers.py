@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from prometheus_client import REGISTRY
+
 from tests.fakes.clock import FakeClock
 from tests.fakes.delivery import shared_delivery_key
 from tests.fakes.kube import FakeKube
@@ -456,3 +458,24 @@ def test_a_delivery_goes_to_the_newest_ready_sandbox_of_the_current_template() -
     harness.reconcile({"prompts": ["x"]}, {"revisions": [revision(1)]})
     [(url, _, _)] = harness.deliveries
     assert url == "http://127.0.0.1:40003/"
+
+
+def test_an_unreachable_sandbox_is_retried_at_a_short_pace_within_the_reconcile() -> None:
+    harness = Harness(preview_activity_poll=False)
+    answers = [DeliveryResult(0, "unreachable: [Errno 111] Connection refused")] * 2
+    delivered = harness._deliver
+
+    def flaky(url: str, body: bytes, signature: str) -> DeliveryResult:
+        return answers.pop(0) if answers else delivered(url, body, signature)
+
+    harness.reconciler.deliver = flaky
+    harness.reconciler.cache.put("Pod", READY_POD)
+    sample = ("vibeplane_preview_deliveries_total", {"result": "unreachable"})
+    before = REGISTRY.get_sample_value(*sample)
+    outcome = harness.reconcile({"prompts": ["x"]}, {"revisions": [revision(1)]})
+    assert outcome.fields["phase"] == "Running"
+    assert len(harness.deliveries) == 1
+    after = REGISTRY.get_sample_value(
+        "vibeplane_preview_deliveries_total", {"result": "unreachable"}
+    )
+    assert (after or 0) - (before or 0) == 2
