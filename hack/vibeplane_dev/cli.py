@@ -3,7 +3,7 @@ entry point; the operator's `vibeplane.cli` finds them when this distribution is
 
 vibeplane up [--no-examples]        the platform on the local control plane
 vibeplane down | status
-vibeplane cluster up|build|node-build|gateway-build|down|status|kubeconfig|kubectl|tools
+vibeplane cluster up|build|node-build|gateway-build|down|status|kubeconfig|kubectl|helm|tools
 """
 
 from __future__ import annotations
@@ -96,6 +96,15 @@ def _cluster_kubectl(args: argparse.Namespace) -> int:
     return result.returncode
 
 
+def _cluster_helm(args: argparse.Namespace) -> int:
+    from vibeplane_dev.platform import Helm, Platform
+
+    result = Helm.for_platform(Platform.local(), Steps().note)(*args.helm_args)
+    sys.stdout.write(result.stdout)
+    sys.stderr.write(result.stderr)
+    return result.returncode
+
+
 def _cluster_tools(_: argparse.Namespace) -> int:
     from vibeplane_dev.cluster.config import ClusterConfig
     from vibeplane_dev.cluster.local import install_tools
@@ -161,6 +170,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     kubectl = cluster_commands.add_parser("kubectl", help="kubectl of the same version, as admin")
     kubectl.add_argument("kubectl_args", nargs=argparse.REMAINDER)
     kubectl.set_defaults(run=_cluster_kubectl)
+    helm = cluster_commands.add_parser("helm", help="Helm (from the tools cache), as admin")
+    helm.add_argument("helm_args", nargs=argparse.REMAINDER)
+    helm.set_defaults(run=_cluster_helm)
     cluster_commands.add_parser("tools", help="install KWOK and Helm").set_defaults(
         run=_cluster_tools
     )

@@ -1,9 +1,19 @@
 """The embedded platform: everything `vibeplane up` runs on one machine, and its examples.
 
-Parts, in start order (each is skipped when already running, so `up` is idempotent):
-control plane -> object store (MinIO) -> model server (builtin backend) -> local preview node
-(gVisor) -> operator. `down` stops them in reverse order, each through its pid file and
-exact command line, so nothing else is touched.
+On the real node (VIBEPLANE_NODE=real) the platform is the Helm chart, installed as users
+install it. Steps, in order (each is skipped or a no-op when already done, so `up` is
+idempotent): control plane -> object store (MinIO on the host; pods reach it through the
+node's relay) -> node -> images (operator/Dockerfile, runtime/modelserver/Dockerfile, built
+without a container engine and imported into the node's containerd) -> `helm upgrade
+--install` of charts/vibeplane with values-local.yaml (operator, model server, the builtin
+ModelDeployment as pods and objects of the release) -> the gateway when VIBEPLANE_GATEWAY
+says (Traefik, the front service; its names and the platform domain reach the operator as
+chart values) -> examples. `down` uninstalls the release, then stops the gateway, the node,
+MinIO and the control plane.
+
+On the stand-in node the parts run as host processes: control plane -> object store -> model
+server -> stand-in preview node -> operator; `down` stops them in reverse order, each through
+its pid file and exact command line, so nothing else is touched.
 """
 
 from __future__ import annotations
@@ -20,14 +30,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 from vibeplane.wellknown import PREVIEW_RUNTIME_DIR
-from vibeplane_dev.cluster import gateway
+from vibeplane_dev.cluster import gateway, images
+from vibeplane_dev.cluster.build import ensure_tool
 from vibeplane_dev.cluster.config import repository_root
 from vibeplane_dev.cluster.local import LocalCluster
 from vibeplane_dev.cluster.node import COMPONENTS as NODE_COMPONENTS
 from vibeplane_dev.cluster.node import RELAYS as NODE_RELAYS
 from vibeplane_dev.cluster.node import (
     LocalNode,
+    NodeNetwork,
     existing_real_node,
     real_node_selected,
     start_real_node,
@@ -43,6 +57,19 @@ EXAMPLE_APP = ("ws-demo", "todo")
 # The platform's own objects, applied with or without the examples: its default model belongs
 # to the platform (as the chart's modelserver.enabled makes it), not to the examples.
 PLATFORM_MANIFESTS = Path(__file__).parent / "manifests"
+# The chart install of the real-node platform.
+CHART = repository_root() / "charts" / "vibeplane"
+LOCAL_VALUES = CHART / "values-local.yaml"
+RELEASE = "vibeplane"
+PLATFORM_NAMESPACE = "vibeplane-system"
+OPERATOR_DEPLOYMENT = f"{RELEASE}-operator"
+MODELSERVER_DEPLOYMENT = f"{RELEASE}-modelserver"
+# The images of the release: (name, Dockerfile relative to the repository root, repository).
+# The build context is the repository root for both, as with `docker build -f ... .`.
+PLATFORM_IMAGES = (
+    ("operator", Path("operator") / "Dockerfile", "vibeplane.local/operator"),
+    ("modelserver", Path("runtime") / "modelserver" / "Dockerfile", "vibeplane.local/modelserver"),
+)
 
 
 @dataclass(frozen=True)
@@ -201,25 +228,21 @@ def preview_command() -> list[str]:
     return ["/usr/bin/python3", f"{PREVIEW_RUNTIME_DIR}/preview.py"]
 
 
-def operator_environment(platform: Platform, node: LocalNode | None = None) -> dict[str, str]:
-    base = {
+def operator_environment(platform: Platform) -> dict[str, str]:
+    """The host operator's settings on the stand-in node (on the real node the chart's values
+    say the same things to the operator's pod)."""
+    return {
         **platform.s3.client_environment(),
         "KUBECONFIG": str(platform.cluster.config.kubeconfig("operator")),
         "VIBEPLANE_BUILTIN_MODEL_URL": platform.model_url,
-    }
-    if node is not None:
-        routes = gateway.operator_environment() if gateway.enabled() else {}
-        return {**base, **node.operator_environment(), **routes}
-    return {
-        **base,
         "VIBEPLANE_PREVIEW_LOCAL_NODE": "true",
         "VIBEPLANE_PREVIEW_COMMAND": json.dumps(preview_command()),
     }
 
 
-def start_operator(platform: Platform, steps: Steps, node: LocalNode | None = None) -> None:
+def start_operator(platform: Platform, steps: Steps) -> None:
     process = platform.process("operator")
-    env = dict(os.environ, **operator_environment(platform, node))
+    env = dict(os.environ, **operator_environment(platform))
     _start(process, [sys.executable, "-m", "vibeplane", "operator"], steps, env=env)
     if process.exited_early(timeout=3.0):
         raise RuntimeError(f"the operator exited at once; its log ends:\n{process.log_tail()}")
@@ -239,6 +262,202 @@ def start_gateway(platform: Platform, node: LocalNode, steps: Steps) -> None:
     steps.note(f"gateway on 127.0.0.1:{gateway.gateway_port()} (hosts *.{gateway.DOMAIN})")
 
 
+@dataclass(frozen=True)
+class Helm:
+    """The Helm binary from the tools cache, with its own homes under the platform's, talking
+    to the local cluster as its admin."""
+
+    binary: Path
+    home: Path
+    kubeconfig: Path
+
+    @classmethod
+    def for_platform(cls, platform: Platform, progress: Callable[[str], None]) -> Helm:
+        binary = ensure_tool("helm", platform.cluster.config.cache, progress)
+        return cls(binary, platform.home / "helm", platform.cluster.config.admin_kubeconfig)
+
+    def __call__(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+        env = dict(
+            os.environ,
+            KUBECONFIG=str(self.kubeconfig),
+            HELM_CACHE_HOME=str(self.home / "cache"),
+            HELM_CONFIG_HOME=str(self.home / "config"),
+            HELM_DATA_HOME=str(self.home / "data"),
+        )
+        return subprocess.run(
+            [str(self.binary), *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+
+def build_platform_images(platform: Platform, steps: Steps) -> dict[str, tuple[Path, str]]:
+    """The release's images from their Dockerfiles (cached on their inputs): name -> (archive,
+    reference)."""
+    root, cache = repository_root(), platform.cluster.config.cache
+    built = {}
+    for name, dockerfile, repository in PLATFORM_IMAGES:
+        began = time.monotonic()
+        archive, reference = images.dockerfile_image(cache, root / dockerfile, root, repository)
+        seconds = time.monotonic() - began
+        size = archive.stat().st_size // 2**20
+        steps.note(f"{name} image {reference} ({size} MB, {seconds:.1f}s)")
+        built[name] = (archive, reference)
+    return built
+
+
+def local_values(platform: Platform, built: dict[str, tuple[Path, str]]) -> dict[str, object]:
+    """What values-local.yaml cannot say: this machine's addresses, ports, credentials, and
+    the images just built (never pulled: they are in the node's containerd)."""
+    config = platform.cluster.config
+    net = NodeNetwork.for_home(config.home.parent)
+    creds = platform.s3.credentials()
+
+    def image(name: str) -> dict[str, str]:
+        repository, _, tag = built[name][1].rpartition(":")
+        return {"repository": repository, "tag": tag, "pullPolicy": "Never"}
+
+    values: dict[str, object] = {
+        "image": image("operator"),
+        "modelserver": {"image": image("modelserver")},
+        "s3": {
+            # The host's MinIO through the node's relay: the operator pod and previews (through
+            # presigned URLs naming it) reach it there.
+            "endpoint": f"http://{net.host_ip}:{config.s3_port}",
+            "credentials": {
+                "accessKeyId": creds["accessKey"],
+                "secretAccessKey": creds["secretKey"],
+            },
+        },
+        "preview": {
+            "objectStoreEgress": f"{net.host_ip}/32:{config.s3_port}",
+            "nodeAddress": net.node_ip,
+            "ingressCIDRs": [f"{net.host_ip}/32"],
+        },
+    }
+    if gateway.enabled():
+        # Routes through the local gateway: the same values as any cluster's Gateway.
+        values = merge_values(values, gateway.chart_values())
+    return values
+
+
+def merge_values(base: dict[str, object], extra: dict[str, object]) -> dict[str, object]:
+    """Helm's merge of two values files: maps merge key by key, anything else is replaced."""
+    merged = dict(base)
+    for key, value in extra.items():
+        current = merged.get(key)
+        if isinstance(current, dict) and isinstance(value, dict):
+            merged[key] = merge_values(current, value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def install_chart(
+    platform: Platform, built: dict[str, tuple[Path, str]], steps: Steps, *extra: str
+) -> None:
+    """`helm upgrade --install` of the chart with the local values; waits for its pods."""
+    helm = Helm.for_platform(platform, steps.note)
+    values = platform.home / "values-machine.yaml"
+    values.parent.mkdir(parents=True, exist_ok=True)
+    values.write_text(yaml.safe_dump(local_values(platform, built), sort_keys=False))
+    values.chmod(0o600)  # it holds the object store's credentials
+    adopt_shared_objects(platform, steps)
+    result = helm(
+        "upgrade",
+        "--install",
+        RELEASE,
+        str(CHART),
+        "--namespace",
+        PLATFORM_NAMESPACE,
+        "--create-namespace",
+        "--values",
+        str(LOCAL_VALUES),
+        "--values",
+        str(values),
+        *extra,
+        "--wait",
+        "--timeout=5m",
+    )
+    if result.returncode != 0:
+        raise RuntimeError(
+            f"helm upgrade --install failed:\n{result.stderr[-3000:]}\n"
+            + chart_pods_report(platform)
+        )
+    steps.note(result.stdout.strip().splitlines()[0] if result.stdout.strip() else "installed")
+
+
+def adopt_shared_objects(platform: Platform, steps: Steps) -> None:
+    """The control plane applies the workspace ClusterRoles (the suites need them without
+    the chart); the release adopts them as Helm documents (its ownership label and
+    annotations), instead of refusing to install over them."""
+    kubectl = platform.cluster.kubectl
+    for document in yaml.safe_load_all(
+        (CHART / "templates" / "workspace-clusterroles.yaml").read_text()
+    ):
+        if not document:
+            continue
+        name = f"clusterrole/{document['metadata']['name']}"
+        if kubectl("get", name).returncode != 0:
+            continue
+        owner = kubectl("get", name, "-o", "jsonpath={.metadata.annotations}").stdout
+        if RELEASE in owner:
+            continue
+        kubectl("label", "--overwrite", name, "app.kubernetes.io/managed-by=Helm")
+        kubectl(
+            "annotate",
+            "--overwrite",
+            name,
+            f"meta.helm.sh/release-name={RELEASE}",
+            f"meta.helm.sh/release-namespace={PLATFORM_NAMESPACE}",
+        )
+        steps.note(f"{name}: adopted by the release")
+
+
+def chart_pods_report(platform: Platform) -> str:
+    result = platform.cluster.kubectl("get", "pods", "-n", PLATFORM_NAMESPACE, "-o", "wide")
+    return f"pods in {PLATFORM_NAMESPACE}:\n{result.stdout}{result.stderr}"
+
+
+def operator_log(platform: Platform) -> str:
+    result = platform.cluster.kubectl(
+        "logs", "-n", PLATFORM_NAMESPACE, f"deployment/{OPERATOR_DEPLOYMENT}", "--tail=-1"
+    )
+    return result.stdout + result.stderr
+
+
+def up_chart(platform: Platform, steps: Steps) -> None:
+    """The real-node platform: the chart's pods on the node (see the module's docstring)."""
+    with steps.step("node (containerd, kubelet, gVisor, pod network in its own namespace)"):
+        node = start_real_node(platform.cluster.config, progress=steps.note)
+    with steps.step("images (operator, model server) built and imported into the node"):
+        built = build_platform_images(platform, steps)
+        for name, (archive, _) in built.items():
+            if node.import_image(archive):
+                steps.note(f"imported the {name} image")
+    with steps.step(f"helm upgrade --install {RELEASE} (charts/vibeplane, values-local.yaml)"):
+        install_chart(platform, built, steps)
+    if gateway.enabled():
+        with steps.step(f"gateway (Traefik {gateway.TRAEFIK[1]}, the front service)"):
+            start_gateway(platform, node, steps)
+
+
+def down_chart(platform: Platform, steps: Steps) -> None:
+    """Uninstall the release while the cluster and the node still run (its pods end)."""
+    if not platform.cluster.running():
+        return
+    helm = Helm.for_platform(platform, steps.note)
+    if helm("status", RELEASE, "--namespace", PLATFORM_NAMESPACE).returncode != 0:
+        return
+    result = helm("uninstall", RELEASE, "--namespace", PLATFORM_NAMESPACE, "--wait")
+    if result.returncode != 0:
+        raise RuntimeError(f"helm uninstall failed:\n{result.stderr[-3000:]}")
+    steps.note(f"uninstalled the release {RELEASE}")
+
+
 def _app_status(cluster: LocalCluster, namespace: str, name: str) -> dict[str, object]:
     result = cluster.kubectl("get", "vibeapp", name, "-n", namespace, "-o", "json")
     if result.returncode != 0:
@@ -253,25 +472,24 @@ def up(examples: bool, steps: Steps) -> int:
         platform.cluster.up(progress=steps.note)
     with steps.step("object store (MinIO on 127.0.0.1)"):
         platform.s3.up(progress=steps.note)
-    with steps.step("model server (builtin backend)"):
-        start_modelserver(platform, steps)
-    node: LocalNode | None = None
+    operator: ManagedProcess | None = None  # the host process, where there is one
+    through_gateway = real_node_selected() and gateway.enabled()
     if real_node_selected():
-        with steps.step("node (containerd, kubelet, gVisor, pod network in its own namespace)"):
-            node = start_real_node(platform.cluster.config, progress=steps.note)
+        up_chart(platform, steps)
     else:
+        with steps.step("model server (builtin backend)"):
+            start_modelserver(platform, steps)
         with steps.step("preview node (gVisor, stand-in)"):
             start_preview_node(platform, steps)
-    with steps.step("operator"):
-        start_operator(platform, steps, node)
-    through_gateway = node is not None and gateway.enabled()
-    if through_gateway and node is not None:
-        with steps.step(f"gateway (Traefik {gateway.TRAEFIK[1]}, the front service)"):
-            start_gateway(platform, node, steps)
+        with steps.step("operator"):
+            start_operator(platform, steps)
+        operator = platform.process("operator")
+        with steps.step("the platform's default model (builtin ModelDeployment)"):
+            create_missing(
+                platform.cluster.kubectl, sorted(PLATFORM_MANIFESTS.glob("*.yaml")), steps.note
+            )
     kubeconfig = platform.cluster.config.admin_kubeconfig
     kubectl = platform.cluster.kubectl
-    with steps.step("the platform's default model (builtin ModelDeployment)"):
-        create_missing(kubectl, sorted(PLATFORM_MANIFESTS.glob("*.yaml")), steps.note)
     if examples:
         with steps.step("examples (created where missing; existing ones left alone)"):
             create_missing(
@@ -287,7 +505,7 @@ def up(examples: bool, steps: Steps) -> int:
                 return status.get("phase") == "Running" and bool(status.get("url"))
 
             try:
-                _wait(running, f"VibeApp {namespace}/{name}", platform.process("operator"), 300)
+                _wait(running, f"VibeApp {namespace}/{name}", operator, 300)
             except RuntimeError as error:
                 raise RuntimeError(f"{error}\nlast status: {json.dumps(status)[:2000]}") from error
         url = status.get("url")
@@ -311,6 +529,7 @@ PARTS = ("operator", "preview-node", "modelserver")
 
 def down(steps: Steps) -> int:
     platform = Platform.local()
+    down_chart(platform, steps)
     for name in PARTS:
         if platform.process(name).stop():
             steps.note(f"stopped {name}")
@@ -335,22 +554,38 @@ def status() -> int:
         rows.append((component.name, component.pid is not None, f"pid {component.pid}"))
     rows.append(("minio", platform.s3.ready(), platform.s3.endpoint))
     processes = [platform.process(name) for name in reversed(PARTS)]
-    if real_node_selected():
+    chart = real_node_selected()
+    if chart:
         node = existing_real_node(platform.cluster.config)
-        processes = [p for p in processes if p.name != "preview-node"]
-        processes += [node.process(name) for name in NODE_COMPONENTS]
+        processes = [node.process(name) for name in NODE_COMPONENTS]
         processes += [node.relay(name) for name in NODE_RELAYS]
     for process in processes:
         pid = process.pid()
         rows.append((process.name, pid is not None, f"pid {pid}" if pid else str(process.log_file)))
     rows.append(("apiserver /readyz", platform.cluster.ready(), platform.cluster.config.server))
-    rows.append(
-        (
-            "model server ready",
-            _http_ok(f"http://127.0.0.1:{MODELSERVER_PORT}/v2/health/ready"),
-            platform.model_url,
+    if chart:
+        for deployment in (OPERATOR_DEPLOYMENT, MODELSERVER_DEPLOYMENT):
+            result = platform.cluster.kubectl(
+                "get",
+                "deployment",
+                deployment,
+                "-n",
+                PLATFORM_NAMESPACE,
+                "-o",
+                "jsonpath={.status.readyReplicas}/{.spec.replicas}",
+            )
+            ready, _, wanted = result.stdout.partition("/")
+            rows.append(
+                (deployment, bool(ready) and ready == wanted, f"{result.stdout} ready (pods)")
+            )
+    else:
+        rows.append(
+            (
+                "model server ready",
+                _http_ok(f"http://127.0.0.1:{MODELSERVER_PORT}/v2/health/ready"),
+                platform.model_url,
+            )
         )
-    )
     for name, ok, detail in rows:
         healthy &= ok
         print(f"{name:20} {'ok' if ok else 'DOWN':6} {detail}")

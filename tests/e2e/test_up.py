@@ -1,14 +1,22 @@
 """The README's first command, end to end: `vibeplane up` on its own cluster ends with a URL,
-and headless Chromium loads the generated app from it."""
+and headless Chromium loads the generated app from it. On the real node the platform is the
+Helm chart: its release, its pods, an operator that was never refused anything, and a
+`helm upgrade` under three running apps that changes none of them."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import shutil
 import subprocess
 import sys
+import threading
+import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -114,6 +122,10 @@ def test_up_serves_the_app_in_a_browser_under_gvisor(
     )
     assert screenshot.stat().st_size > 1000
 
+    if real_node_selected():
+        _the_chart_runs_the_platform(platform_environment)
+        _helm_upgrade_changes_no_app(platform_environment, url)
+
     # `up` again over a platform someone used (the README's own patch): it leaves their app
     # alone, says so, and succeeds.
     patch = '[{"op":"add","path":"/spec/prompts/-","value":"add a priority field"}]'
@@ -192,3 +204,185 @@ def _processes_with(marker: bytes) -> list[int]:
         except OSError:
             continue
     return found
+
+
+RELEASE, PLATFORM_NAMESPACE = "vibeplane", "vibeplane-system"
+MORE_APPS = {"notes": "a notes page with a search box", "counter": "a click counter"}
+
+
+def _kubectl_json(env: dict[str, str], *args: str) -> Any:
+    result = _vibeplane(env, "cluster", "kubectl", *args, "-o", "json")
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def _operator_log(env: dict[str, str]) -> str:
+    result = _vibeplane(
+        env, "cluster", "kubectl", "logs", "-n", PLATFORM_NAMESPACE, "deployment/vibeplane-operator"
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def _assert_never_forbidden(env: dict[str, str]) -> None:
+    log = _operator_log(env)
+    assert log.strip(), "the operator logged nothing"
+    refused = [line for line in log.splitlines() if "403" in line or "orbidden" in line]
+    assert refused == [], "\n".join(refused[:20])
+
+
+def _the_chart_runs_the_platform(env: dict[str, str]) -> None:
+    """The release is listed; the operator and the model server are its pods, Running on the
+    real node; the operator, under the chart's ServiceAccount and ClusterRole, met no 403."""
+    listed = _vibeplane(env, "cluster", "helm", "list", "-A", "-o", "json")
+    assert listed.returncode == 0, listed.stderr
+    releases = {(r["name"], r["namespace"], r["status"]) for r in json.loads(listed.stdout)}
+    assert (RELEASE, PLATFORM_NAMESPACE, "deployed") in releases
+    pods = _kubectl_json(env, "get", "pods", "-n", PLATFORM_NAMESPACE)["items"]
+    running = {
+        pod["metadata"]["labels"].get("app.kubernetes.io/component"): pod
+        for pod in pods
+        if pod["status"].get("phase") == "Running"
+    }
+    for component in ("operator", "modelserver"):
+        assert component in running, [p["metadata"]["name"] for p in pods]
+        assert running[component]["spec"]["nodeName"] == "vibeplane-node"
+    assert running["operator"]["spec"]["serviceAccountName"] == "vibeplane-operator"
+    _assert_never_forbidden(env)
+
+
+def _get(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        body: bytes = response.read()
+        assert response.status == 200
+        return body
+
+
+def _snapshot(env: dict[str, str], urls: dict[str, str]) -> dict[str, object]:
+    """What an upgrade must not change: each app's revisions and charges, the page it
+    serves, and the workspace's usage."""
+    apps = _kubectl_json(env, "get", "va", "-n", "ws-demo")["items"]
+    state: dict[str, object] = {
+        app["metadata"]["name"]: (
+            app["status"].get("revision"),
+            len(app["status"].get("revisions", [])),
+            app["status"].get("totalCost"),
+            [r.get("cost") for r in app["status"].get("revisions", [])],
+        )
+        for app in apps
+    }
+    state["served"] = {name: hashlib.sha256(_get(url)).hexdigest() for name, url in urls.items()}
+    workspace = _kubectl_json(env, "get", "workspace", "demo")
+    state["usage"] = workspace["status"].get("usage")
+    return state
+
+
+def _helm_upgrade_changes_no_app(env: dict[str, str], todo_url: str) -> None:
+    """`helm upgrade` with a changed value and a new operator image tag, three apps running:
+    no app gains a revision or a charge, each serves the same page, and a request loop
+    against all three meets no error while the operator's pod is replaced."""
+    manifests = Path(env["VIBEPLANE_HOME"]) / "more-apps.yaml"
+    manifests.write_text(
+        "\n---\n".join(
+            json.dumps(
+                {
+                    "apiVersion": "vibeplane.io/v1alpha1",
+                    "kind": "VibeApp",
+                    "metadata": {"name": name, "namespace": "ws-demo"},
+                    "spec": {"prompts": [prompt], "stack": "static"},
+                }
+            )
+            for name, prompt in MORE_APPS.items()
+        )
+    )
+    created = _vibeplane(env, "cluster", "kubectl", "apply", "-f", str(manifests))
+    assert created.returncode == 0, created.stderr
+    urls = {"todo": todo_url}
+    for name in MORE_APPS:
+        waited = _vibeplane(
+            env,
+            "cluster",
+            "kubectl",
+            "wait",
+            "-n",
+            "ws-demo",
+            f"va/{name}",
+            "--for=jsonpath={.status.phase}=Running",
+            "--timeout=240s",
+        )
+        assert waited.returncode == 0, waited.stderr
+        urls[name] = _kubectl_json(env, "get", "va", name, "-n", "ws-demo")["status"]["url"]
+    time.sleep(5)  # the last settlement and status writes land before the snapshot
+    before = _snapshot(env, urls)
+
+    requests, errors = [0], []
+    stop = threading.Event()
+
+    def load() -> None:
+        while not stop.is_set():
+            for name, url in urls.items():
+                requests[0] += 1
+                try:
+                    _get(url)
+                except (OSError, AssertionError) as error:
+                    errors.append(f"{name}: {error}")
+            time.sleep(0.05)
+
+    loop = threading.Thread(target=load, daemon=True)
+    loop.start()
+    deployment = _kubectl_json(
+        env, "get", "deployment", "vibeplane-operator", "-n", PLATFORM_NAMESPACE
+    )
+    image = deployment["spec"]["template"]["spec"]["containers"][0]["image"]
+    retagged = image + "-upgrade"
+    node = existing_real_node(ClusterConfig.from_env())
+    subprocess.run(
+        [
+            str(node.binaries.ctr),
+            f"--address={Path(env['VIBEPLANE_HOME']) / 'node' / 'containerd' / 'containerd.sock'}",
+            "-n",
+            "k8s.io",
+            "images",
+            "tag",
+            image,
+            retagged,
+        ],
+        check=True,
+        capture_output=True,
+    )
+    upgraded = _vibeplane(
+        env,
+        "cluster",
+        "helm",
+        "upgrade",
+        RELEASE,
+        str(ROOT / "charts" / "vibeplane"),
+        "-n",
+        PLATFORM_NAMESPACE,
+        "--reuse-values",
+        "--set",
+        f"image.tag={retagged.rpartition(':')[2]}",
+        "--set",
+        "operator.resyncSeconds=240",
+        "--wait",
+        "--timeout=5m",
+    )
+    assert upgraded.returncode == 0, upgraded.stderr
+    pods = _kubectl_json(
+        env,
+        "get",
+        "pods",
+        "-n",
+        PLATFORM_NAMESPACE,
+        "-l",
+        "app.kubernetes.io/component=operator",
+        "--field-selector=status.phase=Running",
+    )["items"]
+    assert [p["spec"]["containers"][0]["image"] for p in pods] == [retagged]
+    time.sleep(20)  # the new operator has taken the Lease and reconciled everything
+    stop.set()
+    loop.join(timeout=30)
+    assert errors == [], errors[:10]
+    assert requests[0] > 30
+    assert _snapshot(env, urls) == before
+    _assert_never_forbidden(env)

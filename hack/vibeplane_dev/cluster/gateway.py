@@ -340,12 +340,15 @@ class LocalGateway:
         return [p.name for p in reversed(self.processes()) if p.stop()]
 
 
-def operator_environment() -> dict[str, str]:
-    """The operator's settings for routes through this gateway (OperatorSettings)."""
+def chart_values() -> dict[str, object]:
+    """The chart's values for routes through this gateway (what any cluster's Gateway needs:
+    its name, namespace and listener, the platform domain, the front service)."""
     return {
-        "VIBEPLANE_GATEWAY_NAMESPACE": GATEWAY_NAMESPACE,
-        "VIBEPLANE_GATEWAY_NAME": GATEWAY_NAME,
-        "VIBEPLANE_GATEWAY_LISTENER": LISTENER,
-        "VIBEPLANE_PREVIEW_DOMAIN": DOMAIN,
-        "VIBEPLANE_FRONT_SERVICE_NAME": FRONTDOOR_SERVICE,
+        "operator": {"gatewayNamespace": GATEWAY_NAMESPACE},
+        "gateway": {
+            "name": GATEWAY_NAME,
+            "listener": LISTENER,
+            "frontService": {"name": FRONTDOOR_SERVICE, "port": 80},
+        },
+        "preview": {"domain": DOMAIN},
     }
