@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -207,6 +208,9 @@ def _processes_with(marker: bytes) -> list[int]:
 
 
 RELEASE, PLATFORM_NAMESPACE = "vibeplane", "vibeplane-system"
+# How a refusal shows in the operator's log: an HTTP status 403, Forbidden (not the digits of a
+# timestamp or a uid).
+FORBIDDEN = re.compile(r"\b403\b|forbidden", re.IGNORECASE)
 MORE_APPS = {"notes": "a notes page with a search box", "counter": "a click counter"}
 
 
@@ -227,7 +231,7 @@ def _operator_log(env: dict[str, str]) -> str:
 def _assert_never_forbidden(env: dict[str, str]) -> None:
     log = _operator_log(env)
     assert log.strip(), "the operator logged nothing"
-    refused = [line for line in log.splitlines() if "403" in line or "orbidden" in line]
+    refused = [line for line in log.splitlines() if FORBIDDEN.search(line)]
     assert refused == [], "\n".join(refused[:20])
 
 
