@@ -3,7 +3,7 @@ entry point; the operator's `vibeplane.cli` finds them when this distribution is
 
 vibeplane up [--no-examples]        the platform on the local control plane
 vibeplane down | status
-vibeplane cluster up|build|node-build|gateway-build|down|status|kubeconfig|kubectl|helm|tools
+vibeplane cluster up|build|node-build|gateway-build|images|down|status|kubeconfig|kubectl|helm|tools
 """
 
 from __future__ import annotations
@@ -57,6 +57,17 @@ def _cluster_gateway_build(_: argparse.Namespace) -> int:
     steps = Steps()
     with steps.step(f"gateway built: Traefik {TRAEFIK[1]} from its Go module"):
         print(traefik_binary(ClusterConfig.from_env().cache, progress=steps.note))
+    return 0
+
+
+def _cluster_images(_: argparse.Namespace) -> int:
+    from vibeplane_dev.platform import Platform, build_platform_images
+
+    steps = Steps()
+    with steps.step("images of the release built: operator, model server (their Dockerfiles)"):
+        built = build_platform_images(Platform.local(), steps)
+    for archive, _reference in built.values():
+        print(archive)
     return 0
 
 
@@ -158,6 +169,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     cluster_commands.add_parser(
         "gateway-build", help="build Traefik (the local gateway) from its Go module (cached)"
     ).set_defaults(run=_cluster_gateway_build)
+    cluster_commands.add_parser(
+        "images", help="build the chart's operator and model server images (cached)"
+    ).set_defaults(run=_cluster_images)
     cluster_down = cluster_commands.add_parser("down", help="stop the processes `up` started")
     cluster_down.add_argument("--purge", action="store_true", help="also delete its state")
     cluster_down.set_defaults(run=_cluster_down)

@@ -65,6 +65,9 @@ def _vibeplane(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[s
     )
 
 
+# On the real node `up` also installs the chart, and the test runs a `helm upgrade` under three
+# apps: about 8 minutes on 2 loaded cores.
+@pytest.mark.timeout(1200)
 def test_up_serves_the_app_in_a_browser_under_gvisor(
     platform_environment: dict[str, str], artifacts: Path
 ) -> None:
@@ -211,7 +214,11 @@ RELEASE, PLATFORM_NAMESPACE = "vibeplane", "vibeplane-system"
 # How a refusal shows in the operator's log: an HTTP status 403, Forbidden (not the digits of a
 # timestamp or a uid).
 FORBIDDEN = re.compile(r"\b403\b|forbidden", re.IGNORECASE)
-MORE_APPS = {"notes": "a notes page with a search box", "counter": "a click counter"}
+# Prompts the builtin generator builds (it declines what it does not know).
+MORE_APPS = {
+    "contact": "a contact form with name, email and message",
+    "beans": "a landing page for a coffee shop called Bean There",
+}
 
 
 def _kubectl_json(env: dict[str, str], *args: str) -> Any:
@@ -255,11 +262,12 @@ def _the_chart_runs_the_platform(env: dict[str, str]) -> None:
     _assert_never_forbidden(env)
 
 
-def _get(url: str) -> bytes:
+def _get(url: str) -> tuple[str, str]:
+    """The revision a preview serves (its header) and the page's digest."""
     with urllib.request.urlopen(url, timeout=5) as response:
         body: bytes = response.read()
         assert response.status == 200
-        return body
+        return response.headers.get("X-Vibeplane-Revision", ""), hashlib.sha256(body).hexdigest()
 
 
 def _snapshot(env: dict[str, str], urls: dict[str, str]) -> dict[str, object]:
@@ -275,10 +283,25 @@ def _snapshot(env: dict[str, str], urls: dict[str, str]) -> dict[str, object]:
         )
         for app in apps
     }
-    state["served"] = {name: hashlib.sha256(_get(url)).hexdigest() for name, url in urls.items()}
+    served = {name: _get(url) for name, url in urls.items()}
+    assert all(revision for revision, _ in served.values()), served
+    state["served"] = served
     workspace = _kubectl_json(env, "get", "workspace", "demo")
     state["usage"] = workspace["status"].get("usage")
     return state
+
+
+def _running_url(env: dict[str, str], name: str, timeout: float = 240) -> str:
+    """The app's URL once it is Running; a Failed app fails at once, with its conditions."""
+    deadline = time.monotonic() + timeout
+    status: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        status = _kubectl_json(env, "get", "va", name, "-n", "ws-demo").get("status") or {}
+        assert status.get("phase") != "Failed", status.get("conditions")
+        if status.get("phase") == "Running" and status.get("url"):
+            return str(status["url"])
+        time.sleep(2)
+    raise AssertionError(f"{name} is not Running after {timeout:.0f}s: {status}")
 
 
 def _helm_upgrade_changes_no_app(env: dict[str, str], todo_url: str) -> None:
@@ -303,19 +326,7 @@ def _helm_upgrade_changes_no_app(env: dict[str, str], todo_url: str) -> None:
     assert created.returncode == 0, created.stderr
     urls = {"todo": todo_url}
     for name in MORE_APPS:
-        waited = _vibeplane(
-            env,
-            "cluster",
-            "kubectl",
-            "wait",
-            "-n",
-            "ws-demo",
-            f"va/{name}",
-            "--for=jsonpath={.status.phase}=Running",
-            "--timeout=240s",
-        )
-        assert waited.returncode == 0, waited.stderr
-        urls[name] = _kubectl_json(env, "get", "va", name, "-n", "ws-demo")["status"]["url"]
+        urls[name] = _running_url(env, name)
     time.sleep(5)  # the last settlement and status writes land before the snapshot
     before = _snapshot(env, urls)
 
