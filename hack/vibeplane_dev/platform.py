@@ -529,7 +529,8 @@ PARTS = ("operator", "preview-node", "modelserver")
 
 def down(steps: Steps) -> int:
     platform = Platform.local()
-    down_chart(platform, steps)
+    if real_node_selected():
+        down_chart(platform, steps)
     for name in PARTS:
         if platform.process(name).stop():
             steps.note(f"stopped {name}")
