@@ -392,9 +392,10 @@ class Rollout(KubeModel):
 
     Rule (vibeplane.generation.rollout): once each arm has `minSamples` finished generations,
     the candidate is rolled back when a one-sided two-proportion z-test says its success rate
-    is below the incumbent's (z < -zThreshold), promoted when it is not worse by more than
-    `margin` (its rate >= the incumbent's - margin and z > -zThreshold), and stays on canary
-    otherwise, up to `maxSamples` per arm (then rolled back: not shown to be as good)."""
+    is below the incumbent's (z < -zThreshold), promoted when a non-inferiority test says it is
+    not worse by more than `margin` (Agresti-Caffo adjusted z > zThreshold), and stays on
+    canary otherwise, up to `maxSamples` per arm (then rolled back: not shown to be as
+    good)."""
 
     candidate: str | None = Field(default=None, min_length=1, max_length=63)
     """The adapter under test (a name in adapters). Unset: the newest succeeded ModelTraining

@@ -21,7 +21,11 @@ se = sqrt(P (1 - P) (1/n_candidate + 1/n_incumbent)):
 - nothing is decided before both arms have `minSamples` generations;
 - RollBack when the candidate is worse: (p_c - p_i) / se < -z;
 - Promote when it is not worse by more than `margin` (non-inferiority):
-  (p_c - p_i + margin) / se > z;
+  (p~_c - p~_i + margin) / se~ > z, with Agresti and Caffo's adjustment (one success and one
+  failure added to each arm: p~ = (s + 1) / (n + 2), se~ = sqrt(sum p~ (1 - p~) / (n + 2))),
+  so that arms without spread (10/10 against 10/10) still carry the uncertainty of their size
+  instead of a zero standard error: a perfect candidate against a perfect incumbent is
+  promoted once n + 2 > sqrt(2) z / margin per arm (n >= 115 at margin 0.02, n >= 10 at 0.2);
 - otherwise keep measuring, up to `maxSamples` per arm, then RollBack (it did not show it is at
   least as good).
 
@@ -149,6 +153,17 @@ def _rate(tally: Tally) -> str:
     return f"{tally.successes}/{tally.generations} ({(tally.rate or 0.0):.1%})"
 
 
+def _noninferiority(candidate: Tally, incumbent: Tally, margin: float) -> float:
+    """(p~_c - p~_i + margin) / se~, Agresti-Caffo adjusted (see the module doc)."""
+
+    def adjusted(tally: Tally) -> tuple[float, float]:
+        rate = (tally.successes + 1) / (tally.generations + 2)
+        return rate, rate * (1 - rate) / (tally.generations + 2)
+
+    (p_c, v_c), (p_i, v_i) = adjusted(candidate), adjusted(incumbent)
+    return (p_c - p_i + margin) / math.sqrt(v_c + v_i)
+
+
 def decide(incumbent: Tally, candidate: Tally, rule: Rule) -> Verdict:
     """Promote, roll back, or keep measuring (see the module doc)."""
     numbers = f"candidate {_rate(candidate)}, incumbent {_rate(incumbent)}"
@@ -167,10 +182,11 @@ def decide(incumbent: Tally, candidate: Tally, rule: Rule) -> Verdict:
         candidate.generations + incumbent.generations
     )
     variance = pooled * (1 - pooled) * (1 / candidate.generations + 1 / incumbent.generations)
-    # Both arms all successes (or all failures): no spread; a tiny floor keeps the ratios finite.
+    # Both arms all successes (or all failures): no difference to test; a floor keeps z finite
+    # (it is 0 then).
     se = math.sqrt(variance) if variance > 0 else 1e-9
     z = (p_c - p_i) / se
-    z_noninferior = (p_c - p_i + rule.margin) / se
+    z_noninferior = _noninferiority(candidate, incumbent, rule.margin)
     stated = f"{numbers}, z {z:.2f}"
     if z < -rule.z:
         return Verdict("RollBack", z, f"{stated} < -{rule.z:g}: the candidate does worse")
@@ -178,7 +194,8 @@ def decide(incumbent: Tally, candidate: Tally, rule: Rule) -> Verdict:
         return Verdict(
             "Promote",
             z,
-            f"{stated}; (p_c - p_i + {rule.margin:g}) / se = {z_noninferior:.2f} > {rule.z:g}: "
+            f"{stated}; non-inferiority (margin {rule.margin:g}) z {z_noninferior:.2f} > "
+            f"{rule.z:g}: "
             "at least as good",
         )
     if fewest >= rule.max_samples:

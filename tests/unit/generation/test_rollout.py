@@ -104,3 +104,18 @@ def test_undecided_at_the_maximum_is_rolled_back() -> None:
     verdict = decide(Tally(200, 180), Tally(200, 172), Rule(min_samples=50, max_samples=200))
     assert verdict.decision == "RollBack"
     assert "not shown at least as good within 200" in verdict.message
+
+
+def test_arms_without_spread_still_carry_the_uncertainty_of_their_size() -> None:
+    # 10/10 against 10/10 is not yet "at least as good" within 2 points; within 20 it is.
+    assert decide(Tally(10, 10), Tally(10, 10), Rule(min_samples=10)).decision == "Continue"
+    assert decide(Tally(10, 10), Tally(10, 10), Rule(min_samples=10, margin=0.2)).decision == (
+        "Promote"
+    )
+    assert decide(Tally(9, 9), Tally(9, 9), Rule(min_samples=9, margin=0.2)).decision == (
+        "Continue"
+    )
+    # A worse incumbent never makes the candidate harder to promote.
+    assert decide(Tally(10, 9), Tally(10, 10), Rule(min_samples=10, margin=0.2)).decision == (
+        "Promote"
+    )
