@@ -11,7 +11,12 @@ publishing revision 1, publishing revision 2 and rolling back to 1, and counts f
 
 from __future__ import annotations
 
+import base64
+import contextlib
+import datetime
 import hashlib
+import shutil
+import subprocess
 import sys
 import threading
 import time
@@ -24,6 +29,10 @@ from typing import Any
 import kubernetes
 import pytest
 import requests
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from kubernetes.client import ApiClient
 
 from tests.integration.conftest import (  # noqa: F401 (fixtures)
@@ -59,6 +68,79 @@ pytestmark = [
 ]
 
 
+TLS_SECRET = "vibeplane-gateway-tls"
+CUSTOM_HOST = "shop.example.test"
+
+
+@dataclass
+class PlatformTLS:
+    """The platform's certificate on the Gateway's HTTPS listener, signed by its own CA."""
+
+    port: int
+    ca: Path
+    spki: str
+    """base64 SHA-256 of the certificate's public key (Chromium's pin for a private CA)."""
+
+
+def _platform_tls(client: ApiClient, directory: Path) -> PlatformTLS:
+    """A CA and a certificate for the custom hostname, the latter as the listener's Secret."""
+    now = datetime.datetime.now(datetime.UTC)
+
+    def certificate(
+        subject: str, key: ec.EllipticCurvePrivateKey, issuer: x509.Name | None, signer: Any
+    ) -> x509.Certificate:
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(issuer or name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+        )
+        if issuer is None:
+            builder = builder.add_extension(x509.BasicConstraints(ca=True, path_length=0), True)
+        else:
+            san = x509.SubjectAlternativeName([x509.DNSName(subject)])
+            builder = builder.add_extension(san, False)
+        return builder.sign(signer, hashes.SHA256())
+
+    ca_key, leaf_key = (
+        ec.generate_private_key(ec.SECP256R1()),
+        ec.generate_private_key(ec.SECP256R1()),
+    )
+    ca = certificate("vibeplane test CA", ca_key, None, ca_key)
+    leaf = certificate(CUSTOM_HOST, leaf_key, ca.subject, ca_key)
+    ca_path = directory / "ca.pem"
+    ca_path.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    chain = leaf.public_bytes(serialization.Encoding.PEM)
+    key = leaf_key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    )
+    core = kubernetes.client.CoreV1Api(client)
+    with contextlib.suppress(kubernetes.client.exceptions.ApiException):
+        core.create_namespace({"metadata": {"name": gateway.GATEWAY_NAMESPACE}})
+    secret = {
+        "metadata": {"name": TLS_SECRET, "namespace": gateway.GATEWAY_NAMESPACE},
+        "type": "kubernetes.io/tls",
+        "data": {
+            "tls.crt": base64.b64encode(chain).decode(),
+            "tls.key": base64.b64encode(key).decode(),
+        },
+    }
+    with contextlib.suppress(kubernetes.client.exceptions.ApiException):
+        core.delete_namespaced_secret(TLS_SECRET, gateway.GATEWAY_NAMESPACE)
+    core.create_namespaced_secret(gateway.GATEWAY_NAMESPACE, secret)
+    public = leaf.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    spki = base64.b64encode(hashlib.sha256(public).digest()).decode()
+    return PlatformTLS(_free_port(), ca_path, spki)
+
+
 @dataclass
 class Site:
     port: int
@@ -68,6 +150,7 @@ class Site:
     other_namespace: str
     tokens: dict[str, str]
     key: bytes
+    tls: PlatformTLS
 
     def get(self, host: str | None = None, path: str = "/", **kwargs: Any) -> requests.Response:
         headers = {"Host": host or self.host, **kwargs.pop("headers", {})}
@@ -124,6 +207,9 @@ def routed_operator(
         process.stop()
     log = tmp_path_factory.mktemp("routed-operator") / "operator.log"
     environment = {**operator_environment(s3, model_server), **gateway.operator_environment()}
+    # Routes attach to every listener that admits their hosts: the platform domain on `http`,
+    # published custom hostnames on `https` (the certificate on the listener covers them).
+    environment["VIBEPLANE_GATEWAY_LISTENER"] = ""
     routed = OperatorProcess(cluster, log, environment)
     routed.start()
     try:
@@ -159,12 +245,15 @@ def site(
     ws_a = make_workspace(api, "gw-a", member("alice"))
     ws_b = make_workspace(api, "gw-b", member("bob"))
     ns_a, ns_b = ws_a["status"]["namespace"], ws_b["status"]["namespace"]
+    tls = _platform_tls(api, tmp_path_factory.mktemp("tls"))
     local = gateway.LocalGateway(
         cluster.config,
         existing_real_node(cluster.config),
         tmp_path_factory.mktemp("gateway"),
         port=_free_port(),
         front_port=_free_port(),
+        tls_port=tls.port,
+        tls_secret=TLS_SECRET,
     )
     try:
         local.up(
@@ -209,6 +298,7 @@ def site(
             ns_b,
             tokens,
             gateway.frontdoor_key(local.home).read_bytes().strip(),
+            tls,
         )
     finally:
         local.down()
@@ -455,3 +545,64 @@ def test_publish_switch_and_rollback_drop_no_request(
     # Unpublished: the public host goes, and its claim with it.
     patch({"publish": None})
     wait_for(lambda: serving() is None or None, timeout=60, what="production gone from the gateway")
+
+
+def test_a_custom_hostname_is_published_over_tls(
+    api: ApiClient,  # noqa: F811
+    site: Site,
+    artifacts: Path,
+) -> None:
+    """Revision 1 at a custom hostname, served through the Gateway's HTTPS listener with the
+    platform's certificate: curl with --resolve and the platform's CA, and a headless
+    Chromium screenshot left in artifacts/."""
+    objects = custom(api)
+    namespace, app = site.namespace, "todo"
+    publish = {"revision": 1, "hostnames": [CUSTOM_HOST], "replicas": 1}
+    objects.patch_namespaced_custom_object(
+        GROUP, VERSION, namespace, "vibeapps", app, {"spec": {"publish": publish}}
+    )
+    wait_for(lambda: _published(api, namespace, app, 1), timeout=240, what="published")
+    url = f"https://{CUSTOM_HOST}:{site.tls.port}/"
+    curl = [
+        "curl", "-sS", "--fail", "--max-time", "10",
+        "--resolve", f"{CUSTOM_HOST}:{site.tls.port}:127.0.0.1",
+        "--cacert", str(site.tls.ca), url,
+    ]  # fmt: skip
+
+    def served() -> str | None:
+        result = subprocess.run(curl, capture_output=True, text=True, check=False)
+        return result.stdout if result.returncode == 0 else None
+
+    page = wait_for(served, timeout=60, what=f"{url} over TLS")
+    assert "<html" in page.lower()
+    # Without the platform's CA the certificate is refused (it is really the listener's).
+    untrusted = [word for word in curl if word not in ("--cacert", str(site.tls.ca))]
+    assert subprocess.run(untrusted, capture_output=True, check=False).returncode != 0
+
+    chromium = shutil.which("chromium")
+    if chromium is not None:
+        profile = artifacts / "chromium-tls-profile"
+        shutil.rmtree(profile, ignore_errors=True)
+        screenshot = artifacts / "published-custom-domain-tls.png"
+        browser = [
+            chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+            "--no-first-run", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", f"--user-data-dir={profile}", "--window-size=1280,900",
+            f"--host-resolver-rules=MAP {CUSTOM_HOST} 127.0.0.1",
+            # Trust exactly the platform's certificate (its public key), nothing else.
+            f"--ignore-certificate-errors-spki-list={site.tls.spki}",
+        ]  # fmt: skip
+        dom = subprocess.run(
+            [*browser, "--dump-dom", url], capture_output=True, text=True, timeout=120, check=False
+        )
+        assert "<html" in dom.stdout.lower(), dom.stderr[-2000:]
+        subprocess.run(
+            [*browser, f"--screenshot={screenshot}", url],
+            capture_output=True,
+            timeout=120,
+            check=True,
+        )
+        assert screenshot.stat().st_size > 1000
+    objects.patch_namespaced_custom_object(
+        GROUP, VERSION, namespace, "vibeapps", app, {"spec": {"publish": None}}
+    )

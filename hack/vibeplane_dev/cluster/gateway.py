@@ -18,6 +18,10 @@ Layout on one machine (the real node's network namespace, see node.py):
   naming that address), where the operator's preview HTTPRoutes send every request; it
   reaches previews through their NodePort on the node's address, which the workspaces'
   policies admit from the host end.
+- Optionally (LocalGateway tls_secret/tls_port; the gateway e2e uses it) an `https` listener
+  for any hostname on Traefik's TLS entry point, terminating TLS with a kubernetes.io/tls
+  Secret in the Gateway's namespace (the platform's wildcard-on-the-listener choice for
+  published custom hostnames), relayed from 127.0.0.1:tls_port.
 - A relay on 127.0.0.1:VIBEPLANE_GATEWAY_PORT forwards to Traefik: `*.localhost` resolves to
   the loopback in curl and Chromium, so http://<app>-<namespace>.vibeplane.localhost:<port>/
   works without DNS.
@@ -52,6 +56,8 @@ GATEWAY_NAMESPACE = "vibeplane-gateway"  # OperatorSettings.gateway_namespace
 GATEWAY_NAME = "vibeplane"
 LISTENER = "http"
 GATEWAY_NODE_PORT = 8000  # Traefik's entry point inside the node's namespace
+GATEWAY_TLS_NODE_PORT = 8443  # its TLS entry point (the `https` listener, when one is asked for)
+TLS_LISTENER = "https"
 FRONTDOOR_SERVICE = "vibeplane-frontdoor"  # OperatorSettings.front_service_name
 FRONTDOOR_NAMESPACE = "vibeplane-system"  # OperatorSettings.platform_namespace
 DOMAIN = os.environ.get("VIBEPLANE_DOMAIN", "vibeplane.localhost")
@@ -136,8 +142,33 @@ def traefik_binary(cache: Path, progress: Progress = _noop) -> Path:
     return target
 
 
-def gateway_manifests(host_ip: str, front_port: int) -> list[Manifest]:
-    """The GatewayClass, the Gateway, and the front service's Service as the gateway sees it."""
+def gateway_manifests(host_ip: str, front_port: int, tls_secret: str = "") -> list[Manifest]:
+    """The GatewayClass, the Gateway, and the front service's Service as the gateway sees it.
+    With `tls_secret` (a kubernetes.io/tls Secret in the Gateway's namespace) the Gateway also
+    has an HTTPS listener for any hostname, terminating TLS with that certificate (the
+    platform's "wildcard on the listener" choice for published hostnames)."""
+    listeners: list[Manifest] = [
+        {
+            "name": LISTENER,
+            "protocol": "HTTP",
+            "port": GATEWAY_NODE_PORT,
+            "hostname": f"*.{DOMAIN}",
+            "allowedRoutes": {"namespaces": {"from": "All"}},
+        }
+    ]
+    if tls_secret:
+        listeners.append(
+            {
+                "name": TLS_LISTENER,
+                "protocol": "HTTPS",
+                "port": GATEWAY_TLS_NODE_PORT,
+                "tls": {
+                    "mode": "Terminate",
+                    "certificateRefs": [{"group": "", "kind": "Secret", "name": tls_secret}],
+                },
+                "allowedRoutes": {"namespaces": {"from": "All"}},
+            }
+        )
     return [
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": GATEWAY_NAMESPACE}},
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": FRONTDOOR_NAMESPACE}},
@@ -151,18 +182,7 @@ def gateway_manifests(host_ip: str, front_port: int) -> list[Manifest]:
             "apiVersion": "gateway.networking.k8s.io/v1",
             "kind": "Gateway",
             "metadata": {"name": GATEWAY_NAME, "namespace": GATEWAY_NAMESPACE},
-            "spec": {
-                "gatewayClassName": GATEWAY_CLASS,
-                "listeners": [
-                    {
-                        "name": LISTENER,
-                        "protocol": "HTTP",
-                        "port": GATEWAY_NODE_PORT,
-                        "hostname": f"*.{DOMAIN}",
-                        "allowedRoutes": {"namespaces": {"from": "All"}},
-                    }
-                ],
-            },
+            "spec": {"gatewayClassName": GATEWAY_CLASS, "listeners": listeners},
         },
         {
             "apiVersion": "v1",
@@ -241,6 +261,8 @@ class LocalGateway:
         home: Path,
         port: int | None = None,
         front_port: int | None = None,
+        tls_port: int | None = None,
+        tls_secret: str = "",
     ) -> None:
         # node: vibeplane_dev.cluster.node.LocalNode (process(), network)
         self.cluster = cluster
@@ -248,6 +270,9 @@ class LocalGateway:
         self.home = home / "gateway"
         self.port = port or gateway_port()
         self.front_port = front_port or frontdoor_port()
+        # HTTPS (the `https` listener) relayed from 127.0.0.1:tls_port; off without a Secret.
+        self.tls_port = tls_port
+        self.tls_secret = tls_secret
 
     def _process(self, name: str) -> ManagedProcess:
         return ManagedProcess(name, self.home / "run", self.home / "logs")
@@ -265,8 +290,12 @@ class LocalGateway:
     def relay(self) -> ManagedProcess:
         return self._process("gateway-relay")
 
+    @property
+    def tls_relay(self) -> ManagedProcess:
+        return self._process("gateway-relay-tls")
+
     def processes(self) -> list[ManagedProcess]:
-        return [self.traefik, self.frontdoor, self.relay]
+        return [self.traefik, self.frontdoor, self.relay, self.tls_relay]
 
     def up(
         self,
@@ -277,7 +306,8 @@ class LocalGateway:
         binary = traefik_binary(self.cluster.cache, progress)
         self.home.mkdir(parents=True, exist_ok=True)
         network = self.node.network
-        _apply(kubectl, self.home, gateway_manifests(network.host_ip, self.front_port))
+        manifests = gateway_manifests(network.host_ip, self.front_port, self.tls_secret)
+        _apply(kubectl, self.home, manifests)
         if not self.frontdoor.running():
             progress(f"front service on {network.host_ip}:{self.front_port}")
             self.frontdoor.start(
@@ -304,6 +334,7 @@ class LocalGateway:
                 [
                     str(binary),
                     f"--entryPoints.web.address=:{GATEWAY_NODE_PORT}",
+                    f"--entryPoints.websecure.address=:{GATEWAY_TLS_NODE_PORT}",
                     "--providers.kubernetesGateway=true",
                     f"--providers.kubernetesGateway.statusAddress.ip={network.node_ip}",
                     # Nothing leaves the machine: no version check, no usage report.
@@ -326,6 +357,15 @@ class LocalGateway:
                     shutil.which("socat") or "socat",
                     f"TCP-LISTEN:{self.port},bind=127.0.0.1,reuseaddr,fork",
                     f"TCP:{network.node_ip}:{GATEWAY_NODE_PORT}",
+                ]
+            )
+        if self.tls_secret and self.tls_port and not self.tls_relay.running():
+            progress(f"relaying 127.0.0.1:{self.tls_port} to the gateway's HTTPS listener")
+            self.tls_relay.start(
+                [
+                    shutil.which("socat") or "socat",
+                    f"TCP-LISTEN:{self.tls_port},bind=127.0.0.1,reuseaddr,fork",
+                    f"TCP:{network.node_ip}:{GATEWAY_TLS_NODE_PORT}",
                 ]
             )
 
