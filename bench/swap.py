@@ -27,7 +27,11 @@ runtime as a plain process, in the same run.
    Deployment starts a cold sandbox), each split at the revision's storing (generation, then
    the preview).
 
-p50, p95 and max are printed, and ratios against the plain start; nothing asserts on time.
+0. Always: the operator signing one order, by hand with Python's integers (how it signed
+   before) against the `cryptography` package, 2048- and 4096-bit keys.
+
+p50, p95 and max are printed, and ratios against the plain start (signing: against by hand);
+nothing asserts on time.
 """
 
 from __future__ import annotations
@@ -60,17 +64,22 @@ SANDBOX = ROOT / "runtime" / "sandbox"
 REVISION_HEADER = "X-Vibeplane-Revision"
 
 
-def summary(name: str, seconds: list[float], baseline: float | None = None) -> str:
+def summary(
+    name: str, seconds: list[float], baseline: float | None = None, against: str = "the plain start"
+) -> str:
     ordered = sorted(seconds)
     p95 = ordered[max(0, round(0.95 * len(ordered)) - 1)]
     p50 = statistics.median(ordered)
     text = (
-        f"{name}: p50 {p50 * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms, "
-        f"max {ordered[-1] * 1000:.0f} ms over {len(ordered)} runs"
+        f"{name}: p50 {_ms(p50)}, p95 {_ms(p95)}, max {_ms(ordered[-1])} over {len(ordered)} runs"
     )
     if baseline:
-        text += f" ({p50 / baseline:.2f}x the plain start's p50)"
+        text += f" ({p50 / baseline:.3g}x {against}'s p50)"
     return text
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:.1f} ms" if seconds < 0.01 else f"{seconds * 1000:.0f} ms"
 
 
 def _serve_directory(root: Path) -> str:
@@ -164,6 +173,47 @@ def runtime_level(runs: int) -> float:
     print(summary("runtime, plain process start -> first answer", plain))
     print(summary("runtime, swap: signed delivery -> new revision answers", swaps, baseline))
     return baseline
+
+
+SHA256_DIGEST_INFO = bytes.fromhex("3031300d060960864801650304020105000420")
+
+
+def _sign_by_hand(key: DeliveryKey, message: bytes) -> str:
+    """PKCS#1 v1.5 by Python's integers, by the Chinese remainder theorem: how the operator
+    signed before it used the `cryptography` package (the baseline of `signing`)."""
+    import hashlib
+
+    size = (key.n.bit_length() + 7) // 8
+    suffix = SHA256_DIGEST_INFO + hashlib.sha256(message).digest()
+    block = b"\x00\x01" + b"\xff" * (size - len(suffix) - 3) + b"\x00" + suffix
+    m = int.from_bytes(block, "big")
+    p, q = key.p, key.q
+    mp, mq = pow(m, key.d % (p - 1), p), pow(m, key.d % (q - 1), q)
+    value = mq + q * ((pow(q, -1, p) * (mp - mq)) % p)
+    return f"{value:0{2 * size}x}"
+
+
+def signing(runs: int) -> None:
+    """Part 0: the operator signing one order, by hand (the old way) and with `cryptography`,
+    for a 2048-bit key (the operator's own) and a 4096-bit one (Helm's genPrivateKey)."""
+    order = Order("bench", "todo", "uid", 1, "ab" * 32, "http://127.0.0.1:9/x", 0)
+    body = order.body()
+    for bits in (2048, 4096):
+        key = DeliveryKey.generate(bits)
+        assert _sign_by_hand(key, body) == key.sign(body)  # the same signature, byte for byte
+        by_hand, library = [], []
+        for _ in range(runs):
+            started = time.perf_counter()
+            _sign_by_hand(key, body)
+            by_hand.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            key.sign(body)
+            library.append(time.perf_counter() - started)
+        baseline = statistics.median(by_hand)
+        print(summary(f"signing an order, {bits}-bit key, by hand (before)", by_hand))
+        print(
+            summary(f"signing an order, {bits}-bit key, cryptography", library, baseline, "by hand")
+        )
 
 
 def _ready(url: str) -> bool:
@@ -487,6 +537,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.runsc:
         runsc_platforms(args.runs)
+    signing(args.runs)
     baseline = runtime_level(args.runs)
     if args.cluster:
         end_to_end(args.runs, baseline, swap=not args.no_swap, new_apps=args.new_apps)
