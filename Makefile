@@ -36,13 +36,12 @@ system-packages:
 	$(call apt_install,runsc chromium)
 
 # Which node runs previews: `real` (containerd, kubelet, gVisor, a pod network in its own
-# namespace) or `standin` (runtime/sandbox's vibeplane-node), until the suites pass on the real
-# one everywhere. NODE=real make up|test builds the node first: its Debian packages, its Go
-# parts (cold: about 20 minutes on 2 cores; cached by source under ~/.cache/vibeplane/node)
-# and its images.
-NODE ?= standin
+# namespace; the default) or `standin` (runtime/sandbox's vibeplane-node, runsc from Debian on
+# the host's network), until the stand-in goes. The real node is built first: its Debian
+# packages, its Go parts (cached by source under ~/.cache/vibeplane/node) and its images.
+NODE ?= real
 export VIBEPLANE_NODE := $(NODE)
-NODE_BUILD := $(if $(filter real,$(NODE)),node-build)
+NODE_BUILD := $(if $(filter real,$(NODE)),node-build,runsc)
 
 node-build: venv
 	$(BIN)/vibeplane cluster node-build
@@ -61,7 +60,7 @@ CHART_IMAGES := $(if $(filter real,$(NODE)),chart-images)
 chart-images: venv
 	$(BIN)/vibeplane cluster images
 
-up: venv runsc $(NODE_BUILD) $(GATEWAY_BUILD) $(CHART_IMAGES)
+up: venv $(NODE_BUILD) $(GATEWAY_BUILD) $(CHART_IMAGES)
 	VIBEPLANE_GATEWAY=$(if $(filter real,$(NODE)),traefik) $(BIN)/vibeplane up
 
 down: venv

@@ -1,7 +1,7 @@
 """A preview pod's start on the real node (create -> Ready under gVisor) against the stand-in's
 runsc start of the same preview runtime, with the same bundle, in the same run.
 
-    VIBEPLANE_NODE=real .venv/bin/python -m bench.node [--runs 5]
+    .venv/bin/python -m bench.node [--runs 5]
 
 Starts the local control plane and the real node when they are not running (`vibeplane down`
 stops them). The bundle is served on the host end of the node's veth, the only address both

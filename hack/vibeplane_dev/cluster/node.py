@@ -841,7 +841,7 @@ def stop_real_node(cluster: ClusterConfig, progress: Progress = _noop) -> list[s
     return existing_real_node(cluster).down(progress)
 
 
-DEFAULT_NODE = "standin"
+DEFAULT_NODE = "real"
 """Which node runs previews unless VIBEPLANE_NODE says: "real" (this module) or "standin"
 (runtime/sandbox's vibeplane-node, runsc on the host's network). The one place to switch."""
 
