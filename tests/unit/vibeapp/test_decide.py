@@ -171,12 +171,34 @@ def test_a_ready_preview_runs_and_passes_validation() -> None:
 
 def test_traffic_the_preview_saw_is_activity_and_older_traffic_is_not() -> None:
     deployed = revision(1, deployedAt=stamp(NOW), validation="Passed")
-    inp = app(["x"], {"revisions": [deployed], "lastActivity": stamp(NOW - timedelta(hours=1))})
+    delivered = {"revision": 1, "sha256": SHA, "sandbox": SANDBOX}
+    before = stamp(NOW - timedelta(minutes=10))
+    status = {"revisions": [deployed], "lastActivity": before, "delivered": delivered}
+    inp = app(["x"], status, pods=(POD,))
     later = stamp(NOW - timedelta(minutes=1))
-    assert reconcile(inp, ready_deployment(1), seen=later)[2].fields["lastActivity"] == later
+    running = reconcile(inp, seen=later)[2]
+    assert (running.fields["phase"], running.fields["lastActivity"]) == ("Running", later)
     earlier = stamp(NOW - timedelta(hours=2))
-    kept = reconcile(inp, ready_deployment(1), seen=earlier)[2].fields["lastActivity"]
-    assert kept == stamp(NOW - timedelta(hours=1))
+    assert reconcile(inp, seen=earlier)[2].fields["lastActivity"] == before
+
+
+def test_a_sandbox_taking_its_revision_restarts_the_idle_time() -> None:
+    """A woken preview's idle time counts from when it answers again, not from the wake: one
+    that took longer to start than its idle timeout is not scaled to zero on arrival."""
+    deployed = revision(1, deployedAt=stamp(NOW - timedelta(minutes=1)), validation="Passed")
+    woke = stamp(NOW - timedelta(seconds=20))
+    status = {"revisions": [deployed], "lastActivity": stamp(NOW - timedelta(hours=3))}
+    spec = {"preview": {"enabled": True, "idleTimeout": "30s"}}
+    inp = app(["x"], status, spec, annotations={ANNOTATION_WAKE: woke})
+    taken = reconcile(inp, ready_deployment(1))[2]
+    assert taken.fields["phase"] == "Running"
+    assert taken.fields["lastActivity"] == stamp(NOW)
+    # 20 s later: 40 s after the wake, 20 s after it answered: still running.
+    later = app(["x"], taken.fields, spec, annotations={ANNOTATION_WAKE: woke}, pods=(POD,))
+    later = replace(later, now=NOW + timedelta(seconds=20))
+    assert decide.plan_preview(later, taken.fields["revisions"]).replicas == 1
+    # Without the delivery's activity it would have been idle since the wake.
+    assert decide.plan_preview(replace(later, status=status), [deployed]).replicas == 0
 
 
 def test_the_local_node_port_is_the_url_once_its_pod_is_ready() -> None:

@@ -238,9 +238,15 @@ def test_a_running_preview_is_asked_for_its_activity() -> None:
     harness = Harness()
     harness.reconciler.cache.put("Pod", READY_POD)
     harness.seen = "2026-11-24T09:59:00Z"
-    status = {"revisions": [revision(1)], "lastActivity": "2026-11-24T09:30:00Z"}
+    delivered = {"revision": 1, "sha256": SHA, "sandbox": "app-preview-1/p-1/0"}
+    status = {
+        "revisions": [revision(1)],
+        "lastActivity": "2026-11-24T09:30:00Z",
+        "delivered": delivered,
+    }
     outcome = harness.reconcile({"prompts": ["x"]}, status)
     assert outcome.fields["phase"] == "Running"
+    assert harness.deliveries == []  # the sandbox has it: no delivery, only the poll
     assert harness.polled == ["http://app-preview.ws-team.svc/"]
     assert outcome.fields["lastActivity"] == "2026-11-24T09:59:00Z"
 

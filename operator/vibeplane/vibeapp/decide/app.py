@@ -131,7 +131,9 @@ def app_status(
         "revisions": revisions[-KEPT_REVISIONS:],
         "url": preview.url,
         "totalCost": total_cost(revisions),
-        "lastActivity": last_activity(inp, generated, seen_activity),
+        "lastActivity": last_activity(
+            inp, generated, seen_activity, delivered=preview.delivered is not None
+        ),
     }
     waits = (step.requeue_after, preview.requeue_after, LONGEST_WAIT)
     requeue = min(x for x in waits if x is not None)
@@ -163,11 +165,16 @@ def phase(
     return preview.phase
 
 
-def last_activity(inp: AppInput, generated: ConditionSpec, seen: str | None) -> str:
+def last_activity(
+    inp: AppInput, generated: ConditionSpec, seen: str | None, delivered: bool = False
+) -> str:
     """When a person last used the app: a new revision counts, and so does traffic the
-    preview saw."""
+    preview saw. A sandbox that just took its revision (after a wake, a restart) counts too:
+    the idle time starts when the app answers again, not when its pod was asked for (a woken
+    preview that took longer to start than its idle timeout was scaled to zero again the moment
+    it answered)."""
     last = str(inp.status.get("lastActivity") or format_time(inp.now))
-    if generated.reason == "Generated":
+    if generated.reason == "Generated" or delivered:
         return format_time(inp.now)
     if seen is not None and seen > last:
         return seen
