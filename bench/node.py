@@ -1,5 +1,6 @@
 """A preview pod's start on the real node (create -> Ready under gVisor) against the stand-in's
-runsc start of the same preview runtime, with the same bundle, in the same run.
+runsc start of the same preview runtime, with the same bundle, in the same run (while the
+stand-in lasts; `bench.preview` measures the real node against a plain process).
 
     .venv/bin/python -m bench.node [--runs 5]
 
@@ -24,12 +25,19 @@ from typing import Any
 
 import yaml
 
-from bench.preview import sandboxed_start
+from bench.common import free_port, wait
+from bench.preview import PREVIEW, _answers
 from vibeplane.generation.format import apply_output, parse_output
 from vibeplane.storage.bundles import build
 from vibeplane_dev.cluster.local import LocalCluster
 from vibeplane_dev.cluster.node import PREVIEW_IMAGE, NodeNetwork, start_real_node
 from vibeplane_modelserver.builtin import generate
+
+
+def serve_on_node_network(data: bytes, cluster: LocalCluster) -> str:
+    """The bundle served on the host end of the real node's veth: pods and this machine both
+    reach it."""
+    return _serve(data, NodeNetwork.for_home(cluster.config.home.parent).host_ip)
 
 
 def _serve(data: bytes, address: str) -> str:
@@ -89,6 +97,50 @@ def _pod(name: str, url: str, sha: str) -> dict[str, Any]:
     }
 
 
+def sandboxed_start(url: str, sha: str, state: Path, preview: Path = PREVIEW) -> float:
+    """Seconds from starting the preview runtime under gVisor to its first answer. The runtime
+    is mounted at the preview image's path, as the local node does: the sandbox masks /tmp,
+    /root and more, where a checkout may live."""
+    from vibeplane_sandbox.bundle import DEFAULT_MASKED_PATHS, RUNTIME_MOUNT, oci_config
+    from vibeplane_sandbox.runtime import Runsc, SandboxRuntime, existing_directories
+
+    runtime = SandboxRuntime(state, Runsc(root=state / "runsc"))
+    uid = f"bench-{uuid.uuid4().hex[:10]}"
+    pod = {
+        "metadata": {"name": "p", "namespace": "bench", "uid": uid},
+        "spec": {
+            "securityContext": {"runAsUser": 65532},
+            "containers": [
+                {
+                    "name": "app",
+                    "image": "none",
+                    "command": ["/usr/bin/python3", f"{RUNTIME_MOUNT}/{preview.name}"],
+                    "env": [
+                        {"name": "BUNDLE_URL", "value": url},
+                        {"name": "BUNDLE_SHA256", "value": sha},
+                    ],
+                }
+            ],
+        },
+    }
+    port = free_port()
+    config = oci_config(
+        pod,
+        "app",
+        port,
+        masked_paths=existing_directories(DEFAULT_MASKED_PATHS),
+        cgroups_path=f"/vibeplane/{uid}-app-0",
+        runtime_source=str(preview.parent),
+    )
+    started = time.monotonic()
+    runtime.start(uid, "app", 0, config)
+    try:
+        wait(lambda: _answers(port), 60, "sandboxed preview", interval=0.02)
+        return time.monotonic() - started
+    finally:
+        runtime.remove_pod(uid)
+
+
 def pod_start(cluster: LocalCluster, url: str, sha: str, scratch: Path) -> float:
     name = f"bench-start-{uuid.uuid4().hex[:6]}"
     manifest = scratch / f"{name}.yaml"
@@ -117,7 +169,7 @@ def main() -> None:
         {}, parse_output(generate(["a todo list with title and due date"], None).text)
     )
     bundle = build(files)
-    url = _serve(bundle.data, NodeNetwork.for_home(cluster.config.home.parent).host_ip)
+    url = serve_on_node_network(bundle.data, cluster)
     scratch = Path(tempfile.mkdtemp(prefix="bench-node-"))
     standin = [sandboxed_start(url, bundle.sha256, scratch) for _ in range(args.runs)]
     real = [pod_start(cluster, url, bundle.sha256, scratch) for _ in range(args.runs)]

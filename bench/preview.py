@@ -1,11 +1,13 @@
-"""Preview start under gVisor against the same app as a plain process, and the time from a new
-prompt to the preview answering.
+"""A preview's start on the real node against the same app as a plain process, and the time from
+a new prompt to the preview answering.
 
     .venv/bin/python -m bench.preview [--runs 10]
 
-1. Start-up: the preview runtime (fetch the bundle from a local HTTP server, verify, extract,
-   serve) started (a) as a plain process and (b) as a runsc sandbox built from a pod spec the
-   way the preview node does; time from start to the first HTTP 200. Ratio printed.
+1. Start-up: the preview runtime (fetch the bundle, verify, extract, serve) started (a) as a
+   plain process on this machine, time to its first HTTP 200, and (b) as a preview pod on the
+   real node (the preview image under gVisor, `bench.node`'s pod), create -> Ready. The same
+   bundle is served on the host end of the node's veth, which both reach. Ratio printed. Starts
+   the local control plane and the real node when they are not running.
 2. Prompt -> preview answering (needs `vibeplane up` running, default home): append a prompt to
    the example app and time until its URL serves the new revision, p50 over --runs.
 """
@@ -21,8 +23,8 @@ import subprocess
 import tempfile
 import threading
 import time
+import urllib.parse
 import urllib.request
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -52,8 +54,21 @@ def _serve_bundle(data: bytes) -> str:
 
 
 def _answers(port: int) -> bool:
+    return answers(f"http://127.0.0.1:{port}/")
+
+
+def answers(url: str) -> bool:
+    """Whether `url` serves a page; a `*.localhost` host (the local gateway's) is asked on
+    127.0.0.1 with its name in the Host header, as a browser would resolve it."""
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or ""
+    headers = {}
+    if host.endswith(".localhost"):
+        headers["Host"] = parts.netloc
+        url = urllib.parse.urlunsplit(parts._replace(netloc=f"127.0.0.1:{parts.port or 80}"))
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1) as response:
+        request = urllib.request.Request(url, headers=headers)
+        with urllib.request.urlopen(request, timeout=1) as response:
             return bool(response.status == 200)
     except OSError:
         return False
@@ -86,63 +101,27 @@ def plain_start(url: str, sha: str) -> float:
         process.wait()
 
 
-def sandboxed_start(url: str, sha: str, state: Path, preview: Path = PREVIEW) -> float:
-    """Seconds from starting the preview runtime under gVisor to its first answer. The runtime
-    is mounted at the preview image's path, as the local node does: the sandbox masks /tmp,
-    /root and more, where a checkout may live."""
-    from vibeplane_sandbox.bundle import DEFAULT_MASKED_PATHS, RUNTIME_MOUNT, oci_config
-    from vibeplane_sandbox.runtime import Runsc, SandboxRuntime, existing_directories
-
-    runtime = SandboxRuntime(state, Runsc(root=state / "runsc"))
-    uid = f"bench-{uuid.uuid4().hex[:10]}"
-    pod = {
-        "metadata": {"name": "p", "namespace": "bench", "uid": uid},
-        "spec": {
-            "securityContext": {"runAsUser": 65532},
-            "containers": [
-                {
-                    "name": "app",
-                    "image": "none",
-                    "command": ["/usr/bin/python3", f"{RUNTIME_MOUNT}/{preview.name}"],
-                    "env": [
-                        {"name": "BUNDLE_URL", "value": url},
-                        {"name": "BUNDLE_SHA256", "value": sha},
-                    ],
-                }
-            ],
-        },
-    }
-    port = free_port()
-    config = oci_config(
-        pod,
-        "app",
-        port,
-        masked_paths=existing_directories(DEFAULT_MASKED_PATHS),
-        cgroups_path=f"/vibeplane/{uid}-app-0",
-        runtime_source=str(preview.parent),
-    )
-    started = time.monotonic()
-    runtime.start(uid, "app", 0, config)
-    try:
-        wait(lambda: _answers(port), 60, "sandboxed preview", interval=0.02)
-        return time.monotonic() - started
-    finally:
-        runtime.remove_pod(uid)
-
-
 def startup(runs: int) -> None:
+    from bench.node import pod_start, serve_on_node_network
+    from vibeplane_dev.cluster.local import LocalCluster
+    from vibeplane_dev.cluster.node import start_real_node
+
+    cluster = LocalCluster()
+    cluster.up()
+    start_real_node(cluster.config)
     files = apply_output(
         {}, parse_output(generate(["a todo list with title and due date"], None).text)
     )
     bundle = build(files)
-    url = _serve_bundle(bundle.data)
-    state = Path(tempfile.mkdtemp(prefix="bench-runsc-"))
+    url = serve_on_node_network(bundle.data, cluster)
+    scratch = Path(tempfile.mkdtemp(prefix="bench-preview-"))
     plain = [plain_start(url, bundle.sha256) for _ in range(runs)]
-    sandboxed = [sandboxed_start(url, bundle.sha256, state) for _ in range(runs)]
-    p50_plain, p50_sandboxed = statistics.median(plain), statistics.median(sandboxed)
+    real = [pod_start(cluster, url, bundle.sha256, scratch) for _ in range(runs)]
+    p50_plain, p50_real = statistics.median(plain), statistics.median(real)
     print(
         f"preview start, p50 of {runs}: plain process {p50_plain * 1000:.0f} ms, "
-        f"runsc sandbox {p50_sandboxed * 1000:.0f} ms, ratio {p50_sandboxed / p50_plain:.1f}x"
+        f"real node pod (gVisor) create -> Ready {p50_real * 1000:.0f} ms, "
+        f"ratio {p50_real / p50_plain:.1f}x"
     )
 
 
@@ -176,8 +155,8 @@ def prompt_to_preview(runs: int) -> None:
             if time.monotonic() - started > 120:
                 raise TimeoutError("the new revision did not start")
             time.sleep(0.1)
-        port = int(str(current["url"]).rstrip("/").rsplit(":", 1)[1])
-        wait(lambda port=port: _answers(port), 30, "answers", interval=0.05)
+        url = str(current["url"])
+        wait(lambda url=url: answers(url), 30, "answers", interval=0.05)
         timings.append(time.monotonic() - started)
     print(
         f"prompt -> preview answering, p50 of {runs}: {statistics.median(timings):.2f}s "
@@ -190,7 +169,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=10)
     args = parser.parse_args()
     if os.geteuid() != 0:
-        raise SystemExit("runsc needs root here")
+        raise SystemExit("the real node needs root here")
     startup(args.runs)
     prompt_to_preview(args.runs)
 
