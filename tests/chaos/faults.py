@@ -140,10 +140,12 @@ class FaultProxy:
         with self._lock:
             self.plan.hang_next += requests
 
-    def calm(self) -> None:
-        """Pass everything through from now on."""
+    def calm(self, keep_armed_hangs: bool = False) -> None:
+        """Pass everything through from now on; with `keep_armed_hangs`, hangs armed by `hang`
+        that no request has met yet still meet the next ones (a hang armed late in a window
+        whose clients were slow, as on a loaded machine, would otherwise never happen)."""
         with self._lock:
-            self.plan = FaultPlan()
+            self.plan = FaultPlan(hang_next=self.plan.hang_next if keep_armed_hangs else 0)
 
     def _draw(self) -> str | None:
         with self._lock:

@@ -137,6 +137,25 @@ def test_a_hang_outlasts_the_client_and_then_the_proxy_passes_again(echo: str) -
         proxy.close()
 
 
+def test_an_armed_hang_outlives_calm_only_when_asked(echo: str) -> None:
+    """The chaos run calms the proxies when its window ends but keeps an armed S3 hang for the
+    operator's next request; a plain calm drops it."""
+    proxy = S3Faults(echo, seed=1, hang_seconds=3)
+    try:
+        proxy.set_plan(fault_fraction=1.0, kinds={"500": 1.0})
+        proxy.hang(1)
+        proxy.calm(keep_armed_hangs=True)
+        with pytest.raises((TimeoutError, socket.timeout)):
+            _request(proxy.url, "GET", "/bucket/key", timeout=0.5, headers=SIGNED)
+        assert _request(proxy.url, "GET", "/bucket/key", headers=SIGNED)[0] == 200  # no 500s
+        proxy.hang(1)
+        proxy.calm()
+        assert _request(proxy.url, "GET", "/bucket/key", headers=SIGNED)[0] == 200
+        assert proxy.injected == {"hang": 1}
+    finally:
+        proxy.close()
+
+
 @pytest.mark.parametrize("kind", ["timeout", "500", "not-json", "truncated", "words"])
 def test_each_model_fault_fails_the_way_it_is_meant_to(kind: str) -> None:
     """Through the operator's own client and output parser: a timeout and a 500 are retryable
