@@ -318,6 +318,9 @@ class LocalCluster:
             # Room for thousands of preview Services (benchmarks run 1,000 apps and more).
             "--service-cluster-ip-range=10.0.0.0/16",
             "--allow-privileged=true",
+            # The first apply of KServe's 2 MB CRDs (server-side apply) took longer than the
+            # default 60 s on a loaded 2-core machine and `up` failed with a Timeout.
+            "--request-timeout=3m",
             "--profiling=false",
             f"--audit-policy-file={self.config.home / 'audit-policy.yaml'}",
             f"--audit-log-path={self.config.audit_log}",
