@@ -10,7 +10,10 @@ Restart safety comes from the order and the idempotency key (app uid + revision 
 the revision index in S3 is written before the charge is settled, so an attempt that is run
 again after a crash finds its revision in the index and only settles (a no-op if it already
 did); an attempt that crashed before the index write reserves again (the ledger returns the
-existing reservation) and calls the model again, charged once.
+existing reservation) and calls the model again, charged once. An answer that ends the attempt
+without files (declined, cut off) is indexed before it is settled too: without that, a crash
+between its settle and the status write left a closed key and no record, and the attempt after
+it called the model and charged the same revision again.
 """
 
 from __future__ import annotations
@@ -110,6 +113,13 @@ class Job:
 
 
 log = logging.getLogger(__name__)
+DECLINED, TRUNCATED = "Declined", "Truncated"
+FINAL_WITHOUT_FILES = {
+    DECLINED: ("ModelDeclined", "the model answered in words, without files"),
+    TRUNCATED: ("OutputTruncated", "the answer was cut off at its output limit"),
+}
+"""An index entry's validation for an answer that ended its attempt without a revision ->
+the failure it is (reason, message) when the attempt is found again after a restart."""
 Outcome = Literal["succeeded", "failed", "refused"]
 Warn = Callable[["Job", str, str], None]
 
@@ -200,6 +210,15 @@ class Attempt:
     failures: list[str] = field(default_factory=list)
     refused: list[dict[str, str]] = field(default_factory=list)
     """Answers the checks refused, in the revision record."""
+
+
+def _resumed(recorded: dict[str, Any]) -> Result:
+    """The Result of an attempt whose outcome an earlier run stored before a restart."""
+    final = FINAL_WITHOUT_FILES.get(str(recorded.get("validation")))
+    if recorded.get("sha256") or final is None:
+        return Result("succeeded", "Generated", "resumed after a restart", recorded)
+    reason, message = final
+    return Result("failed", reason, f"{message} (found again after a restart)", recorded)
 
 
 @dataclass
@@ -332,7 +351,7 @@ class Generator:
         recorded = self._recorded(job)
         if recorded is not None:  # stored before a restart: only make sure it is settled
             self._settle(job, recorded)
-            return Result("succeeded", "Generated", "resumed after a restart", recorded)
+            return _resumed(recorded)
         if not job.models:
             reason, _, message = (job.route_error or "NoModelAvailable: no model").partition(": ")
             return Result("failed", reason, message, retry_after=10)
@@ -426,8 +445,7 @@ class Generator:
             files = apply_output(previous or {}, parsed) if parsed.actions else {}
             if not files:
                 # The model answered in words: a real answer, charged, but no revision.
-                record = self._record(job, target, answer, None, None, "Declined", attempt.refused)
-                self._settle(job, record)
+                record = self._final(job, target, answer, DECLINED, attempt.refused)
                 GENERATIONS.labels("failed", target.name).inc()
                 return Result(
                     "failed",
@@ -453,8 +471,7 @@ class Generator:
     ) -> Result:
         """A cut-off answer: charged for what it used, and never half an app."""
         job = attempt.job
-        record = self._record(job, target, answer, None, None, "Truncated", attempt.refused)
-        self._settle(job, record)
+        record = self._final(job, target, answer, TRUNCATED, attempt.refused)
         GENERATIONS.labels("truncated", target.name).inc()
         return Result(
             "failed",
@@ -521,13 +538,29 @@ class Generator:
             f"({reason}: {message[:300]}); the next routed model is tried",
         )
 
+    def _final(
+        self,
+        job: Job,
+        target: ModelTarget,
+        answer: model_client.ChatResult,
+        validation: str,
+        refused: Sequence[Mapping[str, str]],
+    ) -> dict[str, Any]:
+        """An answer that ends the attempt without a revision: indexed, then settled (the
+        order of `_store_and_settle`, for the same reason)."""
+        record = self._record(job, target, answer, None, None, validation, refused)
+        self._index(job, record)
+        self._settle(job, record)
+        return record
+
     def _recorded(self, job: Job) -> dict[str, Any] | None:
-        """The revision if an earlier attempt stored it (any attempt: one per number)."""
+        """What an earlier run of this revision stored, a revision or a final answer without
+        one (any attempt: one per number)."""
         for entry in self.store.read_index(job.workspace, job.app_uid):
             # A fix-up (a later attempt) must not take the revision it is fixing for its own.
             if (
                 entry.get("number") == job.revision
-                and entry.get("sha256")
+                and (entry.get("sha256") or entry.get("validation") in FINAL_WITHOUT_FILES)
                 and int(entry.get("attempt") or 0) >= job.attempt
             ):
                 return dict(entry)

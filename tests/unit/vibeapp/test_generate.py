@@ -1,14 +1,21 @@
 """The Generator's scheduling: the pool bound, the per-workspace bound, and no thread held by
-a workspace that is at its limit."""
+a workspace that is at its limit; and its restart safety: an attempt run again after a crash
+charges nothing more."""
 
 from __future__ import annotations
 
+import contextlib
+import http.server
+import json
 import threading
+from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from vibeplane.budget.ledger import Limits
+from vibeplane.budget.store import LedgerStore
 from vibeplane.generation.checks import FileLimits
 from vibeplane.generation.client import ChatResult
 from vibeplane.vibeapp.generate import Generator, Job, ModelTarget, Result, truncated_message
@@ -149,3 +156,127 @@ def test_a_wake_is_answered_once() -> None:
     waiting.wake("uid:1:0")
     assert waiting.take_wake("uid:1:0")
     assert not waiting.take_wake("uid:1:0")
+
+
+class MemoryLedgers(LedgerStore):
+    """The real ledger store and its operations, its ConfigMaps kept in memory."""
+
+    def __init__(self) -> None:
+        super().__init__("vibeplane-system")
+        self.maps: dict[str, dict[str, Any]] = {}
+
+    def _read(self, name: str) -> dict[str, Any] | None:
+        stored = self.maps.get(name)
+        return json.loads(json.dumps(stored)) if stored else None
+
+    def _core(self) -> Any:
+        ledgers = self
+
+        class Core:
+            def create_namespaced_config_map(self, namespace: str, body: dict[str, Any]) -> None:
+                ledgers.maps[body["metadata"]["name"]] = {
+                    **body,
+                    "metadata": {**body["metadata"], "resourceVersion": "1"},
+                }
+
+            def replace_namespaced_config_map(
+                self, name: str, namespace: str, body: dict[str, Any]
+            ) -> None:
+                version = int(ledgers.maps[name]["metadata"]["resourceVersion"]) + 1
+                ledgers.maps[name] = {
+                    **body,
+                    "metadata": {**body["metadata"], "resourceVersion": str(version)},
+                }
+
+        return Core()
+
+
+class MemoryStore:
+    """The object store's revision index and bundles, in memory."""
+
+    def __init__(self) -> None:
+        self.objects: dict[str, bytes] = {}
+
+    def read_index(self, workspace: str, app_uid: str) -> list[dict[str, Any]]:
+        data = self.objects.get(f"{workspace}/{app_uid}/revisions.json")
+        return list(json.loads(data)) if data else []
+
+    def write_index(self, workspace: str, app_uid: str, revisions: Any) -> None:
+        self.objects[f"{workspace}/{app_uid}/revisions.json"] = json.dumps(list(revisions)).encode()
+
+    def get(self, key: str) -> bytes | None:
+        return self.objects.get(key)
+
+
+@contextlib.contextmanager
+def model_answering(text: str, finish_reason: str = "stop") -> Iterator[tuple[str, list[int]]]:
+    """A model on 127.0.0.1 that answers every chat with `text`; the calls it got."""
+    calls: list[int] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["Content-Length"]))
+            calls.append(1)
+            body = json.dumps(
+                {
+                    "model": "builtin",
+                    "choices": [
+                        {
+                            "index": 0,
+                            "message": {"role": "assistant", "content": text},
+                            "finish_reason": finish_reason,
+                        }
+                    ],
+                    "usage": {"prompt_tokens": 800, "completion_tokens": 40},
+                }
+            ).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/openai/v1", calls
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize(
+    ("finish_reason", "reason"), [("stop", "ModelDeclined"), ("length", "OutputTruncated")]
+)
+def test_an_answer_without_files_is_charged_once_across_a_crash_before_the_status(
+    finish_reason: str, reason: str
+) -> None:
+    # Chaos seed 329603: a declined answer was settled, the operator was killed before the
+    # status held it, and the attempt run again found a closed key and no record: the next
+    # attempt called the model and charged the same revision a second time.
+    ledgers, store = MemoryLedgers(), MemoryStore()
+    with model_answering("I would rather not write that app.", finish_reason) as (url, calls):
+        target = ModelTarget(
+            "builtin", url, "builtin", None, {"input": "0.10", "output": "0.40"}, 8192, "default"
+        )
+        attempt = replace(job("team", "todo"), models=(target,))
+        pool = Generator(ledgers, store, FileLimits(), warn=lambda *_: None)  # type: ignore[arg-type]
+        first = pool.run(attempt)
+        # The operator is killed here: the status never saw `first`; the reconcile after the
+        # restart runs the same attempt again.
+        again = pool.run(attempt)
+        pool._pool.shutdown(wait=True)
+    assert (first.reason, again.reason) == (reason, reason)
+    assert again.outcome == "failed"
+    assert not again.next_attempt
+    assert first.record is not None
+    assert again.record is not None
+    assert again.record["cost"] == first.record["cost"]
+    assert len(calls) == 1
+    ledger = ledgers.read("team", "uid-team", "Monthly")
+    assert list(ledger.done) == [attempt.key]
+    assert ledger.settled.tokens == 840
