@@ -657,6 +657,11 @@ def test_install_and_uninstall_on_the_real_control_plane(
     post_renderer.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{script}"\n')
     post_renderer.chmod(0o755)
     common = ["--kubeconfig", kubeconfig, "--namespace", chart_namespace]
+    # The claims namespace as an operator that started first made it (manager.
+    # ensure_platform_namespace): the chart uses it without adopting it (no ownership error).
+    core.create_namespace(
+        kubernetes.client.V1Namespace(metadata=kubernetes.client.V1ObjectMeta(name=claims))
+    )
     installed = helm(
         "install",
         release,
