@@ -236,7 +236,8 @@ class VibeAppReconciler:
             self._requeue(inp)
         if step.submit is not None:
             self._submit(inp, step.submit)
-        preview = self._preview(inp, step.revisions)
+        coming = step.in_flight is not None and not step.refused
+        preview = self._preview(inp, step.revisions, coming)
         url = decide.activity_url(inp, step, preview)
         status = decide.app_status(inp, step, preview, self.activity(url) if url else None)
         if status.fixing_up:
@@ -387,10 +388,13 @@ class VibeAppReconciler:
 
     # ---- the preview ---------------------------------------------------------------------
 
-    def _preview(self, inp: AppInput, revisions: list[dict[str, Any]]) -> PreviewState:
-        """Apply the served revision's preview; its state once applied."""
-        plan = decide.plan_preview(inp, revisions)
-        if plan.state is not None:
+    def _preview(
+        self, inp: AppInput, revisions: list[dict[str, Any]], coming: bool = False
+    ) -> PreviewState:
+        """Apply the served revision's preview (or prepare it while the revision is being
+        generated); its state once applied."""
+        plan = decide.plan_preview(inp, revisions, coming)
+        if plan.state is not None and not plan.prepare:
             return plan.state
         inp, replicas = self._sandbox(inp, plan)
         try:
@@ -399,6 +403,8 @@ class VibeAppReconciler:
             if error.status not in (400, 422):
                 raise
             return decide.refused_preview(plan, refusal_message(error))
+        if plan.state is not None:
+            return plan.state  # prepared: nothing to deliver yet
         if service is not None:
             # A new Service's node port is known now, not when its watch event arrives.
             inp = replace(inp, service=service)

@@ -462,3 +462,34 @@ def test_the_real_node_serves_the_preview_on_its_node_port() -> None:
     inp = app(["x"], service=service, settings=settings)
     assert decide.preview_url(inp) == "http://10.0.0.7:30080/"
     assert decide.preview_url(app(["x"], settings=settings)) == "http://todo-preview.ws-team.svc/"
+
+
+def test_the_serving_sandbox_is_not_one_its_deployment_is_taking_down() -> None:
+    """Hibernated a moment ago, woken now: the pod of the Deployment at 0 is still Ready in the
+    cache but going; it must not count as serving (its URL would be dead at once)."""
+    ready = {"conditions": [{"type": "Ready", "status": "True"}]}
+    going = {
+        "metadata": {
+            "name": "todo-preview-1",
+            "uid": "p1",
+            "creationTimestamp": "2026-11-24T09:00:00Z",
+            "ownerReferences": [{"kind": "ReplicaSet", "name": "rs", "controller": True}],
+        },
+        "status": ready,
+    }
+    adopted = {
+        "metadata": {
+            "name": "preview-warm-1",
+            "uid": "p2",
+            "creationTimestamp": "2026-11-24T08:00:00Z",
+            "ownerReferences": [{"kind": "VibeApp", "name": "todo", "controller": True}],
+        },
+        "status": ready,
+    }
+    at_zero = {"spec": {"replicas": 0}}
+    assert decide.ready_sandbox(app(["x"], pods=(going,), deployment=at_zero)) is None
+    assert decide.ready_sandbox(app(["x"], pods=(going,), deployment={"spec": {"replicas": 1}}))
+    # An adopted sandbox serves with its Deployment at 0.
+    found = decide.ready_sandbox(app(["x"], pods=(going, adopted), deployment=at_zero))
+    assert found is not None
+    assert found["metadata"]["name"] == "preview-warm-1"

@@ -160,10 +160,16 @@ def test_a_new_app_gets_its_finalizer_and_an_attempt_once() -> None:
     [job] = harness.generator.submitted
     assert (job.revision, job.attempt, job.workspace, job.period) == (1, 0, WORKSPACE, "Daily")
     assert job.route_error == "NoModelAvailable: no model in this test"
-    # The attempt runs: the next reconcile starts nothing again.
+    # Its sandbox starts while the model writes the revision (nothing to deliver yet).
+    assert [m["kind"] for m in harness.kube.applied] == ["Deployment", "Service"]
+    assert harness.kube.applied[0]["spec"]["replicas"] == 1
+    assert outcome.fields["phase"] != "Running"
+    # The attempt runs: the next reconcile starts nothing again, and writes nothing.
+    harness.kube.applied.clear()
     harness.reconcile({"prompts": ["a todo list"]}, outcome.fields)
     assert len(harness.generator.submitted) == 1
-    assert harness.kube.applied == []  # no revision, no preview
+    assert harness.kube.applied == []
+    assert harness.deliveries == []
 
 
 def test_a_finished_attempt_requeues_and_its_preview_converges_without_writes() -> None:
@@ -485,3 +491,30 @@ def test_an_unreachable_sandbox_is_retried_at_a_short_pace_within_the_reconcile(
         "vibeplane_preview_deliveries_total", {"result": "unreachable"}
     )
     assert (after or 0) - (before or 0) == 2
+
+
+def test_a_new_app_adopts_while_its_first_revision_is_generated_and_lets_go_if_none_comes() -> None:
+    harness = Harness(preview_activity_poll=False)
+    member = pool_member("preview-warm-a", "7", "2026-12-03T10:00:00Z")
+    harness.kube.add(member)
+    harness.reconciler.cache.put("Pod", member)
+    outcome = harness.reconcile({"prompts": ["x"]})
+    # Adopted at once (configuration comes later, by delivery); its Service selects it now.
+    [taken] = harness.kube.writes
+    assert taken["metadata"]["labels"]["vibeplane.io/app"] == "app"
+    assert harness.kube.objects[("Deployment", NAMESPACE, "app-preview")]["spec"]["replicas"] == 0
+    assert ("Service", NAMESPACE, "app-preview") in harness.kube.objects
+    assert harness.deliveries == []
+    # The revision arrives: one delivery to the adopted sandbox, no second adoption.
+    record = {**revision(1), "key": f"{UID}:1:0"}
+    harness.generator.results[f"{UID}:1:0"] = Result("succeeded", "Generated", "ok", record)
+    done = harness.reconcile({"prompts": ["x"]}, outcome.fields)
+    assert done.fields["phase"] == "Running"
+    assert done.fields["delivered"]["sandbox"].startswith("preview-warm-a/")
+    assert len(harness.kube.writes) == 1
+    # No revision and none coming (the generation failed for good): the sandbox goes.
+    harness.generator.submitted.clear()
+    failed = {"phase": "Failed", "revisions": [{"number": 1, "validation": "Failed"}]}
+    harness.reconcile({"prompts": ["x"]}, failed)
+    assert ("Pod", NAMESPACE, "preview-warm-a") in harness.kube.deleted
+    assert harness.kube.objects[("Deployment", NAMESPACE, "app-preview")]["spec"]["replicas"] == 0

@@ -63,10 +63,14 @@ class PreviewPlan:
     """Decided without objects (nothing to serve, preview disabled): apply nothing."""
     serve: Revision = field(default_factory=dict)
     replicas: int = 1
+    prepare: bool = False
+    """Apply the objects for a revision still being generated (a sandbox, adopted from the
+    warm pool or started, and its Service, ready when the revision is), or release them when
+    none is coming; `state` is the preview's state meanwhile, nothing is delivered."""
 
 
-def plan_preview(inp: AppInput, revisions: Sequence[Revision]) -> PreviewPlan:
-    """What the served revision's preview needs."""
+def plan_preview(inp: AppInput, revisions: Sequence[Revision], coming: bool = False) -> PreviewPlan:
+    """What the served revision's preview needs; `coming`: a generation is in flight."""
     serve = desired.served_revision(inp.spec, list(revisions))
     with_bundle = [int(r["number"]) for r in revisions if r.get("sha256")]
     if serve is None and inp.spec.pinned_revision is not None and with_bundle:
@@ -82,7 +86,16 @@ def plan_preview(inp: AppInput, revisions: Sequence[Revision]) -> PreviewPlan:
             "no revision has files to serve" if revisions else "no revision has been generated yet"
         )
         condition = ConditionSpec("PreviewReady", "False", "NoRevision", message)
-        return PreviewPlan(PreviewState(condition, "Pending"))
+        state = PreviewState(condition, "Pending")
+        enabled = (inp.spec.preview or api.Preview()).enabled
+        if enabled and (coming or inp.deployment is not None):
+            # The sandbox starts (or is adopted) and its Service is programmed while the model
+            # writes the revision, which is then one delivery away; no revision coming: none.
+            suspended = inp.workspace is not None and bool(
+                inp.workspace.spec and inp.workspace.spec.suspended
+            )
+            return PreviewPlan(state, replicas=int(coming and not suspended), prepare=True)
+        return PreviewPlan(state)
     preview = inp.spec.preview or api.Preview()
     if not preview.enabled:
         condition = ConditionSpec(
@@ -112,7 +125,8 @@ def refused_preview(plan: PreviewPlan, message: str) -> PreviewState:
     """The API server refused a preview object for good (e.g. the app's name makes an invalid
     Service name): said here, with the revisions kept."""
     condition = ConditionSpec("PreviewReady", "False", "PreviewRefused", message)
-    return PreviewState(condition, "Failed", serving=int(plan.serve["number"]))
+    number = plan.serve.get("number")
+    return PreviewState(condition, "Failed", serving=int(number) if number else None)
 
 
 @dataclass(frozen=True)
@@ -136,11 +150,17 @@ def sandbox_id(pod: Mapping[str, Any]) -> str:
 
 
 def ready_sandbox(inp: AppInput) -> Mapping[str, Any] | None:
-    """The sandbox that serves the app: a ready pod not being deleted, one started from
-    today's pod spec before one from an older spec (a rollout or a stale adopted sandbox can
-    leave both), the newest of those."""
+    """The sandbox that serves the app: a ready pod not being deleted nor about to be (its
+    Deployment is at 0: hibernated a moment ago, woken now), one started from today's pod spec
+    before one from an older spec (a rollout or a stale adopted sandbox can leave both), the
+    newest of those."""
+    scaled_down = ((inp.deployment or {}).get("spec") or {}).get("replicas") == 0
     ready = [
-        pod for pod in inp.pods if pod_ready(pod) and not pod["metadata"].get("deletionTimestamp")
+        pod
+        for pod in inp.pods
+        if pod_ready(pod)
+        and not pod["metadata"].get("deletionTimestamp")
+        and not (scaled_down and _owner_kind(pod) == "ReplicaSet")
     ]
     return max(
         ready,
@@ -150,6 +170,11 @@ def ready_sandbox(inp: AppInput) -> Mapping[str, Any] | None:
         ),
         default=None,
     )
+
+
+def _owner_kind(pod: Mapping[str, Any]) -> str | None:
+    owners = pod["metadata"].get("ownerReferences") or []
+    return next((str(o.get("kind")) for o in owners if o.get("controller")), None)
 
 
 def _started_from(pod: Mapping[str, Any]) -> str | None:
