@@ -24,7 +24,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import kubernetes
 import pytest
@@ -191,6 +191,21 @@ def _front_service_answers(port: int, host: str) -> bool | None:
     return (response.status_code == 200 and response.text == "ok") or None
 
 
+def _gateway_settings() -> dict[str, str]:
+    """The operator settings charts/vibeplane/templates/deployment.yaml renders from
+    gateway.chart_values() (the local gateway's names, its domain, the front service)."""
+    values = cast(dict[str, dict[str, Any]], gateway.chart_values())
+    front = values["gateway"]["frontService"]
+    return {
+        "VIBEPLANE_GATEWAY_NAMESPACE": str(values["operator"]["gatewayNamespace"]),
+        "VIBEPLANE_GATEWAY_NAME": str(values["gateway"]["name"]),
+        "VIBEPLANE_GATEWAY_LISTENER": str(values["gateway"]["listener"]),
+        "VIBEPLANE_FRONT_SERVICE_NAME": str(front["name"]),
+        "VIBEPLANE_FRONT_SERVICE_PORT": str(front["port"]),
+        "VIBEPLANE_PREVIEW_DOMAIN": str(values["preview"]["domain"]),
+    }
+
+
 @pytest.fixture(scope="module")
 def routed_operator(
     cluster: LocalCluster,  # noqa: F811
@@ -201,12 +216,13 @@ def routed_operator(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[OperatorProcess]:
     """The session's operator stopped for this module; in its place one that writes routes to
-    the local gateway (gateway.operator_environment, what `make up` gives it)."""
+    the local gateway (the settings the chart renders from gateway.chart_values() for `make up`;
+    this operator is a process, so they are its environment)."""
     others = list(OperatorProcess.running)
     for process in others:
         process.stop()
     log = tmp_path_factory.mktemp("routed-operator") / "operator.log"
-    environment = {**operator_environment(s3, model_server), **gateway.operator_environment()}
+    environment = {**operator_environment(s3, model_server), **_gateway_settings()}
     # Routes attach to every listener that admits their hosts: the platform domain on `http`,
     # published custom hostnames on `https` (the certificate on the listener covers them).
     environment["VIBEPLANE_GATEWAY_LISTENER"] = ""
