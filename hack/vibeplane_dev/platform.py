@@ -2,14 +2,14 @@
 
 On the real node (VIBEPLANE_NODE=real) the platform is the Helm chart, installed as users
 install it. Steps, in order (each is skipped or a no-op when already done, so `up` is
-idempotent): control plane -> object store (MinIO on the host; pods reach it through the
-node's relay) -> node -> images (operator/Dockerfile, runtime/modelserver/Dockerfile, built
-without a container engine and imported into the node's containerd) -> `helm upgrade
---install` of charts/vibeplane with values-local.yaml (operator, model server, the builtin
-ModelDeployment as pods and objects of the release) -> the gateway when VIBEPLANE_GATEWAY
-says (Traefik, the front service; its names and the platform domain reach the operator as
-chart values) -> examples. `down` uninstalls the release, then stops the gateway, the node,
-MinIO and the control plane.
+idempotent): control plane -> node -> images (operator/Dockerfile,
+runtime/modelserver/Dockerfile, built without a container engine and imported into the node's
+containerd) -> object store (MinIO, a pod on the node beside the release;
+cluster/objectstore.py) -> `helm upgrade --install` of charts/vibeplane with values-local.yaml
+(operator, model server, the builtin ModelDeployment as pods and objects of the release) ->
+the gateway when VIBEPLANE_GATEWAY says (Traefik, the front service; its names and the
+platform domain reach the operator as chart values) -> examples. `down` uninstalls the
+release, then stops the gateway, the node and the control plane.
 
 On the stand-in node the parts run as host processes: control plane -> object store -> model
 server -> stand-in preview node -> operator; `down` stops them in reverse order, each through
@@ -33,7 +33,7 @@ from pathlib import Path
 import yaml
 
 from vibeplane.wellknown import PREVIEW_RUNTIME_DIR
-from vibeplane_dev.cluster import gateway, images
+from vibeplane_dev.cluster import gateway, images, objectstore
 from vibeplane_dev.cluster.build import ensure_tool
 from vibeplane_dev.cluster.config import repository_root
 from vibeplane_dev.cluster.local import LocalCluster
@@ -324,16 +324,16 @@ def local_values(platform: Platform, built: dict[str, tuple[Path, str]]) -> dict
         "image": image("operator"),
         "modelserver": {"image": image("modelserver")},
         "s3": {
-            # The host's MinIO through the node's relay: the operator pod and previews (through
-            # presigned URLs naming it) reach it there.
-            "endpoint": f"http://{net.host_ip}:{config.s3_port}",
+            # MinIO's pod behind its Service: the operator and previews (through presigned URLs
+            # naming it) reach it by its cluster name.
+            "endpoint": objectstore.endpoint(PLATFORM_NAMESPACE),
             "credentials": {
                 "accessKeyId": creds["accessKey"],
                 "secretAccessKey": creds["secretKey"],
             },
         },
         "preview": {
-            "objectStoreEgress": f"{net.host_ip}/32:{config.s3_port}",
+            "objectStoreEgress": objectstore.egress(),
             "nodeAddress": net.node_ip,
             "ingressCIDRs": [f"{net.host_ip}/32"],
         },
@@ -438,11 +438,43 @@ def up_chart(platform: Platform, steps: Steps) -> None:
         for name, (archive, _) in built.items():
             if node.import_image(archive):
                 steps.note(f"imported the {name} image")
+    with steps.step("object store (MinIO, a pod on the node)"):
+        start_object_store(platform, node, steps)
     with steps.step(f"helm upgrade --install {RELEASE} (charts/vibeplane, values-local.yaml)"):
         install_chart(platform, built, steps)
     if gateway.enabled():
         with steps.step(f"gateway (Traefik {gateway.TRAEFIK[1]}, the front service)"):
             start_gateway(platform, node, steps)
+
+
+def start_object_store(platform: Platform, node: LocalNode, steps: Steps) -> None:
+    """MinIO as a pod in the platform namespace (objectstore.py); waits until it is ready."""
+    kubectl = platform.cluster.kubectl
+    archive, reference = objectstore.image(platform.cluster.config.cache, steps.note)
+    if node.import_image(archive):
+        steps.note("imported the object store's image")
+    data = platform.s3.home / "data"
+    objectstore.own_data(data)
+    if kubectl("get", "namespace", PLATFORM_NAMESPACE).returncode != 0:
+        kubectl("create", "namespace", PLATFORM_NAMESPACE)
+    objectstore.apply(
+        kubectl,
+        platform.home,
+        objectstore.manifests(PLATFORM_NAMESPACE, reference, data, platform.s3.credentials()),
+    )
+    result = kubectl(
+        "rollout",
+        "status",
+        f"deployment/{objectstore.NAME}",
+        "-n",
+        PLATFORM_NAMESPACE,
+        "--timeout=180s",
+    )
+    if result.returncode != 0:
+        raise RuntimeError(
+            f"the object store's pod is not ready: {result.stderr.strip()}\n"
+            + chart_pods_report(platform)
+        )
 
 
 def down_chart(platform: Platform, steps: Steps) -> None:
@@ -470,8 +502,9 @@ def up(examples: bool, steps: Steps) -> int:
     platform = Platform.local()
     with steps.step("control plane"):
         platform.cluster.up(progress=steps.note)
-    with steps.step("object store (MinIO on 127.0.0.1)"):
-        platform.s3.up(progress=steps.note)
+    if not real_node_selected():
+        with steps.step("object store (MinIO on 127.0.0.1)"):
+            platform.s3.up(progress=steps.note)
     operator: ManagedProcess | None = None  # the host process, where there is one
     through_gateway = real_node_selected() and gateway.enabled()
     if real_node_selected():
@@ -553,9 +586,10 @@ def status() -> int:
     rows: list[tuple[str, bool, str]] = []
     for component in platform.cluster.status():
         rows.append((component.name, component.pid is not None, f"pid {component.pid}"))
-    rows.append(("minio", platform.s3.ready(), platform.s3.endpoint))
-    processes = [platform.process(name) for name in reversed(PARTS)]
     chart = real_node_selected()
+    if not chart:
+        rows.append(("minio", platform.s3.ready(), platform.s3.endpoint))
+    processes = [platform.process(name) for name in reversed(PARTS)]
     if chart:
         node = existing_real_node(platform.cluster.config)
         processes = [node.process(name) for name in NODE_COMPONENTS]
@@ -565,7 +599,7 @@ def status() -> int:
         rows.append((process.name, pid is not None, f"pid {pid}" if pid else str(process.log_file)))
     rows.append(("apiserver /readyz", platform.cluster.ready(), platform.cluster.config.server))
     if chart:
-        for deployment in (OPERATOR_DEPLOYMENT, MODELSERVER_DEPLOYMENT):
+        for deployment in (objectstore.NAME, OPERATOR_DEPLOYMENT, MODELSERVER_DEPLOYMENT):
             result = platform.cluster.kubectl(
                 "get",
                 "deployment",

@@ -244,7 +244,8 @@ def _assert_never_forbidden(env: dict[str, str]) -> None:
 
 def _the_chart_runs_the_platform(env: dict[str, str]) -> None:
     """The release is listed; the operator and the model server are its pods, Running on the
-    real node; the operator, under the chart's ServiceAccount and ClusterRole, met no 403."""
+    real node beside the object store's (MinIO) pod; the operator, under the chart's
+    ServiceAccount and ClusterRole, met no 403."""
     listed = _vibeplane(env, "cluster", "helm", "list", "-A", "-o", "json")
     assert listed.returncode == 0, listed.stderr
     releases = {(r["name"], r["namespace"], r["status"]) for r in json.loads(listed.stdout)}
@@ -255,7 +256,7 @@ def _the_chart_runs_the_platform(env: dict[str, str]) -> None:
         for pod in pods
         if pod["status"].get("phase") == "Running"
     }
-    for component in ("operator", "modelserver"):
+    for component in ("operator", "modelserver", "object-store"):
         assert component in running, [p["metadata"]["name"] for p in pods]
         assert running[component]["spec"]["nodeName"] == "vibeplane-node"
     assert running["operator"]["spec"]["serviceAccountName"] == "vibeplane-operator"
