@@ -391,30 +391,49 @@ def install_chart(
 
 
 def adopt_shared_objects(platform: Platform, steps: Steps) -> None:
-    """The control plane applies the workspace ClusterRoles (the suites need them without
-    the chart); the release adopts them as Helm documents (its ownership label and
-    annotations), instead of refusing to install over them."""
-    kubectl = platform.cluster.kubectl
+    """Objects the chart renders that may exist without it, adopted by the release as Helm
+    documents (its ownership label and annotations) instead of refusing to install over them:
+    the workspace ClusterRoles (the control plane applies them: the suites need them without
+    the chart) and the builtin ModelDeployment (the suites apply it as `up` has it, so a
+    `make up` after `make test` on the same platform home found it)."""
     for document in yaml.safe_load_all(
         (CHART / "templates" / "workspace-clusterroles.yaml").read_text()
     ):
-        if not document:
-            continue
-        name = f"clusterrole/{document['metadata']['name']}"
-        if kubectl("get", name).returncode != 0:
-            continue
-        owner = kubectl("get", name, "-o", "jsonpath={.metadata.annotations}").stdout
-        if RELEASE in owner:
-            continue
-        kubectl("label", "--overwrite", name, "app.kubernetes.io/managed-by=Helm")
-        kubectl(
-            "annotate",
-            "--overwrite",
-            name,
-            f"meta.helm.sh/release-name={RELEASE}",
-            f"meta.helm.sh/release-namespace={PLATFORM_NAMESPACE}",
-        )
-        steps.note(f"{name}: adopted by the release")
+        if document:
+            _adopt(platform, steps, [f"clusterrole/{document['metadata']['name']}"])
+    builtin = local_builtin_model_name()
+    _adopt(platform, steps, [f"modeldeployment/{builtin}", "-n", PLATFORM_NAMESPACE])
+
+
+def local_builtin_model_name() -> str:
+    """The builtin ModelDeployment's name in the local values (the chart's default under
+    them)."""
+    name = "builtin"
+    for path in (CHART / "values.yaml", CHART / "values-local.yaml"):
+        values = yaml.safe_load(path.read_text()) or {}
+        configured = ((values.get("modelserver") or {}).get("modelDeployment") or {}).get("name")
+        name = str(configured or name)
+    return name
+
+
+def _adopt(platform: Platform, steps: Steps, target: list[str]) -> None:
+    """Give one existing object the release's ownership marks (nothing when it is absent or
+    already the release's)."""
+    kubectl = platform.cluster.kubectl
+    if kubectl("get", *target).returncode != 0:
+        return
+    owner = kubectl("get", *target, "-o", "jsonpath={.metadata.annotations}").stdout
+    if RELEASE in owner:
+        return
+    kubectl("label", "--overwrite", *target, "app.kubernetes.io/managed-by=Helm")
+    kubectl(
+        "annotate",
+        "--overwrite",
+        *target,
+        f"meta.helm.sh/release-name={RELEASE}",
+        f"meta.helm.sh/release-namespace={PLATFORM_NAMESPACE}",
+    )
+    steps.note(f"{' '.join(target)}: adopted by the release")
 
 
 def chart_pods_report(platform: Platform) -> str:
