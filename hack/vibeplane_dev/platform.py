@@ -32,7 +32,8 @@ from pathlib import Path
 
 import yaml
 
-from vibeplane.wellknown import PREVIEW_RUNTIME_DIR
+from vibeplane.timestamps import now_text
+from vibeplane.wellknown import ANNOTATION_WAKE, PREVIEW_RUNTIME_DIR
 from vibeplane_dev.cluster import gateway, images, objectstore
 from vibeplane_dev.cluster.build import ensure_tool
 from vibeplane_dev.cluster.config import repository_root
@@ -548,6 +549,7 @@ def up(examples: bool, steps: Steps) -> int:
                 kubectl, sorted((repository_root() / "examples").glob("*.yaml")), steps.note
             )
         namespace, name = EXAMPLE_APP
+        wake_if_hibernated(platform, namespace, name, steps)
         with steps.step(f"VibeApp {name} generated and running"):
             status: dict[str, object] = {}
 
@@ -574,6 +576,22 @@ def up(examples: bool, steps: Steps) -> int:
     else:
         print(f"export KUBECONFIG={kubeconfig}")
     return 0
+
+
+def wake_if_hibernated(platform: Platform, namespace: str, name: str, steps: Steps) -> None:
+    """`up` ends with the example's URL: an example an earlier run of the platform left
+    hibernated (idle) is woken, as a visit through the front door would."""
+    if _app_status(platform.cluster, namespace, name).get("phase") != "Hibernated":
+        return
+    platform.cluster.kubectl(
+        "annotate",
+        "--overwrite",
+        "-n",
+        namespace,
+        f"vibeapp/{name}",
+        f"{ANNOTATION_WAKE}={now_text()}",
+    )
+    steps.note(f"vibeapp {namespace}/{name} was hibernated: woken")
 
 
 PARTS = ("operator", "preview-node", "modelserver")
