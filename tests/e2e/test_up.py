@@ -384,17 +384,26 @@ def _helm_upgrade_changes_no_app(env: dict[str, str], todo_url: str) -> None:
         "--timeout=5m",
     )
     assert upgraded.returncode == 0, upgraded.stderr
-    pods = _kubectl_json(
-        env,
-        "get",
-        "pods",
-        "-n",
-        PLATFORM_NAMESPACE,
-        "-l",
-        "app.kubernetes.io/component=operator",
-        "--field-selector=status.phase=Running",
-    )["items"]
-    assert [p["spec"]["containers"][0]["image"] for p in pods] == [retagged]
+
+    def operator_images() -> list[str]:
+        pods = _kubectl_json(
+            env,
+            "get",
+            "pods",
+            "-n",
+            PLATFORM_NAMESPACE,
+            "-l",
+            "app.kubernetes.io/component=operator",
+            "--field-selector=status.phase=Running",
+        )["items"]
+        # The replaced pod reports Running until its graceful stop ends: not counted.
+        live = [p for p in pods if not p["metadata"].get("deletionTimestamp")]
+        return [p["spec"]["containers"][0]["image"] for p in live]
+
+    deadline = time.monotonic() + 60
+    while operator_images() != [retagged] and time.monotonic() < deadline:
+        time.sleep(1)
+    assert operator_images() == [retagged]
     time.sleep(20)  # the new operator has taken the Lease and reconciled everything
     stop.set()
     loop.join(timeout=30)
