@@ -44,6 +44,7 @@ import yaml
 
 from vibeplane_dev.cluster.build import go_environment
 from vibeplane_dev.cluster.config import ClusterConfig
+from vibeplane_dev.cluster.manifests import apply_file
 from vibeplane_dev.cluster.processes import ManagedProcess
 
 Progress = Callable[[str], None]
@@ -211,23 +212,6 @@ def gateway_manifests(host_ip: str, front_port: int, tls_secret: str = "") -> li
     ]
 
 
-def _apply(
-    kubectl: Callable[..., subprocess.CompletedProcess[str]], home: Path, docs: list[Manifest]
-) -> None:
-    path = home / "gateway.yaml"
-    path.write_text(yaml.safe_dump_all(docs))
-    result = kubectl(
-        "apply",
-        "--server-side",
-        f"--field-manager={FIELD_MANAGER}",
-        "--force-conflicts",
-        "-f",
-        str(path),
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"applying the gateway's objects failed: {result.stderr.strip()}")
-
-
 def _traefik_kubeconfig(cluster: ClusterConfig, host_ip: str, home: Path) -> Path:
     """The admin's credentials, through the API server's relay on the veth's host end (the
     only address of the API server the node's namespace reaches)."""
@@ -307,7 +291,9 @@ class LocalGateway:
         self.home.mkdir(parents=True, exist_ok=True)
         network = self.node.network
         manifests = gateway_manifests(network.host_ip, self.front_port, self.tls_secret)
-        _apply(kubectl, self.home, manifests)
+        apply_file(
+            kubectl, self.home / "gateway.yaml", manifests, FIELD_MANAGER, "the gateway's objects"
+        )
         if not self.frontdoor.running():
             progress(f"front service on {network.host_ip}:{self.front_port}")
             self.frontdoor.start(

@@ -16,10 +16,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from vibeplane_dev.cluster import images
 from vibeplane_dev.cluster.build import ensure_tool
+from vibeplane_dev.cluster.manifests import apply_file
 from vibeplane_dev.cluster.node import POD_CIDR
 
 Progress = Callable[[str], None]
@@ -145,18 +144,7 @@ def manifests(
 def apply(kubectl: Kubectl, home: Path, docs: list[Manifest]) -> None:
     home.mkdir(parents=True, exist_ok=True)
     path = home / "object-store.yaml"
-    path.write_text(yaml.safe_dump_all(docs))
-    path.chmod(0o600)  # it holds the credentials
-    result = kubectl(
-        "apply",
-        "--server-side",
-        f"--field-manager={FIELD_MANAGER}",
-        "--force-conflicts",
-        "-f",
-        str(path),
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"applying the object store failed: {result.stderr.strip()}")
+    apply_file(kubectl, path, docs, FIELD_MANAGER, "the object store", private=True)
 
 
 def own_data(data: Path) -> None:
