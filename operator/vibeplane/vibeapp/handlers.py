@@ -236,7 +236,12 @@ class VibeAppReconciler:
             self._requeue(inp)
         if step.submit is not None:
             self._submit(inp, step.submit)
-        coming = step.in_flight is not None and not step.refused
+        # A generation running now (not one waiting out a failure: no sandbox meanwhile).
+        coming = (
+            step.in_flight is not None
+            and step.generated.reason == "Generating"
+            and not step.refused
+        )
         preview = self._preview(inp, step.revisions, coming)
         url = decide.activity_url(inp, step, preview)
         status = decide.app_status(inp, step, preview, self.activity(url) if url else None)

@@ -518,3 +518,16 @@ def test_a_new_app_adopts_while_its_first_revision_is_generated_and_lets_go_if_n
     harness.reconcile({"prompts": ["x"]}, failed)
     assert ("Pod", NAMESPACE, "preview-warm-a") in harness.kube.deleted
     assert harness.kube.objects[("Deployment", NAMESPACE, "app-preview")]["spec"]["replicas"] == 0
+
+
+def test_an_app_waiting_out_a_failed_generation_holds_no_sandbox() -> None:
+    harness = Harness(preview_activity_poll=False)
+    started = harness.reconcile({"prompts": ["x"]}).fields
+    deployment = ("Deployment", NAMESPACE, "app-preview")
+    assert harness.kube.objects[deployment]["spec"]["replicas"] == 1  # started meanwhile
+    harness.generator.submitted.clear()
+    failed = Result("failed", "NoModelAvailable", "no model", retry_after=60.0)
+    harness.generator.results[f"{UID}:1:0"] = failed
+    waiting = harness.reconcile({"prompts": ["x"]}, started)
+    assert waiting.fields["generation"]["reason"] == "NoModelAvailable"
+    assert harness.kube.objects[deployment]["spec"]["replicas"] == 0
