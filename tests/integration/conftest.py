@@ -20,6 +20,7 @@ import kubernetes
 import pytest
 from kubernetes.client import ApiClient
 
+from tests.conftest import TEST_HOME
 from tests.integration.support import AuditLog, wait_for
 from vibeplane.storage.s3 import ObjectStore, S3Settings
 from vibeplane_dev.cluster.local import LocalCluster
@@ -60,6 +61,10 @@ def cluster() -> Iterator[LocalCluster]:
     """The local control plane: reused when already up, else started and stopped after."""
     cluster = LocalCluster()
     was_running = cluster.running()
+    if not was_running and cluster.config.home.parent == TEST_HOME:
+        # The suite's own home starts each session empty: an earlier run's namespaces, warm
+        # pools and platform pods would otherwise crowd the node and reconcile beside the tests.
+        cluster.forget_objects()
     cluster.up()
     # Code under test that builds its own client (the budget store) finds the cluster here.
     os.environ["KUBECONFIG"] = str(cluster.config.admin_kubeconfig)

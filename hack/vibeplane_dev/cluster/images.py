@@ -16,6 +16,7 @@ Everything is cached under `<cache>/images/`, keyed on the inputs.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -42,6 +43,10 @@ _BASE_PYTHON = (3, 11)
 _IGNORED_NAMES = frozenset({"__pycache__", ".git", ".venv"})
 _IGNORED_SUFFIXES = (".pyc", ".egg-info")
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# Archives are named `<image>-<key of its inputs>.tar`; each source change adds one, so only the
+# newest few of an image are kept (a day of work once left 13 GiB of them and filled the disk).
+_KEYED_ARCHIVE = re.compile(r"^(?P<image>.+)-[0-9a-f]{16}\.tar$")
+KEPT_BUILDS = 4
 # Not needed to run anything, and most of a Debian root filesystem's bulk.
 _DROPPED_PREFIXES = ("usr/share/doc/", "usr/share/man/", "usr/share/locale/", "usr/share/info/")
 
@@ -176,7 +181,29 @@ def write_docker_archive(
         for name, layer in zip(layer_names, layers, strict=True):
             out.add(layer.path, arcname=name, filter=_normalized)
     os.replace(partial, destination)
+    drop_older_builds(destination)
     return destination
+
+
+def drop_older_builds(archive: Path, keep: int = KEPT_BUILDS) -> list[Path]:
+    """Delete all but the `keep` newest archives of the image `archive` is a build of (it is
+    always kept); return what was deleted. Other worktrees may build the same image at once,
+    so a file that vanishes meanwhile is simply skipped."""
+    match = _KEYED_ARCHIVE.match(archive.name)
+    if match is None:
+        return []
+    builds: list[tuple[float, Path]] = []
+    for candidate in archive.parent.glob(f"{match['image']}-*.tar"):
+        other = _KEYED_ARCHIVE.match(candidate.name)
+        if candidate == archive or other is None or other["image"] != match["image"]:
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            builds.append((candidate.stat().st_mtime, candidate))
+    builds.sort(reverse=True)
+    dropped = [path for _, path in builds[max(keep - 1, 0) :]]
+    for path in dropped:
+        path.unlink(missing_ok=True)
+    return dropped
 
 
 def _instructions(dockerfile: Path) -> list[tuple[str, str]]:

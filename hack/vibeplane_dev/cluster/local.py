@@ -416,6 +416,14 @@ class LocalCluster:
 
     # ---- down ----------------------------------------------------------------------------
 
+    def forget_objects(self, progress: Progress = _noop) -> None:
+        """Stop whatever of this cluster runs and drop etcd's data, so the next `up` starts
+        with no objects; the certificates stay, so a node that joined before joins again."""
+        self.down(progress=progress)
+        if self.config.etcd_data.exists():
+            shutil.rmtree(self.config.etcd_data)
+            progress("forgot the cluster's objects (etcd data)")
+
     def down(self, purge: bool = False, progress: Progress = _noop) -> list[str]:
         """Stop every component this cluster started, in reverse order; return their names."""
         stopped = []

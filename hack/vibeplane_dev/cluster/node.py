@@ -88,6 +88,25 @@ _MS_BIND = 4096
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
+# Below this much free disk the kubelet evicts every pod and admits none (DiskPressure); `up`
+# refuses to start with less than MIN_FREE_DISK, which leaves room for a run's images and pods.
+EVICTION_FREE_DISK = "1Gi"
+MIN_FREE_DISK = 3 * 1024**3
+
+
+def check_free_disk(home: Path, minimum: int = MIN_FREE_DISK) -> None:
+    """Fail with the reason up front instead of pods that stay Pending: a node with too little
+    disk looks healthy until the kubelet's eviction manager empties it."""
+    free = shutil.disk_usage(home).free
+    if free < minimum:
+        raise NodeError(
+            f"only {free / 1024**3:.1f} GiB free on the filesystem of {home}; the node needs "
+            f"{minimum / 1024**3:.0f} GiB (its kubelet evicts every pod below "
+            f"{EVICTION_FREE_DISK}). Free some: old image builds in ~/.cache/vibeplane/images, "
+            "other VIBEPLANE_HOME folders, /tmp/pytest-of-*."
+        )
+
+
 class NodeError(RuntimeError):
     """The node could not be brought up; the message says what failed and why."""
 
@@ -417,10 +436,12 @@ class LocalNode:
             "clusterDomain": CLUSTER_DOMAIN,
             "clusterDNS": [CLUSTER_DNS],
             "registerWithTaints": [],
+            # Absolute, not a share of the disk: the node shares the machine's one filesystem
+            # with everything else, and 1% of a large disk is gigabytes (`up` checks first).
             "evictionHard": {
                 "memory.available": "100Mi",
-                "nodefs.available": "1%",
-                "imagefs.available": "1%",
+                "nodefs.available": EVICTION_FREE_DISK,
+                "imagefs.available": EVICTION_FREE_DISK,
             },
             "imageGCHighThresholdPercent": 99,
             "imageGCLowThresholdPercent": 98,
@@ -501,6 +522,7 @@ class LocalNode:
     def up(self, import_images: Callable[[LocalNode], None], progress: Progress = _noop) -> None:
         """Start whatever part of the node is not running, then wait until it is Ready."""
         self.home.mkdir(parents=True, exist_ok=True)
+        check_free_disk(self.home)
         self._remember_hard_coded_paths()
         self._network_up()
         self._write_files()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import tarfile
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 
 from vibeplane_dev.cluster.config import repository_root
 from vibeplane_dev.cluster.images import (
+    KEPT_BUILDS,
     ImageConfig,
     build_dockerfile,
     files_layer,
@@ -106,3 +108,31 @@ def test_a_build_stage_runs_only_pip_installs(tmp_path: Path) -> None:
     base = files_layer(tmp_path / "base.tar", {"/x": b""})
     with pytest.raises(RuntimeError, match="may only `pip install --target"):
         build_dockerfile(dockerfile, tmp_path, base, tmp_path)
+
+
+def test_a_new_build_of_an_image_drops_all_but_the_newest_few(tmp_path: Path) -> None:
+    layer = files_layer(tmp_path / "layer.tar", {"/pause": b"\x7fELF"}, mode=0o755)
+    cache = tmp_path / "images"
+    cache.mkdir()
+    older = []
+    for age, key in enumerate(f"{n:016x}" for n in range(6)):
+        path = cache / f"operator-{key}.tar"
+        path.write_bytes(b"old")
+        os.utime(path, (1_000_000 - age, 1_000_000 - age))  # key 0 newest of the old ones
+        older.append(path)
+    # Another image whose name starts the same, and files that are not keyed archives.
+    neighbours = [
+        cache / f"operator-extra-{'a' * 16}.tar",
+        cache / "operator-notes.tar",
+        cache / "modelserver-0000000000000000.tar",
+    ]
+    for path in neighbours:
+        path.write_bytes(b"other")
+
+    newest = write_docker_archive(
+        cache / f"operator-{'f' * 16}.tar", "vibeplane.local/operator:f", [layer], ImageConfig()
+    )
+
+    kept = sorted(p.name for p in cache.glob("operator-*.tar") if p not in neighbours)
+    assert kept == sorted([newest.name, *(p.name for p in older[: KEPT_BUILDS - 1])])
+    assert all(path.exists() for path in neighbours)

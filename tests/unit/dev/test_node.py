@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import shutil
 import tomllib
 from pathlib import Path
+
+import pytest
 
 from vibeplane_dev.cluster.config import ClusterConfig
 from vibeplane_dev.cluster.node import (
@@ -14,7 +17,9 @@ from vibeplane_dev.cluster.node import (
     SERVICE_CIDR,
     VETH_RANGE,
     LocalNode,
+    NodeError,
     NodeNetwork,
+    check_free_disk,
 )
 from vibeplane_dev.cluster.nodeaddons import COREFILE
 from vibeplane_dev.cluster.nodebuild import GVISOR_SHIM_PATCH, NodeBinaries
@@ -73,6 +78,20 @@ def test_kubelet_authenticates_everyone_and_leaves_host_sysctls_alone(tmp_path: 
     assert config["clusterDNS"] == [CLUSTER_DNS]
     assert str(config["cgroupRoot"]).startswith("/vibeplane-")
     assert str(config["podLogsDir"]).startswith(str(node.home))
+
+
+def test_the_kubelet_evicts_on_an_absolute_amount_of_free_disk(tmp_path: Path) -> None:
+    eviction = _node(tmp_path)._kubelet_config()["evictionHard"]
+    # A share of the disk would be gigabytes on the large disk the node shares with the machine.
+    assert isinstance(eviction, dict)
+    assert not any(str(value).endswith("%") for value in eviction.values())
+
+
+def test_a_node_with_too_little_disk_is_refused_with_the_reason(tmp_path: Path) -> None:
+    free = shutil.disk_usage(tmp_path).free
+    check_free_disk(tmp_path, minimum=1)
+    with pytest.raises(NodeError, match=r"GiB free on the filesystem of .*image builds"):
+        check_free_disk(tmp_path, minimum=free + 1024**4)
 
 
 def test_containerd_keeps_its_state_in_the_node_and_runs_gvisor(tmp_path: Path) -> None:
