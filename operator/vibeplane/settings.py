@@ -66,7 +66,8 @@ class OperatorSettings:
     """How published custom hostnames get TLS: "listener" (the Gateway's listener holds a
     certificate that covers them, e.g. a wildcard: nothing per app) or "certificate" (a
     cert-manager Certificate per hostname against certificate_issuer, and a ListenerSet on the
-    Gateway terminating TLS with it)."""
+    Gateway terminating TLS with it): either way their URLs are https://; "none" for a
+    plain-HTTP gateway (http:// URLs). See vibeplane.vibeapp.decide.routes.serves_tls."""
     certificate_issuer: str = ""
     """The cert-manager issuer of published hostnames' Certificates (publish_tls certificate)."""
     certificate_issuer_kind: str = "ClusterIssuer"

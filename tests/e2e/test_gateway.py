@@ -434,6 +434,11 @@ def _published(client: ApiClient, namespace: str, app: str, revision: int) -> bo
     return done or None
 
 
+def _published_url(client: ApiClient, namespace: str, app: str) -> str | None:
+    body = custom(client).get_namespaced_custom_object(GROUP, VERSION, namespace, "vibeapps", app)
+    return cast(str | None, (body.get("status") or {}).get("publishedURL"))
+
+
 class RequestLoop:
     """GETs production through the gateway back to back on a thread; every answer counted."""
 
@@ -527,6 +532,8 @@ def test_publish_switch_and_rollback_drop_no_request(
 
     bodies[1] = wait_for(serving, timeout=60, what="production through the gateway")
     timings["publish revision 1 -> served"] = time.monotonic() - start
+    # The platform domain's listener is plain HTTP here, and the URL says so.
+    assert _published_url(api, namespace, app) == f"http://{host}/"
     with RequestLoop(site.port, host) as loop:
         time.sleep(3)
         for revision, label in ((2, "switch to revision 2"), (1, "rollback to revision 1")):
@@ -591,6 +598,13 @@ def test_a_custom_hostname_is_published_over_tls(
 
     page = wait_for(served, timeout=60, what=f"{url} over TLS")
     assert "<html" in page.lower()
+    # The URL the app reports is the scheme it is served with: TLS on the listener's
+    # certificate, and no plain-HTTP listener admits the custom hostname.
+    assert _published_url(api, namespace, app) == f"https://{CUSTOM_HOST}/"
+    plain = requests.get(
+        f"http://127.0.0.1:{site.port}/", headers={"Host": CUSTOM_HOST}, timeout=10
+    )
+    assert plain.status_code == 404, plain.text[:200]
     # Without the platform's CA the certificate is refused (it is really the listener's).
     untrusted = [word for word in curl if word not in ("--cacert", str(site.tls.ca))]
     assert subprocess.run(untrusted, capture_output=True, check=False).returncode != 0

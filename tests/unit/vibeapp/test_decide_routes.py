@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from vibeplane.settings import OperatorSettings
 from vibeplane.vibeapp import routes
 from vibeplane.vibeapp.decide import routes as decide
@@ -114,3 +116,42 @@ def test_https_listener_gives_https_urls() -> None:
     )
     inp = decide.RouteInput("todo", "ws-demo", "u", settings, {READABLE: ME}, True)
     assert decide.plan_preview_route(inp).url == f"https://{READABLE}/"
+
+
+@pytest.mark.parametrize(
+    ("host", "gateway_https", "publish_tls", "url"),
+    [
+        # The platform domain follows its listener: a wildcard certificate on it, or plain HTTP.
+        ("todo-ws.apps.example.com", True, "listener", "https://todo-ws.apps.example.com/"),
+        ("todo-ws.apps.example.com", False, "listener", "http://todo-ws.apps.example.com/"),
+        ("todo-ws.apps.example.com", False, "certificate", "http://todo-ws.apps.example.com/"),
+        ("apps.example.com", True, "none", "https://apps.example.com/"),
+        # A custom hostname is TLS in both TLS modes, whatever the domain's listener does...
+        ("shop.example.com", False, "listener", "https://shop.example.com/"),
+        ("shop.example.com", False, "certificate", "https://shop.example.com/"),
+        ("shop.example.com", True, "listener", "https://shop.example.com/"),
+        # ...and plain only where the platform says it has no TLS for them.
+        ("shop.example.com", False, "none", "http://shop.example.com/"),
+        ("shop.example.com", True, "none", "http://shop.example.com/"),
+        # A name that merely ends like the domain is not under it.
+        ("evilapps.example.com", False, "none", "http://evilapps.example.com/"),
+        ("evilapps.example.com", False, "listener", "https://evilapps.example.com/"),
+    ],
+)
+def test_the_scheme_is_https_exactly_where_the_gateway_serves_tls(
+    host: str, gateway_https: bool, publish_tls: str, url: str
+) -> None:
+    settings = OperatorSettings(
+        gateway_name="g",
+        preview_domain="apps.example.com",
+        gateway_https=gateway_https,
+        publish_tls=publish_tls,
+    )
+    assert decide.serves_tls(host, settings) == url.startswith("https://")
+    assert decide.host_url(host, settings) == url
+
+
+def test_a_plain_http_platform_keeps_http_preview_urls() -> None:
+    settings = OperatorSettings(gateway_name="g", preview_domain="apps.example.com")
+    inp = decide.RouteInput("todo", "ws-demo", "u", settings, {READABLE: ME}, True)
+    assert decide.plan_preview_route(inp).url == f"http://{READABLE}/"

@@ -129,7 +129,8 @@ def test_a_passed_revision_rolls_out_then_is_published() -> None:
     assert plan.condition.reason == "RollingOut"
     assert plan.revision["number"] == 1
     assert plan.custom_hosts == ("shop.example.com",)
-    assert plan.url == "http://shop.example.com/"
+    # The default TLS mode: the listener's certificate covers custom hostnames.
+    assert plan.url == "https://shop.example.com/"
     assert plan.published_revision is None
     live = publish.published_deployment("todo", "ws-demo", UID, PASSED, "u", "t", 2, PREVIEW)
     live["metadata"]["generation"] = 1
@@ -154,6 +155,31 @@ def test_certificate_mode_makes_custom_hosts_https() -> None:
     )
     plan = decide.plan_publish(_inp(settings=settings))
     assert plan.url == "https://shop.example.com/"
+
+
+def test_the_published_url_takes_the_scheme_of_its_own_host() -> None:
+    """The URL names the first hostname: a platform-domain one on a plain-HTTP listener stays
+    http even when a custom hostname beside it gets a Certificate."""
+    settings = OperatorSettings(
+        gateway_name="vibeplane", preview_domain="apps.example.com", publish_tls="certificate"
+    )
+    hosts = ["shop.apps.example.com", "shop.example.com"]
+    plan = decide.plan_publish(_inp(settings=settings, hostnames=hosts))
+    assert plan.custom_hosts == ("shop.example.com",)
+    assert plan.url == "http://shop.apps.example.com/"
+    https = OperatorSettings(
+        gateway_name="vibeplane", preview_domain="apps.example.com", gateway_https=True
+    )
+    assert decide.plan_publish(_inp(settings=https, hostnames=hosts)).url == (
+        "https://shop.apps.example.com/"
+    )
+
+
+def test_a_plain_http_platform_publishes_custom_hosts_on_http() -> None:
+    settings = OperatorSettings(
+        gateway_name="vibeplane", preview_domain="apps.example.com", publish_tls="none"
+    )
+    assert decide.plan_publish(_inp(settings=settings)).url == "http://shop.example.com/"
 
 
 def _published_status(reason: str, **fields: Any) -> dict[str, Any]:

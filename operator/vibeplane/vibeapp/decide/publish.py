@@ -15,7 +15,7 @@ from vibeplane.kube.conditions import ConditionSpec, find
 from vibeplane.settings import OperatorSettings
 from vibeplane.timestamps import parse_time
 from vibeplane.vibeapp import routes
-from vibeplane.vibeapp.decide.routes import routes_enabled
+from vibeplane.vibeapp.decide.routes import host_url, routes_enabled
 from vibeplane.vibeapp.publish import ANNOTATION_BUNDLE_URL_EXPIRES, ANNOTATION_REVISION
 from vibeplane.wellknown import ENV_BUNDLE_SHA256, ENV_BUNDLE_URL
 
@@ -133,9 +133,7 @@ def plan_publish(inp: PublishInput) -> PublishPlan:
             return _refused("HostnameTaken", message, kept)
     domain = inp.settings.preview_domain
     custom = tuple(h for h in hosts if not routes.under(h, domain))
-    https = bool(custom) and inp.settings.publish_tls == "certificate"
-    https = https or inp.settings.gateway_https
-    url = routes.url_of(hosts[0], https)
+    url = host_url(hosts[0], inp.settings)
     bundle = reusable_bundle_url(inp.deployment, revision, inp.now)
     if rolled_out(inp.deployment, number, inp.publish.replicas):
         message = f"revision {number} serves at {url} ({inp.publish.replicas} replicas)"

@@ -18,6 +18,8 @@ from vibeplane.vibeapp import routes
 ROUTED = "Routed"
 ROUTE_RECHECK = 10.0
 """Seconds before a route no Gateway controller has answered for is looked at again."""
+PUBLISH_TLS_NONE = "none"
+"""publish_tls for a plain-HTTP platform: custom hostnames are served without TLS."""
 
 
 def routes_enabled(settings: OperatorSettings) -> bool:
@@ -28,6 +30,22 @@ def gateway_ref(settings: OperatorSettings) -> routes.GatewayRef:
     return routes.GatewayRef(
         settings.gateway_name, settings.gateway_namespace, settings.gateway_listener
     )
+
+
+def serves_tls(host: str, settings: OperatorSettings) -> bool:
+    """Whether the platform's Gateway serves `host` over TLS, as its settings describe it: a
+    host under the platform domain when the listener terminates TLS for the domain
+    (gateway_https, a wildcard certificate); a published custom hostname unless publish_tls is
+    "none" (a certificate on the listener covers it, or its own Certificate on the app's
+    ListenerSet)."""
+    if routes.under(host, settings.preview_domain):
+        return settings.gateway_https
+    return settings.publish_tls != PUBLISH_TLS_NONE
+
+
+def host_url(host: str, settings: OperatorSettings) -> str:
+    """The URL people open for `host`: https:// exactly where the Gateway serves it over TLS."""
+    return routes.url_of(host, serves_tls(host, settings))
 
 
 def front_service(settings: OperatorSettings) -> routes.Backend:
@@ -92,7 +110,7 @@ def plan_preview_route(inp: RouteInput) -> RoutePlan:
         gateway,
         front_service(inp.settings),
     )
-    url = routes.url_of(host, inp.settings.gateway_https)
+    url = host_url(host, inp.settings)
     condition = route_condition(inp.route, gateway, host)
     requeue = None if condition.status == "True" else ROUTE_RECHECK
     return RoutePlan(condition, route=route, host=host, url=url, requeue_after=requeue)
