@@ -181,7 +181,7 @@ class VibeAppStatus(KubeModel):
     """The last revisions, newest last (older ones are in the revision index in storage)."""
     url: str | None = None
     """Where the preview answers (its route's URL when the platform names a Gateway)."""
-    published_url: str | None = None
+    published_url: str | None = Field(default=None, alias="publishedURL")
     """Where the published revision answers (the first of spec.publish.hostnames)."""
     published_revision: int | None = None
     """The revision production serves now."""

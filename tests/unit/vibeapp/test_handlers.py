@@ -12,7 +12,7 @@ from prometheus_client import REGISTRY
 from tests.fakes.clock import FakeClock
 from tests.fakes.delivery import shared_delivery_key
 from tests.fakes.kube import FakeKube
-from vibeplane.api.vibeapp import VibeAppSpec
+from vibeplane.api.vibeapp import VibeAppSpec, VibeAppStatus
 from vibeplane.controller.cache import ObjectCache
 from vibeplane.controller.reconcile import Context, ObjectKey, Outcome
 from vibeplane.settings import FINALIZER, LABEL_WORKSPACE, OperatorSettings
@@ -308,6 +308,9 @@ def test_a_retained_workspace_keeps_the_artifacts_of_a_deleted_app() -> None:
     assert harness.kube.metadata_patches == [("app", NAMESPACE, {"finalizers": []})]
 
 
+_STATUS_FIELDS = {field.alias or name for name, field in VibeAppStatus.model_fields.items()}
+
+
 def _as_status(outcome: Outcome) -> dict[str, Any]:
     """What the controller stores from an outcome (fields set to None are removed)."""
     conditions = [
@@ -338,7 +341,10 @@ def test_hostnames_dropped_and_publish_removed_free_claims_and_objects() -> None
     status: dict[str, Any] = {"revisions": [{**revision(1), "validation": "Passed"}]}
     hosts = ["shop.example.com", "blog.example.com"]
     spec: dict[str, Any] = {"prompts": ["x"], "publish": {"revision": 1, "hostnames": hosts}}
-    status = _as_status(harness.reconcile(spec, status))
+    outcome = harness.reconcile(spec, status)
+    # Every status field written is one the CRD keeps (the API server prunes the others).
+    assert set(outcome.fields) <= _STATUS_FIELDS
+    status = _as_status(outcome)
     preview = f"app-{NAMESPACE}.apps.test"
     assert claimed() == {preview, *hosts}
     assert ("Deployment", NAMESPACE, "app-published") in harness.kube.objects
