@@ -6,10 +6,11 @@ idempotent): control plane -> node -> images (operator/Dockerfile,
 runtime/modelserver/Dockerfile, built without a container engine and imported into the node's
 containerd) -> object store (MinIO, a pod on the node beside the release;
 cluster/objectstore.py) -> `helm upgrade --install` of charts/vibeplane with values-local.yaml
-(operator, model server, the builtin ModelDeployment as pods and objects of the release) ->
-the gateway when VIBEPLANE_GATEWAY says (Traefik, the front service; its names and the
-platform domain reach the operator as chart values) -> examples. `down` uninstalls the
-release, then stops the gateway, the node and the control plane.
+(operator, model server, the builtin ModelDeployment as pods and objects of the release; with
+the gateway also the front service's pod, image from runtime/frontdoor/Dockerfile) -> the
+gateway when VIBEPLANE_GATEWAY says (Traefik; its names and the platform domain reach the
+operator as chart values, and its routes lead to the front service's pod) -> examples.
+`down` uninstalls the release, then stops the gateway, the node and the control plane.
 
 On the stand-in node the parts run as host processes: control plane -> object store -> model
 server -> stand-in preview node -> operator; `down` stops them in reverse order, each through
@@ -18,6 +19,7 @@ its pid file and exact command line, so nothing else is touched.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -65,6 +67,7 @@ RELEASE = "vibeplane"
 PLATFORM_NAMESPACE = "vibeplane-system"
 OPERATOR_DEPLOYMENT = f"{RELEASE}-operator"
 MODELSERVER_DEPLOYMENT = f"{RELEASE}-modelserver"
+FRONTDOOR_DEPLOYMENT = f"{RELEASE}-frontdoor"
 # The images of the release: (name, Dockerfile relative to the repository root, repository).
 # The build context is the repository root for both, as with `docker build -f ... .`.
 PLATFORM_IMAGES = (
@@ -249,11 +252,18 @@ def start_operator(platform: Platform, steps: Steps) -> None:
         raise RuntimeError(f"the operator exited at once; its log ends:\n{process.log_tail()}")
 
 
+def local_gateway(platform: Platform, node: LocalNode) -> gateway.LocalGateway:
+    """The platform's gateway: its front service is the release's pod, not a host process."""
+    return gateway.LocalGateway(
+        platform.cluster.config, node, platform.home, host_front_service=False
+    )
+
+
 def start_gateway(platform: Platform, node: LocalNode, steps: Steps) -> None:
-    """Traefik in the node's namespace, the front service, the relay; then wait until Traefik
-    has programmed the Gateway."""
-    local = gateway.LocalGateway(platform.cluster.config, node, platform.home)
-    local.up(platform.cluster.kubectl, platform.command("vibeplane-frontdoor"), steps.note)
+    """Traefik in the node's namespace and the relay; then wait until Traefik has programmed
+    the Gateway."""
+    local = local_gateway(platform, node)
+    local.up(platform.cluster.kubectl, [], steps.note)
     _wait(
         lambda: local.programmed(platform.cluster.kubectl),
         "the Gateway (Programmed by Traefik)",
@@ -295,14 +305,22 @@ class Helm:
         )
 
 
-def build_platform_images(platform: Platform, steps: Steps) -> dict[str, tuple[Path, str]]:
+def build_platform_images(
+    platform: Platform, steps: Steps, frontdoor: bool = False
+) -> dict[str, tuple[Path, str]]:
     """The release's images from their Dockerfiles (cached on their inputs): name -> (archive,
-    reference)."""
+    reference); with `frontdoor` also the front service's (runtime/frontdoor/Dockerfile)."""
     root, cache = repository_root(), platform.cluster.config.cache
+    builds: list[tuple[str, Callable[[], tuple[Path, str]]]] = [
+        (name, functools.partial(images.dockerfile_image, cache, root / dockerfile, root, repo))
+        for name, dockerfile, repo in PLATFORM_IMAGES
+    ]
+    if frontdoor:
+        builds.append(("frontdoor", functools.partial(images.frontdoor_image, cache, root)))
     built = {}
-    for name, dockerfile, repository in PLATFORM_IMAGES:
+    for name, build in builds:
         began = time.monotonic()
-        archive, reference = images.dockerfile_image(cache, root / dockerfile, root, repository)
+        archive, reference = build()
         seconds = time.monotonic() - began
         size = archive.stat().st_size // 2**20
         steps.note(f"{name} image {reference} ({size} MB, {seconds:.1f}s)")
@@ -340,8 +358,10 @@ def local_values(platform: Platform, built: dict[str, tuple[Path, str]]) -> dict
         },
     }
     if gateway.enabled():
-        # Routes through the local gateway: the same values as any cluster's Gateway.
+        # Routes through the local gateway: the same values as any cluster's Gateway, and
+        # the front service they lead to as the release's pod, in the image built here.
         values = merge_values(values, gateway.chart_values())
+        values = merge_values(values, {"frontDoor": {"image": image("frontdoor")}})
     return values
 
 
@@ -453,17 +473,24 @@ def up_chart(platform: Platform, steps: Steps) -> None:
     """The real-node platform: the chart's pods on the node (see the module's docstring)."""
     with steps.step("node (containerd, kubelet, gVisor, pod network in its own namespace)"):
         node = start_real_node(platform.cluster.config, progress=steps.note)
-    with steps.step("images (operator, model server) built and imported into the node"):
-        built = build_platform_images(platform, steps)
+    through_gateway = gateway.enabled()
+    parts = "operator, model server" + (", front service" if through_gateway else "")
+    with steps.step(f"images ({parts}) built and imported into the node"):
+        built = build_platform_images(platform, steps, frontdoor=through_gateway)
         for name, (archive, _) in built.items():
             if node.import_image(archive):
                 steps.note(f"imported the {name} image")
     with steps.step("object store (MinIO, a pod on the node)"):
         start_object_store(platform, node, steps)
+    if through_gateway:
+        # A front service an earlier `up` ran on the host gives way to the release's pod.
+        local_gateway(platform, node).retire_host_front_service(
+            platform.cluster.kubectl, steps.note
+        )
     with steps.step(f"helm upgrade --install {RELEASE} (charts/vibeplane, values-local.yaml)"):
         install_chart(platform, built, steps)
-    if gateway.enabled():
-        with steps.step(f"gateway (Traefik {gateway.TRAEFIK[1]}, the front service)"):
+    if through_gateway:
+        with steps.step(f"gateway (Traefik {gateway.TRAEFIK[1]}) routing to the front service pod"):
             start_gateway(platform, node, steps)
 
 
@@ -636,7 +663,10 @@ def status() -> int:
         rows.append((process.name, pid is not None, f"pid {pid}" if pid else str(process.log_file)))
     rows.append(("apiserver /readyz", platform.cluster.ready(), platform.cluster.config.server))
     if chart:
-        for deployment in (objectstore.NAME, OPERATOR_DEPLOYMENT, MODELSERVER_DEPLOYMENT):
+        deployments = [objectstore.NAME, OPERATOR_DEPLOYMENT, MODELSERVER_DEPLOYMENT]
+        if gateway.enabled():
+            deployments.append(FRONTDOOR_DEPLOYMENT)
+        for deployment in deployments:
             result = platform.cluster.kubectl(
                 "get",
                 "deployment",

@@ -1,7 +1,10 @@
 """The README's first command, end to end: `vibeplane up` on its own cluster ends with a URL,
 and headless Chromium loads the generated app from it. On the real node the platform is the
 Helm chart: its release, its pods, an operator that was never refused anything, and a
-`helm upgrade` under three running apps that changes none of them."""
+`helm upgrade` under three running apps that changes none of them. Where Traefik is built
+(`make gateway-build`, part of `make up`) `up` runs as `make up` does, with the gateway: the
+URL it prints leads through the gateway to the chart's front service pod (anonymous: sent to
+sign in; a workspace member: the app), and the apps are reached that way throughout."""
 
 from __future__ import annotations
 
@@ -14,18 +17,26 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
 from tests.integration.conftest import _free_port
+from vibeplane_dev.cluster import gateway
 from vibeplane_dev.cluster.config import ClusterConfig
 from vibeplane_dev.cluster.node import NodeNetwork, existing_real_node, real_node_selected
 
 ROOT = Path(__file__).resolve().parents[2]
+# `up` as `make up` runs it on the real node: with the gateway, where Traefik is built.
+THROUGH_GATEWAY = (
+    real_node_selected() and gateway.traefik_path(ClusterConfig.from_env().cache).is_file()
+)
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +54,8 @@ def platform_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[d
         VIBEPLANE_METRICS_PORT=str(_free_port()),
         VIBEPLANE_LIVENESS_PORT=str(_free_port()),
     )
+    if THROUGH_GATEWAY:
+        env.update(VIBEPLANE_GATEWAY="traefik", VIBEPLANE_GATEWAY_PORT=str(_free_port()))
     yield env
     subprocess.run(
         [sys.executable, "-m", "vibeplane", "down"],
@@ -94,7 +107,15 @@ def test_up_serves_the_app_in_a_browser_under_gvisor(
     result = _vibeplane(platform_environment, "up")
     assert result.returncode == 0, result.stderr[-3000:]
     url = result.stdout.strip().splitlines()[-1]
-    if real_node_selected():
+    door: Door | None = None
+    page = url  # what Chromium loads
+    if THROUGH_GATEWAY:
+        port = int(platform_environment["VIBEPLANE_GATEWAY_PORT"])
+        assert url == f"http://todo-ws-demo.{gateway.DOMAIN}:{port}/"
+        door = _the_front_service_is_the_charts_pod(platform_environment, url)
+        # Chromium has no bearer token: it loads the preview at its node port, beside the door.
+        page = _node_port_url(platform_environment, "todo")
+    elif real_node_selected():
         # A NodePort on the node's address, inside the network namespace `up` made.
         node_ip = NodeNetwork.for_home(Path(platform_environment["VIBEPLANE_HOME"])).node_ip
         assert url.startswith(f"http://{node_ip}:")
@@ -117,18 +138,18 @@ def test_up_serves_the_app_in_a_browser_under_gvisor(
         "--window-size=1280,900",
     ]
     dom = subprocess.run(
-        [*browser, "--dump-dom", url], capture_output=True, text=True, timeout=120, check=False
+        [*browser, "--dump-dom", page], capture_output=True, text=True, timeout=120, check=False
     )
     assert "<title>Todo List</title>" in dom.stdout, dom.stderr[-2000:]
     screenshot = artifacts / "vibeplane-up.png"
     subprocess.run(
-        [*browser, f"--screenshot={screenshot}", url], capture_output=True, timeout=120, check=True
+        [*browser, f"--screenshot={screenshot}", page], capture_output=True, timeout=120, check=True
     )
     assert screenshot.stat().st_size > 1000
 
     if real_node_selected():
         _the_chart_runs_the_platform(platform_environment)
-        _helm_upgrade_changes_no_app(platform_environment, url)
+        _helm_upgrade_changes_no_app(platform_environment, url, door)
 
     # `up` again over a platform someone used (the README's own patch): it leaves their app
     # alone, says so, and succeeds.
@@ -197,6 +218,13 @@ def test_up_serves_the_app_in_a_browser_under_gvisor(
     assert leftovers == [], [Path(f"/proc/{pid}/cmdline").read_bytes() for pid in leftovers]
 
 
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""  # it has ended
+
+
 def _processes_with(marker: bytes) -> list[int]:
     found = []
     for entry in Path("/proc").iterdir():
@@ -263,15 +291,116 @@ def _the_chart_runs_the_platform(env: dict[str, str]) -> None:
     _assert_never_forbidden(env)
 
 
-def _get(url: str) -> tuple[str, str]:
+@dataclass(frozen=True)
+class Door:
+    """How a person reaches apps through the local gateway: its relay's port on 127.0.0.1
+    (the app's host in the Host header) and a workspace member's token."""
+
+    port: int
+    token: str
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *_: Any, **__: Any) -> None:
+        return None
+
+
+def _through(door: Door | None, url: str, token: str | None = "") -> urllib.request.Request:
+    """A request for `url`: as is without a door; else to the gateway's relay with the URL's
+    host, and the door's token (`token` None: anonymous)."""
+    if door is None:
+        return urllib.request.Request(url)
+    parts = urlsplit(url)
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{door.port}{parts.path or '/'}", headers={"Host": parts.hostname or ""}
+    )
+    if token is not None:
+        request.add_header("Authorization", f"Bearer {token or door.token}")
+    return request
+
+
+def _get(url: str, door: Door | None = None) -> tuple[str, str]:
     """The revision a preview serves (its header) and the page's digest."""
-    with urllib.request.urlopen(url, timeout=5) as response:
+    with urllib.request.urlopen(_through(door, url), timeout=5) as response:
         body: bytes = response.read()
         assert response.status == 200
         return response.headers.get("X-Vibeplane-Revision", ""), hashlib.sha256(body).hexdigest()
 
 
-def _snapshot(env: dict[str, str], urls: dict[str, str]) -> dict[str, object]:
+def _node_port_url(env: dict[str, str], app: str) -> str:
+    service = _kubectl_json(env, "get", "service", f"{app}-preview", "-n", "ws-demo")
+    node_ip = NodeNetwork.for_home(Path(env["VIBEPLANE_HOME"])).node_ip
+    return f"http://{node_ip}:{service['spec']['ports'][0]['nodePort']}/"
+
+
+def _the_front_service_is_the_charts_pod(env: dict[str, str], url: str) -> Door:
+    """The front service is the release's pod, Running on the real node, and the only
+    backend of its Service (no host process, no EndpointSlice naming the host); the URL `up`
+    printed answers through it: anonymous is sent to sign in, a member of the workspace gets
+    the app (TokenReview and SubjectAccessReview from the pod, the preview by its Service)."""
+    pods = _kubectl_json(
+        env, "get", "pods", "-n", PLATFORM_NAMESPACE, "-l", "app.kubernetes.io/component=frontdoor"
+    )["items"]
+    running = [p for p in pods if p["status"].get("phase") == "Running"]
+    assert len(running) == 1, [(p["metadata"]["name"], p["status"].get("phase")) for p in pods]
+    pod = running[0]
+    assert pod["spec"]["nodeName"] == "vibeplane-node"
+    assert pod["spec"]["serviceAccountName"] == "vibeplane-frontdoor"
+    slices = _kubectl_json(
+        env,
+        "get",
+        "endpointslices",
+        "-n",
+        PLATFORM_NAMESPACE,
+        "-l",
+        "kubernetes.io/service-name=vibeplane-frontdoor",
+    )["items"]
+    addresses = {a for s in slices for e in s.get("endpoints") or [] for a in e["addresses"]}
+    assert addresses == {pod["status"]["podIP"]}
+    marker = f"VIBEPLANE_HOME={env['VIBEPLANE_HOME']}".encode()
+    hosted = [pid for pid in _processes_with(marker) if b"vibeplane-frontdoor" in _cmdline(pid)]
+    assert hosted == [], "a front service runs on the host"
+
+    door = Door(urlsplit(url).port or 80, "")
+    opener = urllib.request.build_opener(_NoRedirect)
+    with pytest.raises(urllib.error.HTTPError) as anonymous:
+        opener.open(_through(door, url, token=None), timeout=10)
+    assert anonymous.value.code == 302
+    assert anonymous.value.headers["Location"] == "/__vibeplane/signin?next=%2F"
+
+    # A member of the example workspace (a ServiceAccount added as a viewer) gets the app.
+    member = "system:serviceaccount:ws-demo:visitor"
+    assert (
+        _vibeplane(env, "cluster", "kubectl", "create", "sa", "visitor", "-n", "ws-demo").returncode
+        == 0
+    )
+    entry = {"kind": "User", "name": member, "role": "viewer"}
+    added = _vibeplane(
+        env, "cluster", "kubectl", "patch", "workspace", "demo", "--type=json",
+        "-p", json.dumps([{"op": "add", "path": "/spec/members/-", "value": entry}]),
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        allowed = _vibeplane(
+            env, "cluster", "kubectl", "auth", "can-i", "get", "vibeapps/todo", "-n", "ws-demo",
+            f"--as={member}",
+        )  # fmt: skip
+        if allowed.stdout.strip() == "yes":
+            break
+        time.sleep(1)
+    token = _vibeplane(env, "cluster", "kubectl", "create", "token", "visitor", "-n", "ws-demo")
+    assert token.returncode == 0, token.stderr
+    door = Door(door.port, token.stdout.strip())
+    with urllib.request.urlopen(_through(door, url), timeout=10) as response:
+        assert response.status == 200
+        assert "<title>Todo List</title>" in response.read().decode()
+    return door
+
+
+def _snapshot(
+    env: dict[str, str], urls: dict[str, str], door: Door | None = None
+) -> dict[str, object]:
     """What an upgrade must not change: each app's revisions and charges, the page it
     serves, and the workspace's usage."""
     apps = _kubectl_json(env, "get", "va", "-n", "ws-demo")["items"]
@@ -284,7 +413,7 @@ def _snapshot(env: dict[str, str], urls: dict[str, str]) -> dict[str, object]:
         )
         for app in apps
     }
-    served = {name: _get(url) for name, url in urls.items()}
+    served = {name: _get(url, door) for name, url in urls.items()}
     assert all(revision for revision, _ in served.values()), served
     state["served"] = served
     workspace = _kubectl_json(env, "get", "workspace", "demo")
@@ -305,10 +434,11 @@ def _running_url(env: dict[str, str], name: str, timeout: float = 240) -> str:
     raise AssertionError(f"{name} is not Running after {timeout:.0f}s: {status}")
 
 
-def _helm_upgrade_changes_no_app(env: dict[str, str], todo_url: str) -> None:
+def _helm_upgrade_changes_no_app(env: dict[str, str], todo_url: str, door: Door | None) -> None:
     """`helm upgrade` with a changed value and a new operator image tag, three apps running:
     no app gains a revision or a charge, each serves the same page, and a request loop
-    against all three meets no error while the operator's pod is replaced."""
+    against all three (through the gateway and the front service, where `up` ran them) meets
+    no error while the operator's pod is replaced."""
     manifests = Path(env["VIBEPLANE_HOME"]) / "more-apps.yaml"
     manifests.write_text(
         "\n---\n".join(
@@ -327,9 +457,10 @@ def _helm_upgrade_changes_no_app(env: dict[str, str], todo_url: str) -> None:
     assert created.returncode == 0, created.stderr
     urls = {"todo": todo_url}
     for name in MORE_APPS:
-        urls[name] = _running_url(env, name)
+        status_url = _running_url(env, name)
+        urls[name] = gateway.through_relay(status_url, door.port) if door else status_url
     time.sleep(5)  # the last settlement and status writes land before the snapshot
-    before = _snapshot(env, urls)
+    before = _snapshot(env, urls, door)
 
     requests, errors = [0], []
     stop = threading.Event()
@@ -339,7 +470,7 @@ def _helm_upgrade_changes_no_app(env: dict[str, str], todo_url: str) -> None:
             for name, url in urls.items():
                 requests[0] += 1
                 try:
-                    _get(url)
+                    _get(url, door)
                 except (OSError, AssertionError) as error:
                     errors.append(f"{name}: {error}")
             time.sleep(0.05)
@@ -409,5 +540,5 @@ def _helm_upgrade_changes_no_app(env: dict[str, str], todo_url: str) -> None:
     loop.join(timeout=30)
     assert errors == [], errors[:10]
     assert requests[0] > 30
-    assert _snapshot(env, urls) == before
+    assert _snapshot(env, urls, door) == before
     _assert_never_forbidden(env)

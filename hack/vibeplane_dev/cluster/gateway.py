@@ -13,11 +13,13 @@ Layout on one machine (the real node's network namespace, see node.py):
   Gateway API objects through the API server's relay, and listening on GATEWAY_NODE_PORT; the
   GatewayClass `vibeplane` and the Gateway `vibeplane` (namespace vibeplane-gateway, listener
   `http`, hostnames `*.<domain>`) are applied here.
-- The front service runs on the host, bound to the host end of the veth (the node reaches it
-  there), behind the Service `vibeplane-frontdoor` in the platform namespace (an EndpointSlice
-  naming that address), where the operator's preview HTTPRoutes send every request; it
-  reaches previews through their NodePort on the node's address, which the workspaces'
-  policies admit from the host end.
+- The front service, where the operator's preview HTTPRoutes send every request (the Service
+  `vibeplane-frontdoor` in the platform namespace). `make up` runs it as the chart's pod
+  (frontDoor.enabled, its image from runtime/frontdoor/Dockerfile): it reaches previews by
+  their Services, as on any cluster. The gateway e2e (LocalGateway host_front_service) runs
+  it on the host instead, bound to the host end of the veth (the node reaches it there)
+  behind that Service (an EndpointSlice naming that address), reaching previews through their
+  NodePort on the node's address, which the workspaces' policies admit from the host end.
 - Optionally (LocalGateway tls_secret/tls_port; the gateway e2e uses it) an `https` listener
   for any hostname on Traefik's TLS entry point, terminating TLS with a kubernetes.io/tls
   Secret in the Gateway's namespace (the platform's wildcard-on-the-listener choice for
@@ -143,11 +145,15 @@ def traefik_binary(cache: Path, progress: Progress = _noop) -> Path:
     return target
 
 
-def gateway_manifests(host_ip: str, front_port: int, tls_secret: str = "") -> list[Manifest]:
-    """The GatewayClass, the Gateway, and the front service's Service as the gateway sees it.
-    With `tls_secret` (a kubernetes.io/tls Secret in the Gateway's namespace) the Gateway also
-    has an HTTPS listener for any hostname, terminating TLS with that certificate (the
-    platform's "wildcard on the listener" choice for published hostnames)."""
+def gateway_manifests(
+    host_ip: str, front_port: int, tls_secret: str = "", host_front_service: bool = True
+) -> list[Manifest]:
+    """The GatewayClass, the Gateway, and (`host_front_service`) the Service of a front
+    service on the host as the gateway sees it; without, the chart's front service pod is
+    the Service's backend. With `tls_secret` (a kubernetes.io/tls Secret in the Gateway's
+    namespace) the Gateway also has an HTTPS listener for any hostname, terminating TLS with
+    that certificate (the platform's "wildcard on the listener" choice for published
+    hostnames)."""
     listeners: list[Manifest] = [
         {
             "name": LISTENER,
@@ -170,9 +176,8 @@ def gateway_manifests(host_ip: str, front_port: int, tls_secret: str = "") -> li
                 "allowedRoutes": {"namespaces": {"from": "All"}},
             }
         )
-    return [
+    gateway: list[Manifest] = [
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": GATEWAY_NAMESPACE}},
-        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": FRONTDOOR_NAMESPACE}},
         {
             "apiVersion": "gateway.networking.k8s.io/v1",
             "kind": "GatewayClass",
@@ -185,6 +190,12 @@ def gateway_manifests(host_ip: str, front_port: int, tls_secret: str = "") -> li
             "metadata": {"name": GATEWAY_NAME, "namespace": GATEWAY_NAMESPACE},
             "spec": {"gatewayClassName": GATEWAY_CLASS, "listeners": listeners},
         },
+    ]
+    if not host_front_service:
+        return gateway
+    return [
+        *gateway,
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": FRONTDOOR_NAMESPACE}},
         {
             "apiVersion": "v1",
             "kind": "Service",
@@ -236,7 +247,8 @@ def frontdoor_key(home: Path) -> Path:
 
 
 class LocalGateway:
-    """Traefik in the node's namespace, the front service on the host, and the relay."""
+    """Traefik in the node's namespace, the relay, and (host_front_service) the front service
+    on the host; without it, the front service is the chart's pod (`make up`)."""
 
     def __init__(
         self,
@@ -247,9 +259,11 @@ class LocalGateway:
         front_port: int | None = None,
         tls_port: int | None = None,
         tls_secret: str = "",
+        host_front_service: bool = True,
     ) -> None:
         # node: vibeplane_dev.cluster.node.LocalNode (process(), network)
         self.cluster = cluster
+        self.host_front_service = host_front_service
         self.node = node
         self.home = home / "gateway"
         self.port = port or gateway_port()
@@ -281,6 +295,28 @@ class LocalGateway:
     def processes(self) -> list[ManagedProcess]:
         return [self.traefik, self.frontdoor, self.relay, self.tls_relay]
 
+    def retire_host_front_service(
+        self, kubectl: Callable[..., subprocess.CompletedProcess[str]], progress: Progress = _noop
+    ) -> None:
+        """Before the chart's front service takes over: stop a front service an earlier run
+        started on the host, and delete the Service and EndpointSlice that named it (applied
+        by this module, not the release's: Helm would refuse to install over the Service)."""
+        if self.frontdoor.stop():
+            progress("stopped the front service on the host (the chart's pod replaces it)")
+        kubectl(
+            "delete", "endpointslice", f"{FRONTDOOR_SERVICE}-host", "-n", FRONTDOOR_NAMESPACE,
+            "--ignore-not-found",
+        )  # fmt: skip
+        service = kubectl(
+            "get", "service", FRONTDOOR_SERVICE, "-n", FRONTDOOR_NAMESPACE, "-o", "json"
+        )
+        if service.returncode != 0:
+            return
+        labels = json.loads(service.stdout)["metadata"].get("labels") or {}
+        if labels.get("app.kubernetes.io/managed-by") != "Helm":
+            kubectl("delete", "service", FRONTDOOR_SERVICE, "-n", FRONTDOOR_NAMESPACE)
+            progress(f"deleted the host front service's Service {FRONTDOOR_SERVICE}")
+
     def up(
         self,
         kubectl: Callable[..., subprocess.CompletedProcess[str]],
@@ -290,11 +326,13 @@ class LocalGateway:
         binary = traefik_binary(self.cluster.cache, progress)
         self.home.mkdir(parents=True, exist_ok=True)
         network = self.node.network
-        manifests = gateway_manifests(network.host_ip, self.front_port, self.tls_secret)
+        manifests = gateway_manifests(
+            network.host_ip, self.front_port, self.tls_secret, self.host_front_service
+        )
         apply_file(
             kubectl, self.home / "gateway.yaml", manifests, FIELD_MANAGER, "the gateway's objects"
         )
-        if not self.frontdoor.running():
+        if self.host_front_service and not self.frontdoor.running():
             progress(f"front service on {network.host_ip}:{self.front_port}")
             self.frontdoor.start(
                 [
@@ -368,8 +406,10 @@ class LocalGateway:
 
 def chart_values() -> dict[str, object]:
     """The chart's values for routes through this gateway (what any cluster's Gateway needs:
-    its name, namespace and listener, the platform domain, the front service)."""
+    its name, namespace and listener, the platform domain, the front service, which the
+    release runs: frontDoor.enabled; its image is the machine's)."""
     return {
+        "frontDoor": {"enabled": True},
         "operator": {"gatewayNamespace": GATEWAY_NAMESPACE},
         "gateway": {
             "name": GATEWAY_NAME,

@@ -22,3 +22,11 @@ def test_the_gateway_and_front_service_match_what_the_operator_routes_to() -> No
     }
     assert docs["EndpointSlice"]["endpoints"][0]["addresses"] == ["10.250.0.1"]
     assert docs["EndpointSlice"]["ports"][0]["port"] == 18890
+
+
+def test_with_the_front_service_in_the_chart_the_gateway_names_no_backend_of_its_own() -> None:
+    """`make up`: the chart's Service (a selector on the front service's pod) is the only
+    one; a Service or EndpointSlice applied here would compete with the release's."""
+    docs = gateway.gateway_manifests("10.250.0.1", 18890, host_front_service=False)
+    assert [d["kind"] for d in docs] == ["Namespace", "GatewayClass", "Gateway"]
+    assert docs[0]["metadata"]["name"] == gateway.GATEWAY_NAMESPACE

@@ -16,6 +16,7 @@ from vibeplane_dev.cluster import gateway
 BUILT = {
     "operator": (Path("/cache/operator.tar"), "vibeplane.local/operator:0123456789abcdef"),
     "modelserver": (Path("/cache/modelserver.tar"), "vibeplane.local/modelserver:fedcba9876543210"),
+    "frontdoor": (Path("/cache/frontdoor.tar"), "vibeplane.local/frontdoor:00112233aabbccdd"),
 }
 
 
@@ -59,6 +60,7 @@ def test_the_gateway_reaches_the_operator_as_chart_values(
 ) -> None:
     without = _values(tmp_path, monkeypatch, with_gateway=False)
     assert "gateway" not in without  # the chart's defaults: no routes
+    assert "frontDoor" not in without  # and no front service
     values = _values(tmp_path, monkeypatch, with_gateway=True)
     assert values["gateway"] == {
         "name": gateway.GATEWAY_NAME,
@@ -72,6 +74,15 @@ def test_the_gateway_reaches_the_operator_as_chart_values(
     assert operator["generationWorkers"] == 2  # values-local.yaml's, beside the gateway's
     assert preview["domain"] == gateway.DOMAIN
     assert preview["nodeAddress"]  # the machine's, beside the gateway's
+    # The routes lead to the release's front service pod, in the image built here.
+    assert values["frontDoor"] == {
+        "enabled": True,
+        "image": {
+            "repository": "vibeplane.local/frontdoor",
+            "tag": "00112233aabbccdd",
+            "pullPolicy": "Never",
+        },
+    }
 
 
 def test_values_merge_as_helm_merges_values_files() -> None:
