@@ -324,6 +324,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workspaces", type=int, default=20)
     parser.add_argument("--apps-per-workspace", type=int, default=10)
+    parser.add_argument(
+        "--warm-pool",
+        type=int,
+        default=1,
+        help="idle sandboxes per workspace (the operator's default; the chart's is 1)",
+    )
     parser.add_argument("--profile", type=Path, help="write py-spy's collapsed stacks here")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
@@ -339,7 +345,12 @@ def main() -> None:
     s3_env = s3.client_environment()
     os.environ.update(s3_env)
     node_count = 2 * total // (PODS_PER_NODE - 10) + 1  # the baseline runs beside the apps
-    figures: dict[str, Any] = {"workspaces": args.workspaces, "apps": total, "nodes": node_count}
+    figures: dict[str, Any] = {
+        "workspaces": args.workspaces,
+        "apps": total,
+        "nodes": node_count,
+        "warm_pool": args.warm_pool,
+    }
     with ExitStack() as stack:
         port = stack.enter_context(model_server(scratch / "modelserver.log"))
         nodes = stack.enter_context(kwok_nodes(local, node_count, scratch / "kwok.log"))
@@ -353,6 +364,7 @@ def main() -> None:
             "VIBEPLANE_PREVIEW_ACTIVITY_POLL": "false",
             # KWOK's pods run nothing: a Ready pod counts as serving (no delivery to send).
             "VIBEPLANE_PREVIEW_DELIVERY": "false",
+            "VIBEPLANE_PREVIEW_WARM_POOL": str(args.warm_pool),
         }
         operator = Operator.start(
             local, scratch / "operator.log", profile=args.profile, **environment
@@ -372,7 +384,10 @@ def main() -> None:
             model_calls=model_calls(port) - calls_before,
             requests_per_app={k: round(v / total, 3) for k, v in sorted(requests.items())},
         )
-        print(f"{total} apps in {args.workspaces} workspaces on {node_count} KWOK nodes")
+        print(
+            f"{total} apps in {args.workspaces} workspaces on {node_count} KWOK nodes, "
+            f"warm pool {args.warm_pool}"
+        )
         print(
             f"operator: all Running in {seconds:.1f}s; CPU {figures['operator_cpu_seconds']}s; "
             f"peak RSS {figures['operator_peak_rss_mb']} MB; "
@@ -395,6 +410,8 @@ def main() -> None:
             f"writes after convergence and an operator restart (30 s): {sum(steady.values())}"
             + (f" {dict(steady)}" if steady else "")
         )
+        for written, count in audit.written(steady_mark).most_common(20):
+            print(f"  {count} x {written}")
 
         base_seconds, base_writes = run_baseline(
             client, run, args.workspaces, args.apps_per_workspace

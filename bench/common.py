@@ -156,12 +156,11 @@ class Audit:
             log.seek(offset)
             yield from log
 
-    def requests(
+    def events(
         self, mark: tuple[int, int], user: str = OPERATOR_USER, writes_only: bool = False
-    ) -> Counter[str]:
-        """ "verb resource[/subresource]" -> count of requests by `user` after `mark`; leader
-        election's lease renewals are left out (a heartbeat, not work on an object)."""
-        counts: Counter[str] = Counter()
+    ) -> Iterator[dict[str, Any]]:
+        """Completed requests by `user` after `mark`; leader election's lease renewals are
+        left out (a heartbeat, not work on an object)."""
         for line in self._lines_since(mark):
             event = json.loads(line)
             if event.get("stage") != "ResponseComplete":
@@ -170,12 +169,31 @@ class Audit:
                 continue
             if writes_only and event.get("verb") not in WRITE_VERBS:
                 continue
-            ref = event.get("objectRef") or {}
-            if ref.get("resource") == "leases":
+            if (event.get("objectRef") or {}).get("resource") == "leases":
                 continue
+            yield event
+
+    def requests(
+        self, mark: tuple[int, int], user: str = OPERATOR_USER, writes_only: bool = False
+    ) -> Counter[str]:
+        """ "verb resource[/subresource]" -> count of requests by `user` after `mark`."""
+        counts: Counter[str] = Counter()
+        for event in self.events(mark, user, writes_only):
+            ref = event.get("objectRef") or {}
             resource_name = ref.get("resource", event.get("requestURI"))
             suffix = f"/{ref['subresource']}" if ref.get("subresource") else ""
             counts[f"{event['verb']} {resource_name}{suffix}"] += 1
+        return counts
+
+    def written(self, mark: tuple[int, int], user: str = OPERATOR_USER) -> Counter[str]:
+        """ "verb resource[/subresource] namespace/name" -> count of writes by `user` after
+        `mark`: which objects were written, to trace writes that should not happen."""
+        counts: Counter[str] = Counter()
+        for event in self.events(mark, user, writes_only=True):
+            ref = event.get("objectRef") or {}
+            suffix = f"/{ref['subresource']}" if ref.get("subresource") else ""
+            where = f"{ref.get('namespace', '')}/{ref.get('name', '')}".lstrip("/")
+            counts[f"{event['verb']} {ref.get('resource')}{suffix} {where}"] += 1
         return counts
 
     def writes(self, mark: tuple[int, int], user: str = OPERATOR_USER) -> Counter[str]:
