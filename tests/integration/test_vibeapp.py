@@ -599,24 +599,53 @@ def test_idle_previews_hibernate_and_wake(
     assert "Bakery" in _page(app["status"]["url"]) or "bakery" in _page(app["status"]["url"])
 
 
-def test_a_running_app_costs_no_writes_at_rest_or_after_a_restart(
+def _warm_idle(core: Any, namespace: str) -> list[Any]:
+    """The workspace's warm sandboxes that are ready and not going away."""
+    pods = core.list_namespaced_pod(namespace, label_selector="vibeplane.io/pool=idle").items
+    return [
+        pod
+        for pod in pods
+        if not pod.metadata.deletion_timestamp
+        and any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
+    ]
+
+
+def test_apps_at_rest_cost_no_writes_nor_after_a_restart_with_a_warm_pool(
     api: ApiClient,
     tenant: dict[str, Any],
     preview_node: str,
     operator: OperatorProcess,
     audit: AuditLog,
 ) -> None:
-    """Once an app runs, resyncs (every 3 s here), its timers (readiness, idleness, activity
-    polls) and a restart of the operator send nothing to the API server for it, its preview,
-    its workspace or the workspace's ledger: counted from the API server's audit log."""
+    """Once an app runs, and while another waits for a model it may use (retried every 10 s),
+    with the workspace's warm pool kept: resyncs (every 3 s here), timers (readiness,
+    idleness, activity polls, the waiting app's retries) and a restart of the operator send
+    nothing to the API server for them, their previews, the pool, the workspace or its ledger:
+    counted from the API server's audit log."""
     namespace, workspace = tenant["status"]["namespace"], tenant["metadata"]["name"]
+    core = kubernetes.client.CoreV1Api(api)
+    kubernetes.client.CustomObjectsApi(api).patch_cluster_custom_object(
+        GROUP, VERSION, "workspaces", workspace, {"spec": {"warmPool": 1}}
+    )
+    wait_for(lambda: _warm_idle(core, namespace), timeout=120, what="a warm sandbox")
     create_object(api, "VibeApp", "quiet", {"prompts": ["a todo list"]}, namespace)
     _wait_phase(api, namespace, "quiet", "Running", revision=1)
+    create_object(
+        api, "VibeApp", "stuck", {"prompts": ["a todo list"], "model": "ghost"}, namespace
+    )
+
+    def waiting() -> dict[str, Any] | None:
+        condition = find_condition(_app(api, namespace, "stuck"), "Generated")
+        reasons = ("NoModelAvailable", "ModelNotAllowed")
+        return condition if condition and condition["reason"] in reasons else None
+
+    wait_for(waiting, timeout=60, what="stuck waiting for a model")
+    wait_for(lambda: _warm_idle(core, namespace), timeout=120, what="the pool refilled")
     time.sleep(4)  # the last writes of convergence (the workspace's counts) land
     mark = audit.mark()
-    time.sleep(10)
+    time.sleep(12)  # past one retry of the waiting app
     operator.restart()
-    time.sleep(10)
+    time.sleep(12)  # the restarted operator retries it at once
 
     def ours(event: dict[str, Any]) -> bool:
         ref = event.get("objectRef") or {}

@@ -216,6 +216,9 @@ class VibeAppReconciler:
         self.clock = clock
         self.delivery_key = delivery_key or load_delivery_key(settings.delivery_key_file)
         self.deliver = deliver
+        # app uid -> (generation key, when it may run again): a retry's time after a failure
+        # that came back the same, which the status does not record (it would be a write).
+        self.retry_at: dict[str, tuple[str, str]] = {}
         self.preview = preview_settings(settings, self.delivery_key)
         self.template = desired.template_digest(desired.preview_pod_spec(self.preview))
         self.frontdoor = FrontDoor(settings, cache, kube, FIELD_MANAGER)
@@ -234,6 +237,10 @@ class VibeAppReconciler:
         step = decide.generation_step(inp)
         if step.absorbed:
             self._requeue(inp)
+            if step.retry_at is not None and step.in_flight is not None:
+                self.retry_at[inp.uid] = (str(step.in_flight["key"]), step.retry_at)
+            else:
+                self.retry_at.pop(inp.uid, None)
         if step.submit is not None:
             self._submit(inp, step.submit)
         # A generation running now (not one waiting out a failure: no sandbox meanwhile).
@@ -327,7 +334,13 @@ class VibeAppReconciler:
         result = self.generator.result(plan.key)
         # Woken by the budget's waiting line: ask again now, not at the poll.
         woken = self.generator.take_wake(plan.key)
-        attempt = AttemptState(result, self.generator.running(plan.key), woken)
+        key, retry_at = self.retry_at.get(context.uid, ("", None))
+        attempt = AttemptState(
+            result,
+            self.generator.running(plan.key),
+            woken,
+            retry_at if key == plan.key else None,
+        )
         return replace(inp, attempt=attempt)
 
     def _namespace_labels(self, namespace: str) -> Mapping[str, str]:
@@ -569,6 +582,7 @@ class VibeAppReconciler:
         """Clean up what a deleted app leaves (its objects in S3, what it holds in the
         ledger), then let it go."""
         plan = decide.deletion(inp)
+        self.retry_at.pop(inp.uid, None)
         if plan.wait:
             # Its generation would store a bundle after the objects were removed: remove them
             # once it is done (its end re-queues the app; the requeue is a fallback).

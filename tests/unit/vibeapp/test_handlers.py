@@ -537,3 +537,48 @@ def test_an_app_waiting_out_a_failed_generation_holds_no_sandbox() -> None:
     waiting = harness.reconcile({"prompts": ["x"]}, started)
     assert waiting.fields["generation"]["reason"] == "NoModelAvailable"
     assert harness.kube.objects[deployment]["spec"]["replicas"] == 0
+
+
+def test_a_failure_that_comes_back_the_same_changes_nothing_while_it_is_retried() -> None:
+    """No model may serve the app: each retry (every 10 s) fails the same way, and neither
+    the retry nor its failure changes the status or the preview (no writes at rest); the
+    retry's time is kept by the reconciler, not written."""
+    harness = Harness(preview_activity_poll=False)
+    spec = {"prompts": ["x"]}
+    started = harness.reconcile(spec).fields
+    failure = Result("failed", "NoModelAvailable", "no model", retry_after=10.0)
+    harness.generator.results[f"{UID}:1:0"] = failure
+    waiting = harness.reconcile(spec, started)
+    assert waiting.fields["generation"]["reason"] == "NoModelAvailable"
+    deployment = ("Deployment", NAMESPACE, "app-preview")
+    assert harness.kube.objects[deployment]["spec"]["replicas"] == 0
+    harness.kube.applied.clear()
+    for _ in range(3):
+        harness.generator.submitted.clear()
+        # Before its time nothing is retried; the reconcile comes back then.
+        early = harness.reconcile(spec, waiting.fields)
+        assert harness.generator.submitted == []
+        assert early.requeue_after is not None
+        assert 0 < early.requeue_after <= 10.0
+        harness.clock.advance(11)
+        retrying = harness.reconcile(spec, waiting.fields)
+        [job] = harness.generator.submitted
+        assert job.key == f"{UID}:1:0"  # the same attempt, again
+        assert (retrying.fields, retrying.conditions) == (waiting.fields, waiting.conditions)
+        harness.generator.results[f"{UID}:1:0"] = failure
+        harness.generator.submitted.clear()  # finished
+        failed_again = harness.reconcile(spec, waiting.fields)
+        assert (failed_again.fields, failed_again.conditions) == (
+            waiting.fields,
+            waiting.conditions,
+        )
+    assert harness.kube.applied == []  # no sandbox started and stopped per retry
+    # Another failure is news: it is written.
+    other = Result("refused", "BudgetExceeded", "the money limit 1 is reached", retry_after=60)
+    harness.clock.advance(11)
+    harness.reconcile(spec, waiting.fields)
+    harness.generator.results[f"{UID}:1:0"] = other
+    harness.generator.submitted.clear()
+    refused = harness.reconcile(spec, waiting.fields)
+    assert refused.fields["generation"]["reason"] == "BudgetExceeded"
+    assert refused.fields["phase"] == "BudgetExceeded"

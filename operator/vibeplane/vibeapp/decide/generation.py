@@ -69,6 +69,8 @@ class GenerationStep:
     requeue_after: float | None = None
     refused: bool = False
     """The attempt due waits because the budget refused it."""
+    retry_at: str | None = None
+    """A finished attempt is to be retried then (kept by the reconciler: `AttemptState`)."""
 
 
 WITHIN_BUDGET = ConditionSpec("BudgetOK", "True", "WithinBudget", "the budget allows generations")
@@ -107,12 +109,24 @@ def generation_step(inp: AppInput) -> GenerationStep:
         return GenerationStep(revisions, in_flight, generated, WITHIN_BUDGET)
     if inp.attempt.result is not None:
         return _budget(absorb(inp, plan, inp.attempt.result))
-    wait = 0.0 if inp.attempt.woken else remaining((in_flight or {}).get("notBefore"), inp.now)
-    if in_flight and wait > 0:
+    wait = 0.0
+    if not inp.attempt.woken:
+        not_before = (in_flight or {}).get("notBefore")
+        wait = max(remaining(not_before, inp.now), remaining(inp.attempt.retry_at, inp.now))
+    if in_flight and in_flight.get("reason") and (wait > 0 or in_flight.get("key") == plan.key):
+        # Waiting out a failure (the budget refused, no model may serve): the status says
+        # why until the outcome changes, also while the retry runs, so a retry that fails
+        # the same way writes nothing (and prepares no sandbox: nothing is being generated).
         generated = ConditionSpec(
-            "Generated", "False", str(in_flight.get("reason")), str(in_flight.get("message", ""))
+            "Generated", "False", str(in_flight["reason"]), str(in_flight.get("message", ""))
         )
-        step = GenerationStep(revisions, in_flight, generated, WITHIN_BUDGET, requeue_after=wait)
+        if wait > 0:
+            step = GenerationStep(
+                revisions, in_flight, generated, WITHIN_BUDGET, requeue_after=wait
+            )
+            return _budget(step)
+        submit = None if inp.attempt.running else plan
+        step = GenerationStep(revisions, in_flight, generated, WITHIN_BUDGET, submit=submit)
         return _budget(step)
     started = {
         "revision": plan.revision,
@@ -153,17 +167,24 @@ def absorb(inp: AppInput, plan: AttemptPlan, result: AttemptResult) -> Generatio
     generated = ConditionSpec("Generated", "False", result.reason, message)
     if result.retry_after is not None:
         attempt = plan.attempt + 1 if result.next_attempt else plan.attempt
+        retry_at = format_time(inp.now + timedelta(seconds=result.retry_after))
         waiting = {
             "revision": plan.revision,
             "attempt": attempt,
             "key": desired.generation_key(inp.uid, plan.revision, attempt),
             "started": (in_flight or {}).get("started") or format_time(inp.now),
-            "notBefore": format_time(inp.now + timedelta(seconds=result.retry_after)),
+            "notBefore": retry_at,
             "reason": result.reason,
             "message": message,
             "fixRequest": plan.fix_request,
         }
-        return GenerationStep(revisions, waiting, generated, WITHIN_BUDGET, absorbed=True)
+        if in_flight is not None and same_wait(in_flight, waiting):
+            # The same failure again: the status stays as it is (no write); the retry's time
+            # is kept by this process.
+            waiting = in_flight
+        return GenerationStep(
+            revisions, waiting, generated, WITHIN_BUDGET, absorbed=True, retry_at=retry_at
+        )
     failed: Revision = {
         "number": plan.revision,
         "time": format_time(inp.now),
@@ -173,6 +194,17 @@ def absorb(inp: AppInput, plan: AttemptPlan, result: AttemptResult) -> Generatio
         failed.update({k: v for k, v in result.record.items() if k != "key"})
     failed["validation"] = "Failed"
     return GenerationStep([*others, failed], None, generated, WITHIN_BUDGET, absorbed=True)
+
+
+def same_wait(before: Mapping[str, Any], after: Mapping[str, Any]) -> bool:
+    """Whether `after` waits out the failure `before` waited out already: the same attempt,
+    reason and message (only the time of the retry differs)."""
+    if not before.get("notBefore"):
+        return False
+    return all(
+        before.get(field) == after.get(field)
+        for field in ("revision", "attempt", "key", "reason", "message", "fixRequest")
+    )
 
 
 FIX_REQUEST = (

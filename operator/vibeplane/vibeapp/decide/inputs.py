@@ -66,6 +66,9 @@ class AttemptState:
     running: bool = False
     woken: bool = False
     """The budget's waiting line woke it: a retry is due now, whatever its notBefore said."""
+    retry_at: str | None = None
+    """When this process may retry it, waiting out a failure that came back the same (the
+    status keeps the first wait's notBefore: a repeated failure writes nothing)."""
 
 
 @dataclass(frozen=True)
