@@ -332,8 +332,11 @@ class VibeAppReconciler:
         if plan is None:
             return inp
         result = self.generator.result(plan.key)
-        # Woken by the budget's waiting line: ask again now, not at the poll.
-        woken = self.generator.take_wake(plan.key)
+        # Woken by the budget's waiting line: ask again now, not at the poll. A wake that came
+        # before the refusal it answers was folded in stays for the next reconcile, which the
+        # folding-in requeues at once (taken now, it would be lost and the app would sleep
+        # until its poll, minutes later).
+        woken = result is None and self.generator.take_wake(plan.key)
         key, retry_at = self.retry_at.get(context.uid, ("", None))
         attempt = AttemptState(
             result,

@@ -31,6 +31,7 @@ class FakeGenerator:
     def __init__(self) -> None:
         self.submitted: list[Job] = []
         self.results: dict[str, Result] = {}
+        self.woken: set[str] = set()
         self.busy = False
 
     def result(self, key: str) -> Result | None:
@@ -40,6 +41,9 @@ class FakeGenerator:
         return any(job.key == key for job in self.submitted)
 
     def take_wake(self, key: str) -> bool:
+        if key in self.woken:
+            self.woken.discard(key)
+            return True
         return False
 
     def submit(self, job: Job, done: Any) -> None:
@@ -582,3 +586,23 @@ def test_a_failure_that_comes_back_the_same_changes_nothing_while_it_is_retried(
     refused = harness.reconcile(spec, waiting.fields)
     assert refused.fields["generation"]["reason"] == "BudgetExceeded"
     assert refused.fields["phase"] == "BudgetExceeded"
+
+
+def test_a_wake_that_comes_with_the_refusal_it_answers_retries_at_once() -> None:
+    """The budget's waiting line can wake an attempt (another app settled) before the app's
+    reconcile has folded in that attempt's refusal: the wake must outlive the folding-in, or
+    the app sleeps until its poll (CI: a security fixture waited 240 s for such an app)."""
+    harness = Harness(preview_activity_poll=False)
+    spec = {"prompts": ["x"]}
+    started = harness.reconcile(spec).fields
+    key = f"{UID}:1:0"
+    refusal = Result("refused", "BudgetExceeded", "waiting for headroom", retry_after=120.0)
+    harness.generator.results[key] = refusal
+    harness.generator.woken.add(key)  # the ledger had room again by the time it was read
+    harness.generator.submitted.clear()  # the refused attempt finished
+    refused = harness.reconcile(spec, started)
+    assert refused.fields["generation"]["reason"] == "BudgetExceeded"
+    retried = harness.reconcile(spec, refused.fields)  # the fold-in's immediate requeue
+    [job] = harness.generator.submitted  # asked again now, not at the 120 s poll
+    assert job.key == key
+    assert retried.fields["generation"]["key"] == key
