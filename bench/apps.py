@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -351,7 +352,17 @@ def main() -> None:
         "nodes": node_count,
         "warm_pool": args.warm_pool,
     }
+    finished = False
+
+    def scratch_done() -> None:
+        """Logs are kept only when the run failed (the disk is shared)."""
+        if finished:
+            shutil.rmtree(scratch, ignore_errors=True)
+        else:
+            print(f"logs kept in {scratch}", file=sys.stderr)
+
     with ExitStack() as stack:
+        stack.callback(scratch_done)  # last: after every process writing there has stopped
         port = stack.enter_context(model_server(scratch / "modelserver.log"))
         nodes = stack.enter_context(kwok_nodes(local, node_count, scratch / "kwok.log"))
         wait(lambda: nodes_ready(local, nodes), 60, "KWOK nodes Ready")
@@ -438,6 +449,7 @@ def main() -> None:
         settle_namespaces(core, "this run's")
         if args.json:
             args.json.write_text(json.dumps(figures, indent=2))
+        finished = True
 
 
 READS = {"get", "list", "watch"}
