@@ -108,14 +108,28 @@ def revisions_in_s3(
     app: ChaosApp, body: Mapping[str, Any], store: ObjectStore, bucket: str
 ) -> list[str]:
     """No lost revision: every revision with a bundle has it in S3 under the sha256 status
-    names, and the app's revision index in S3 lists exactly those revisions."""
+    names, and the app's revision index in S3 lists exactly those revisions with a bundle.
+    The index also keeps answers that ended an attempt without files (declined, cut off,
+    failed validation: indexed before they are settled, so a rerun never charges them
+    twice); each of those must be a failed revision of the status."""
     problems = []
     where = f"{app.namespace}/{app.name}"
     revisions = (body.get("status") or {}).get("revisions") or []
     bundled = {int(r["number"]): r for r in revisions if r.get("sha256")}
-    index = {int(e["number"]): e for e in store.read_index(app.workspace, app.uid)}
-    if sorted(index) != sorted(bundled):
-        problems.append(f"{where}: S3's index has {sorted(index)}, status {sorted(bundled)}")
+    failed = {int(r["number"]) for r in revisions if not r.get("sha256")}
+    entries = store.read_index(app.workspace, app.uid)
+    index = {int(e["number"]): e for e in entries}
+    indexed = {number for number, e in index.items() if e.get("sha256")}
+    if sorted(indexed) != sorted(bundled):
+        problems.append(
+            f"{where}: S3's index has bundles of {sorted(indexed)}, status {sorted(bundled)}"
+        )
+    unknown = {number for number, e in index.items() if not e.get("sha256")} - failed
+    if unknown:
+        problems.append(
+            f"{where}: S3's index has answers without files for {sorted(unknown)}, which the "
+            f"status does not list as failed revisions"
+        )
     for number, revision in bundled.items():
         key = bundle_key(app.workspace, app.uid, revision["sha256"])
         if revision.get("artifactUri") != f"s3://{bucket}/{key}":

@@ -121,6 +121,20 @@ def test_a_lost_or_changed_bundle_is_found() -> None:
     assert revisions_in_s3(APP, body, FakeStore(objects, index[:1]), "b")  # type: ignore[arg-type]
 
 
+def test_an_indexed_answer_without_files_must_be_a_failed_revision() -> None:
+    # Revision 1's answer had no files (the model answered in words): the generator indexes
+    # it before settling, and the status lists it as failed; revision 2 has a bundle.
+    revisions = [_revision(1, bundle=False), _revision(2)]
+    body = _app(revisions)
+    sha = revisions[1]["sha256"]
+    objects = {bundle_key("x", "u1", sha): b"bundle 2"}
+    index = [{"number": 1, "validation": "Failed"}, {"number": 2, "sha256": sha}]
+    assert revisions_in_s3(APP, body, FakeStore(objects, index), "b") == []  # type: ignore[arg-type]
+    # An indexed answer the status does not know as failed is a lost or wrong record.
+    both_bundled = _app([_revision(2)])
+    assert revisions_in_s3(APP, both_bundled, FakeStore(objects, index), "b")  # type: ignore[arg-type]
+
+
 def _ledger(tokens: int, money: str, done: list[str], reserved: tuple[str, ...] = ()) -> Ledger:
     return Ledger(
         "x",
