@@ -228,6 +228,7 @@ class VibeAppReconciler:
     def __call__(self, context: Context) -> Outcome:
         inp = self._gather(context)
         if inp.deleting:
+            self.retry_at.pop(inp.uid, None)  # a deleted app's retry time is nobody's
             return self._delete(inp)
         blocked = decide.blocked(inp)
         if blocked is not None:
