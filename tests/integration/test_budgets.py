@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -140,6 +140,8 @@ def _settled(api: ApiClient, scenario: Scenario) -> dict[str, str] | None:
     ledger = scenario.ledger.latest()
     if ledger.get("reservations"):
         return None
+    if _cost_recorded(apps.values()) != _money(ledger):
+        return None  # a settle the app's status does not hold yet (it is written just after)
     if "waiting" in outcomes.values():
         workspace = _workspace(api, scenario.workspace)
         exceeded = find_condition(workspace, "BudgetExceeded") or {}
@@ -153,10 +155,14 @@ def _settled(api: ApiClient, scenario: Scenario) -> dict[str, str] | None:
 
 def _recorded(api: ApiClient, scenario: Scenario) -> Decimal:
     """What the apps' revisions record as charged."""
+    return _cost_recorded(_apps(api, scenario.namespace).values())
+
+
+def _cost_recorded(apps: Iterable[dict[str, Any]]) -> Decimal:
     return sum(
         (
             Decimal(str(revision.get("cost", "0")))
-            for app in _apps(api, scenario.namespace).values()
+            for app in apps
             for revision in (app.get("status") or {}).get("revisions") or []
         ),
         Decimal(0),

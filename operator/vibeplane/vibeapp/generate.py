@@ -244,17 +244,29 @@ class Generator:
     _waiting: dict[str, deque[tuple[Job, Future[Result]]]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _woken: set[str] = field(default_factory=set)
+    _admitted: set[str] = field(default_factory=set)
+    """Running attempts the ledger granted (past the budget's check, calling models)."""
+    _on_admitted: dict[str, Callable[[Job], None]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="generate")
 
-    def submit(self, job: Job, done: Callable[[Job], None]) -> None:
-        """Start `job` unless the same attempt is already running (or waiting) here."""
+    def submit(
+        self,
+        job: Job,
+        done: Callable[[Job], None],
+        admitted: Callable[[Job], None] | None = None,
+    ) -> None:
+        """Start `job` unless the same attempt is already running (or waiting) here. `done`
+        is called when it finished; `admitted`, if given, once the ledger granted it (a retry
+        of a refused attempt says so then: its status said BudgetExceeded until now)."""
         with self._lock:
             if job.key in self._running:
                 return
             future: Future[Result] = Future()
             self._running[job.key] = future
+            if admitted is not None:
+                self._on_admitted[job.key] = admitted
             if self._active.get(job.workspace, 0) < self.per_workspace:
                 self._active[job.workspace] = self._active.get(job.workspace, 0) + 1
                 self._start(job, future)
@@ -295,7 +307,7 @@ class Generator:
             future = self._running.get(key)
             if future is None or not future.done():
                 return None
-            del self._running[key]
+            self._forget(key)
         error = future.exception()
         if error is not None:
             log.error("generation %s failed", key, exc_info=error)
@@ -336,8 +348,26 @@ class Generator:
             for key in [k for k, future in self._running.items() if k.startswith(prefix)]:
                 if not self._running[key].done():
                     return True
-                del self._running[key]
+                self._forget(key)
             return False
+
+    def admitted(self, key: str) -> bool:
+        """Whether the running attempt `key` got its grant from the ledger."""
+        with self._lock:
+            return key in self._admitted
+
+    def _forget(self, key: str) -> None:
+        """Drop a finished attempt (the lock is held)."""
+        del self._running[key]
+        self._admitted.discard(key)
+        self._on_admitted.pop(key, None)
+
+    def _admit(self, job: Job) -> None:
+        with self._lock:
+            self._admitted.add(job.key)
+            tell = self._on_admitted.pop(job.key, None)
+        if tell is not None:
+            tell(job)
 
     # ---- one attempt ---------------------------------------------------------------------
 
@@ -359,6 +389,7 @@ class Generator:
         grant = self._reserve(job, conversation.messages)
         if isinstance(grant, Result):
             return grant
+        self._admit(job)
         return self._call_models(Attempt(job, conversation, grant))
 
     def _conversation(self, job: Job) -> Conversation:

@@ -243,7 +243,10 @@ class VibeAppReconciler:
             else:
                 self.retry_at.pop(inp.uid, None)
         if step.submit is not None:
-            self._submit(inp, step.submit)
+            # A retry of a budget refusal keeps its status until the ledger grants it: then
+            # the app is reconciled at once to say it generates.
+            refused = (step.in_flight or {}).get("reason") == "BudgetExceeded"
+            self._submit(inp, step.submit, refused=refused)
         # A generation running now (not one waiting out a failure: no sandbox meanwhile).
         coming = (
             step.in_flight is not None
@@ -341,9 +344,10 @@ class VibeAppReconciler:
         key, retry_at = self.retry_at.get(context.uid, ("", None))
         attempt = AttemptState(
             result,
-            self.generator.running(plan.key),
-            woken,
-            retry_at if key == plan.key else None,
+            running=self.generator.running(plan.key),
+            admitted=self.generator.admitted(plan.key),
+            woken=woken,
+            retry_at=retry_at if key == plan.key else None,
         )
         return replace(inp, attempt=attempt)
 
@@ -371,10 +375,11 @@ class VibeAppReconciler:
 
     # ---- generation ----------------------------------------------------------------------
 
-    def _submit(self, inp: AppInput, plan: AttemptPlan) -> None:
-        self.generator.submit(
-            self._job(inp, plan), lambda job: self.enqueue(ObjectKey(job.namespace, job.app))
-        )
+    def _submit(self, inp: AppInput, plan: AttemptPlan, refused: bool = False) -> None:
+        def requeue(job: Job) -> None:
+            self.enqueue(ObjectKey(job.namespace, job.app))
+
+        self.generator.submit(self._job(inp, plan), requeue, requeue if refused else None)
 
     def _job(self, inp: AppInput, plan: AttemptPlan) -> Job:
         workspace = inp.workspace

@@ -53,7 +53,10 @@ class FakeGenerator:
     def take_wake(self, key: str) -> bool:
         return False
 
-    def submit(self, job: Any, done: Any) -> None:
+    def admitted(self, key: str) -> bool:
+        return False
+
+    def submit(self, job: Any, done: Any, admitted: Any = None) -> None:
         self.submitted.append(job)
 
 

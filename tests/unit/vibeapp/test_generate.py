@@ -280,3 +280,31 @@ def test_an_answer_without_files_is_charged_once_across_a_crash_before_the_statu
     ledger = ledgers.read("team", "uid-team", "Monthly")
     assert list(ledger.done) == [attempt.key]
     assert ledger.settled.tokens == 840
+
+
+def test_a_granted_attempt_says_so_once_and_a_refused_one_never() -> None:
+    """The ledger's grant is news for an app whose status says the budget refused it: the
+    Generator tells it once, when the reservation is made, and forgets it with the result."""
+    ledgers, store = MemoryLedgers(), MemoryStore()
+    with model_answering("No files today.") as (url, _):
+        target = ModelTarget("builtin", url, "builtin", None, {}, 8192, "default")
+        pool = Generator(ledgers, store, FileLimits(), warn=lambda *_: None)  # type: ignore[arg-type]
+        told: list[str] = []
+        finished = threading.Event()
+        poor = replace(job("team", "poor"), models=(target,), limits=Limits(tokens=10))
+        pool.submit(poor, lambda _: finished.set(), lambda j: told.append(j.app))
+        assert finished.wait(10)
+        assert told == []
+        assert not pool.admitted(poor.key)
+        refused = pool.result(poor.key)
+        assert refused is not None
+        assert refused.outcome == "refused"
+        finished.clear()
+        granted = replace(job("team", "rich"), models=(target,))
+        pool.submit(granted, lambda _: finished.set(), lambda j: told.append(j.app))
+        assert finished.wait(10)
+        pool._pool.shutdown(wait=True)
+    assert told == ["rich"]
+    assert pool.admitted(granted.key)
+    assert pool.result(granted.key) is not None
+    assert not pool.admitted(granted.key)  # forgotten with its result

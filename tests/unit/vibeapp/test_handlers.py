@@ -32,6 +32,8 @@ class FakeGenerator:
         self.submitted: list[Job] = []
         self.results: dict[str, Result] = {}
         self.woken: set[str] = set()
+        self.granted: set[str] = set()
+        self.on_granted: dict[str, Any] = {}
         self.busy = False
 
     def result(self, key: str) -> Result | None:
@@ -46,8 +48,20 @@ class FakeGenerator:
             return True
         return False
 
-    def submit(self, job: Job, done: Any) -> None:
+    def admitted(self, key: str) -> bool:
+        return key in self.granted
+
+    def grant(self, key: str) -> None:
+        """The ledger grants the running attempt `key`, as `Generator._admit` does."""
+        self.granted.add(key)
+        job = next(job for job in self.submitted if job.key == key)
+        if key in self.on_granted:
+            self.on_granted.pop(key)(job)
+
+    def submit(self, job: Job, done: Any, admitted: Any = None) -> None:
         self.submitted.append(job)
+        if admitted is not None:
+            self.on_granted[job.key] = admitted
 
     def app_busy(self, app_uid: str) -> bool:
         return self.busy
@@ -606,3 +620,52 @@ def test_a_wake_that_comes_with_the_refusal_it_answers_retries_at_once() -> None
     [job] = harness.generator.submitted  # asked again now, not at the 120 s poll
     assert job.key == key
     assert retried.fields["generation"]["key"] == key
+
+
+def test_a_refused_app_says_it_generates_once_the_ledger_grants_its_retry() -> None:
+    """A retry of a budget refusal keeps BudgetExceeded while the ledger may refuse it again
+    (no write), but once granted it is generating and charged: the app is requeued at once and
+    says Generating with BudgetOK True (CI stop 19: an app still said BudgetExceeded while its
+    granted retry was charged, and looked like one left waiting)."""
+    harness = Harness(preview_activity_poll=False)
+    spec = {"prompts": ["x"]}
+    started = harness.reconcile(spec).fields
+    key = f"{UID}:1:0"
+    refusal = Result("refused", "BudgetExceeded", "waiting for headroom", retry_after=120.0)
+    harness.generator.results[key] = refusal
+    harness.generator.submitted.clear()  # the refused attempt finished
+    refused = harness.reconcile(spec, started)
+    assert refused.fields["phase"] == "BudgetExceeded"
+    harness.generator.woken.add(key)  # another app gave budget back
+    retrying = harness.reconcile(spec, refused.fields)
+    [job] = harness.generator.submitted
+    assert job.key == key
+    # Not granted yet: the status stays as it was (a refusal again would change nothing).
+    assert (retrying.fields, retrying.conditions) == (refused.fields, refused.conditions)
+    harness.requeued.clear()
+    harness.generator.grant(key)
+    assert harness.requeued == [ObjectKey(NAMESPACE, "app")]
+    generating = harness.reconcile(spec, refused.fields)
+    assert generating.fields["phase"] == "Generating"
+    assert generating.fields["generation"]["key"] == key
+    assert "reason" not in generating.fields["generation"]
+    budget_ok = next(c for c in generating.conditions if c.type == "BudgetOK")
+    assert budget_ok.status == "True"
+    assert len(harness.generator.submitted) == 1  # the granted attempt is not started again
+
+
+def test_a_retry_of_another_failure_keeps_its_reason_while_it_runs() -> None:
+    """Only a budget refusal is answered by the ledger's grant: a retry after NoModelAvailable
+    passes the budget too, and says nothing new until a model answers (no write per retry)."""
+    harness = Harness(preview_activity_poll=False)
+    spec = {"prompts": ["x"]}
+    started = harness.reconcile(spec).fields
+    key = f"{UID}:1:0"
+    harness.generator.results[key] = Result("failed", "NoModelAvailable", "no", retry_after=10.0)
+    harness.generator.submitted.clear()
+    waiting = harness.reconcile(spec, started)
+    harness.clock.advance(11)
+    harness.reconcile(spec, waiting.fields)
+    harness.generator.grant(key)
+    retrying = harness.reconcile(spec, waiting.fields)
+    assert (retrying.fields, retrying.conditions) == (waiting.fields, waiting.conditions)

@@ -15,6 +15,7 @@ from vibeplane.vibeapp import desired
 from vibeplane.vibeapp.decide.inputs import (
     AppInput,
     AttemptResult,
+    AttemptState,
     Revision,
     remaining,
 )
@@ -113,7 +114,12 @@ def generation_step(inp: AppInput) -> GenerationStep:
     if not inp.attempt.woken:
         not_before = (in_flight or {}).get("notBefore")
         wait = max(remaining(not_before, inp.now), remaining(inp.attempt.retry_at, inp.now))
-    if in_flight and in_flight.get("reason") and (wait > 0 or in_flight.get("key") == plan.key):
+    if (
+        in_flight
+        and in_flight.get("reason")
+        and not granted(in_flight, inp.attempt)
+        and (wait > 0 or in_flight.get("key") == plan.key)
+    ):
         # Waiting out a failure (the budget refused, no model may serve): the status says
         # why until the outcome changes, also while the retry runs, so a retry that fails
         # the same way writes nothing (and prepares no sandbox: nothing is being generated).
@@ -139,6 +145,14 @@ def generation_step(inp: AppInput) -> GenerationStep:
     generated = ConditionSpec("Generated", "False", "Generating", message)
     submit = None if inp.attempt.running else plan
     return _budget(GenerationStep(revisions, started, generated, WITHIN_BUDGET, submit=submit))
+
+
+def granted(in_flight: Mapping[str, Any], attempt: AttemptState) -> bool:
+    """A retry of a budget refusal that the ledger granted: it generates now, and the status
+    says so (one that still said BudgetExceeded while it was charged looked like an app left
+    waiting). Other failures keep their reason while their retry runs: passing the budget says
+    nothing of whether a model will answer this time."""
+    return attempt.admitted and in_flight.get("reason") == "BudgetExceeded"
 
 
 def _budget(step: GenerationStep) -> GenerationStep:

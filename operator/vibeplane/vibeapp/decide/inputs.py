@@ -64,6 +64,8 @@ class AttemptState:
     result: AttemptResult | None = None
     """Its result, when it finished since the last reconcile (taken once)."""
     running: bool = False
+    admitted: bool = False
+    """Running, and the ledger granted it: no longer waiting on the budget."""
     woken: bool = False
     """The budget's waiting line woke it: a retry is due now, whatever its notBefore said."""
     retry_at: str | None = None
